@@ -1,0 +1,3 @@
+"""imagefactory: layered, cached, verified golden-image builds for KVM."""
+
+__version__ = "0.1.0"

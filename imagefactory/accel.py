@@ -1,0 +1,99 @@
+"""Pick the QEMU accelerator by running a guest, not by looking at /dev/kvm.
+
+On some hosts /dev/kvm exists but guests hang (broken nested virtualisation): firmware may
+even finish POST while a 64-bit kernel never prints a line. So the probe boots a real Linux
+kernel (`-kernel`, no disk) and waits for its first console line; without a kernel at hand it
+falls back to waiting for the firmware to finish POST, and says that this proves less.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagefactory.tools import require
+
+
+@dataclass(frozen=True)
+class AccelChoice:
+    accelerator: str  # "kvm" or "tcg"
+    reason: str
+
+
+def find_probe_kernel(deb_dirs: tuple[Path, ...], scratch: Path) -> Path | None:
+    """A bootable x86-64 kernel: the host's /boot, else one unpacked from a cached kernel .deb."""
+    for candidate in sorted(glob.glob("/boot/vmlinuz-*"), reverse=True):
+        if os.access(candidate, os.R_OK):
+            return Path(candidate)
+    for d in deb_dirs:
+        for deb in sorted(d.glob("linux-image-*.deb"), reverse=True):
+            out = scratch / "vmlinuz"
+            with out.open("wb") as fh:
+                tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)],
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                subprocess.run(["tar", "-xO", "--wildcards", "./boot/vmlinuz-*"],
+                               stdin=tar.stdout, stdout=fh, stderr=subprocess.DEVNULL, check=False)
+                tar.wait()
+            if out.stat().st_size > 0:
+                return out
+    return None
+
+
+def _wait_for(argv: list[str], log: Path, marker: bytes, timeout_s: float) -> tuple[bool, str]:
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if log.exists() and marker in log.read_bytes():
+                return True, ""
+            if proc.poll() is not None:
+                err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")
+                return False, f"qemu -accel kvm exited: {err.strip()[:200]}"
+            time.sleep(0.1)
+        return False, f"no output within {timeout_s:.0f} s"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def probe_kvm(timeout_s: float = 10.0, deb_dirs: tuple[Path, ...] = ()) -> tuple[bool, str]:
+    """(usable, why): whether a KVM guest really runs on this host."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "/dev/kvm is missing or not accessible"
+    qemu = require("qemu-system-x86_64")
+    base = [qemu, "-accel", "kvm", "-display", "none", "-nodefaults", "-no-reboot", "-m", "256"]
+    with tempfile.TemporaryDirectory(prefix="kvm-probe-") as tmp:
+        log = Path(tmp) / "console.log"
+        kernel = find_probe_kernel(deb_dirs, Path(tmp))
+        if kernel is not None:
+            argv = [*base, "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1",
+                    "-serial", f"file:{log}"]
+            ok, why = _wait_for(argv, log, b"Linux version", timeout_s)
+            return ok, ("a KVM guest booted a Linux kernel" if ok
+                        else f"a KVM guest did not start a Linux kernel ({why})")
+        argv = [*base, "-chardev", f"file,id=dbg,path={log}",
+                "-device", "isa-debugcon,iobase=0x402,chardev=dbg"]
+        ok, why = _wait_for(argv, log, b"No bootable device", timeout_s)
+        return ok, ("a KVM guest finished firmware POST (no kernel found for a fuller probe)"
+                    if ok else f"a KVM guest did not finish firmware POST ({why})")
+
+
+@functools.cache
+def choose(setting: str, timeout_s: float = 10.0, deb_dirs: tuple[Path, ...] = ()) -> AccelChoice:
+    """Resolve "auto" | "kvm" | "tcg" to the accelerator to use, warning when falling back."""
+    if setting in ("kvm", "tcg"):
+        return AccelChoice(setting, f"set to {setting} in configuration")
+    ok, why = probe_kvm(timeout_s, deb_dirs)
+    if ok:
+        return AccelChoice("kvm", why)
+    print(f"warning: KVM is not usable ({why}); using TCG software emulation (much slower)",
+          file=sys.stderr)
+    return AccelChoice("tcg", why)

@@ -1,0 +1,53 @@
+"""The build credential: an SSH key pair the factory generates for its own build user.
+
+It never enters the repository or a published image: the root layer authorizes its public
+key, every layer logs in with it, and the seal layer deletes the user and the key. Its
+fingerprint is an input of the root layer, so rotating the key rebuilds the chain.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagefactory.tools import run
+
+
+@dataclass(frozen=True)
+class BuildKey:
+    private: Path
+    public_line: str
+
+    @property
+    def blob(self) -> bytes:
+        """The raw public key blob (what an authorized_keys line encodes in base64)."""
+        return base64.b64decode(self.public_line.split()[1])
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(self.blob).digest()
+        return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def ensure_build_key(keys_dir: Path, comment: str = "imagefactory-build") -> BuildKey:
+    """Load the build key, generating it (ed25519, mode 0600) the first time."""
+    private = keys_dir / "build_ed25519"
+    if not private.is_file():
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        keys_dir.chmod(0o700)
+        tmp = keys_dir / ".build_ed25519.tmp"
+        for stale in (tmp, tmp.with_name(tmp.name + ".pub")):
+            stale.unlink(missing_ok=True)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(tmp)])
+        tmp.with_name(tmp.name + ".pub").rename(private.with_name(private.name + ".pub"))
+        tmp.rename(private)
+    public = private.with_name(private.name + ".pub").read_text().strip()
+    return BuildKey(private, public)
+
+
+def generate_key(path: Path, comment: str) -> BuildKey:
+    """A fresh throwaway key pair (e.g. the verifier's login key)."""
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
+    return BuildKey(path, path.with_name(path.name + ".pub").read_text().strip())

@@ -1,0 +1,100 @@
+"""The local layer cache: one directory per layer key, committed by rename, locked per key.
+
+    <root>/layers/<key>/   image (layer.qcow2, or image.qcow2 for sealed layers),
+                           inputs.json (what the key was computed from), layer.json (facts)
+    <root>/tmp/            build directories in progress (removed on failure or Ctrl-C)
+    <root>/locks/<key>.lock
+    <root>/refs/<family>/<layer>   key last built or used for that family's layer
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from imagefactory.errors import CacheError
+from imagefactory.fsutil import write_atomic, write_json_atomic
+
+LAYER_IMAGE = "layer.qcow2"
+SEALED_IMAGE = "image.qcow2"
+
+
+class LayerCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def entry(self, key: str) -> Path:
+        return self.root / "layers" / key
+
+    def has(self, key: str) -> bool:
+        return (self.entry(key) / "layer.json").is_file()
+
+    def facts(self, key: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.entry(key) / "layer.json").read_text())
+        return data
+
+    def image(self, key: str) -> Path:
+        return self.entry(key) / str(self.facts(key)["image"])
+
+    def inputs(self, key: str) -> dict[str, Any] | None:
+        path = self.entry(key) / "inputs.json"
+        if not path.is_file():
+            return None
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Hold an exclusive lock on one key, so two builds never produce it at once."""
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with (locks / f"{key}.lock").open("a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"waiting for another build of layer {key[:12]} to finish...",
+                      file=sys.stderr)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def staging(self, key: str) -> Iterator[Path]:
+        """A fresh temp directory for building `key`; removed unless committed."""
+        tmp_root = self.root / "tmp"
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.", dir=tmp_root))
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def commit(self, key: str, built: Path, inputs: dict[str, Any], facts: dict[str, Any]) -> Path:
+        """Move a finished build into place. Facts are written last: they mark it complete."""
+        if self.has(key):
+            raise CacheError(f"layer {key} is already in the cache")
+        write_json_atomic(built / "inputs.json", inputs)
+        write_json_atomic(built / "layer.json", facts)
+        dest = self.entry(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():  # leftover of a crash between rename and facts: never complete
+            shutil.rmtree(dest)
+        os.rename(built, dest)
+        return dest
+
+    def ref(self, family: str, layer: str) -> str | None:
+        path = self.root / "refs" / family / layer
+        return path.read_text().strip() if path.is_file() else None
+
+    def set_ref(self, family: str, layer: str, key: str) -> None:
+        write_atomic(self.root / "refs" / family / layer, key + "\n")

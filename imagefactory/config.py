@@ -1,0 +1,276 @@
+"""Load and validate the factory configuration (one YAML file) into frozen dataclasses.
+
+Two passes, every problem collected before anything is reported:
+1. shape: YAML syntax, duplicate keys, JSON Schema (unknown keys are errors);
+2. meaning: references between families, layers, sources and files on disk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from imagefactory.errors import ConfigError, Problem
+
+SCALAR = str | int | bool
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    accelerator: str = "auto"
+    cpus: int = 2
+    memory_mib: int = 1024
+    ssh_timeout: str = "10m"
+    build_user: str = "packer"
+    kvm_probe_timeout_s: float = 10.0
+    compress: bool = True
+
+
+@dataclass(frozen=True)
+class IsoSource:
+    name: str
+    url: str
+    sha256: str
+    os: str = ""
+
+
+@dataclass(frozen=True)
+class StandinSource:
+    """A small Debian guest built from packages on the build host (the CI stand-in for OL8)."""
+
+    name: str
+    suite: str
+    packages: tuple[str, ...]
+    epoch: str
+    disk_size_mib: int = 2048
+    os: str = "debian12"
+
+
+Source = IsoSource | StandinSource
+
+
+@dataclass(frozen=True)
+class LayerDef:
+    name: str
+    description: str = ""
+    source: str | None = None
+    template: Path | None = None
+    scripts: tuple[Path, ...] = ()
+    files: tuple[Path, ...] = ()
+    variables: Mapping[str, SCALAR] = field(default_factory=dict)
+    epoch: str | None = None
+    per_family: bool = False
+    seal: bool = False
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    layers: tuple[str, ...]
+    description: str = ""
+    os: str = ""
+    specs: tuple[Path, ...] = ()  # testinfra spec files the sealed image must pass
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    root: Path  # paths in the file are relative to the directory holding it
+    build: BuildSettings
+    sources: Mapping[str, Source]
+    layers: Mapping[str, LayerDef]
+    families: Mapping[str, Family]
+    store: Mapping[str, Any]
+
+    def family(self, name: str) -> Family:
+        if name not in self.families:
+            known = ", ".join(sorted(self.families)) or "none"
+            problem = Problem(str(self.path), ".families", f"unknown family '{name}'",
+                              f"one of: {known}")
+            raise ConfigError([problem])
+        return self.families[name]
+
+    def relpath(self, path: Path) -> str:
+        """A path as the user wrote it: relative to the config's directory when inside it."""
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys instead of keeping the last one."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}' (line {mark.line + 1})", mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_unique_mapping,
+)
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("imagefactory").joinpath("schemas/factory.schema.json").read_text()
+    doc: dict[str, Any] = json.loads(text)
+    return doc
+
+
+def _yaml_path(parts: Any) -> str:
+    return "." + ".".join(str(p) for p in parts) if parts else "."
+
+
+def _schema_problems(file: str, doc: Any) -> list[Problem]:
+    validator = jsonschema.Draft202012Validator(_schema())
+    problems = []
+    for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+        path = _yaml_path(err.absolute_path)
+        hint = ""
+        if err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            hint = f"known keys here: {', '.join(allowed)}" if allowed else ""
+        elif err.validator == "enum":
+            hint = "allowed: " + ", ".join(map(str, err.validator_value))
+        elif err.validator == "pattern":
+            hint = f"must match {err.validator_value}"
+        problems.append(Problem(file, path, err.message, hint))
+    return problems
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse YAML safely; a syntax error or duplicate key becomes a ConfigError with the line."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), ".", f"cannot read file: {exc.strerror}")]) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "."
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(str(path), where, f"invalid YAML: {problem}")]) from None
+
+
+def load_config(path: Path) -> Config:
+    """Read, validate and model the configuration; raise ConfigError listing every problem."""
+    path = path.resolve() if path.exists() else path
+    doc = read_yaml(path)
+    file = str(path)
+    problems = _schema_problems(file, doc)
+    if problems:
+        raise ConfigError(problems)
+    config = _model(path, doc)
+    problems = _semantic_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _model(path: Path, doc: dict[str, Any]) -> Config:
+    root = path.parent
+    build = BuildSettings(**doc.get("build", {}))
+    sources: dict[str, Source] = {}
+    for name, src in doc["sources"].items():
+        fields = {k: v for k, v in src.items() if k != "kind"}
+        if src["kind"] == "iso":
+            sources[name] = IsoSource(name=name, **fields)
+        else:
+            fields["packages"] = tuple(fields["packages"])
+            sources[name] = StandinSource(name=name, **fields)
+    layers = {}
+    for name, ld in doc["layers"].items():
+        layers[name] = LayerDef(
+            name=name,
+            description=ld.get("description", ""),
+            source=ld.get("source"),
+            template=root / ld["template"] if "template" in ld else None,
+            scripts=tuple(root / s for s in ld.get("scripts", [])),
+            files=tuple(root / f for f in ld.get("files", [])),
+            variables=dict(ld.get("variables", {})),
+            epoch=ld.get("epoch"),
+            per_family=ld.get("per_family", False),
+            seal=ld.get("seal", False),
+        )
+    families = {
+        name: Family(name=name, layers=tuple(f["layers"]), description=f.get("description", ""),
+                     os=f.get("os", ""), specs=tuple(root / p for p in f.get("specs", [])))
+        for name, f in doc["families"].items()
+    }
+    return Config(path, root, build, sources, layers, families, dict(doc.get("store", {})))
+
+
+def _semantic_problems(cfg: Config) -> list[Problem]:
+    file = str(cfg.path)
+    out: list[Problem] = []
+    for layer in cfg.layers.values():
+        where = f".layers.{layer.name}"
+        if layer.source is not None and layer.source not in cfg.sources:
+            known = ", ".join(sorted(cfg.sources))
+            out.append(Problem(file, f"{where}.source", f"unknown source '{layer.source}'",
+                               f"one of: {known}"))
+        src = cfg.sources.get(layer.source or "")
+        if isinstance(src, StandinSource) and (layer.template or layer.scripts):
+            out.append(Problem(file, where, "a stand-in source layer is built without Packer",
+                               "remove template/scripts; add a layer on top of it instead"))
+        if isinstance(src, IsoSource) and layer.template is None:
+            out.append(Problem(file, f"{where}.template", "an ISO install layer needs a template",
+                               "e.g. template: packer/install-ol8.pkr.hcl"))
+        if layer.source is None and not layer.scripts:
+            out.append(Problem(file, f"{where}.scripts", "a layer needs at least one script"))
+        if layer.seal and layer.source is not None:
+            out.append(Problem(file, where, "a seal layer cannot be a root layer"))
+        for kind, paths in (("scripts", layer.scripts), ("files", layer.files)):
+            for i, p in enumerate(paths):
+                if not p.exists():
+                    out.append(Problem(file, f"{where}.{kind}[{i}]",
+                                       f"{cfg.relpath(p)} does not exist"))
+        if layer.template is not None and not layer.template.is_file():
+            out.append(Problem(file, f"{where}.template",
+                               f"{cfg.relpath(layer.template)} does not exist"))
+    for fam in cfg.families.values():
+        where = f".families.{fam.name}.layers"
+        known = ", ".join(sorted(cfg.layers))
+        for i, name in enumerate(fam.layers):
+            if name not in cfg.layers:
+                out.append(Problem(file, f"{where}[{i}]", f"unknown layer '{name}'",
+                                   f"define it under layers: (known: {known})"))
+        for i, p in enumerate(fam.specs):
+            if not p.is_file():
+                out.append(Problem(file, f".families.{fam.name}.specs[{i}]",
+                                   f"{cfg.relpath(p)} does not exist"))
+        if len(set(fam.layers)) != len(fam.layers):
+            out.append(Problem(file, where, "a layer is listed twice"))
+        defs = [cfg.layers[n] for n in fam.layers if n in cfg.layers]
+        if defs and defs[0].source is None:
+            out.append(Problem(file, f"{where}[0]", f"first layer '{defs[0].name}' has no source",
+                               "a family starts from a layer with `source:`"))
+        for i, d in enumerate(defs[1:], start=1):
+            if d.source is not None:
+                out.append(Problem(file, f"{where}[{i}]",
+                                   f"layer '{d.name}' has a source but is not first"))
+        if defs and not defs[-1].seal:
+            out.append(Problem(file, where, f"last layer '{defs[-1].name}' is not a seal layer",
+                               "end the family with a layer that has `seal: true`"))
+        for i, d in enumerate(defs[:-1]):
+            if d.seal:
+                out.append(Problem(file, f"{where}[{i}]", f"seal layer '{d.name}' must be last"))
+    return out

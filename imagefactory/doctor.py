@@ -1,0 +1,54 @@
+"""Check a build host's prerequisites and say how to install whatever is missing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagefactory import accel, tools
+from imagefactory.errors import FactoryError
+
+REQUIRED = ("packer", "qemu-system-x86_64", "qemu-img", "ssh-keygen", "git")
+STANDIN = ("mmdebstrap", "mkfs.vfat", "mcopy", "syslinux", "sfdisk", "mkfs.ext4")
+CHECKS = ("ksvalidator", "oscap")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+def _tool(name: str, required: bool) -> Check:
+    path = tools.which(name)
+    if path is None:
+        return Check(name, False, f"missing: {tools.INSTALL_HINTS.get(name, name)}", required)
+    try:
+        return Check(name, True, f"{tools.version(name)} ({path})", required)
+    except FactoryError:
+        return Check(name, True, path, required)
+
+
+def run_checks(artifacts: Path, accelerator: str = "auto", probe_timeout_s: float = 10.0,
+               store_check: tuple[str, bool, str] | None = None) -> list[Check]:
+    """Every prerequisite with its state; nothing is installed or changed."""
+    checks = [_tool(n, True) for n in REQUIRED]
+    checks += [_tool(n, False) for n in (*STANDIN, *CHECKS)]
+    if tools.which("qemu-system-x86_64"):
+        choice = accel.choose(accelerator, probe_timeout_s, (artifacts / "cache" / "debs",))
+        checks.append(Check("accelerator", True, f"{choice.accelerator}: {choice.reason}"))
+    art_ok = artifacts.exists() or artifacts.parent.exists()
+    checks.append(Check("artifacts", art_ok, str(artifacts.resolve())))
+    if store_check is not None:
+        checks.append(Check(store_check[0], store_check[1], store_check[2]))
+    return checks
+
+
+def render(checks: list[Check]) -> str:
+    lines = []
+    for c in checks:
+        mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
+        lines.append(f"  [{mark}] {c.name:<20} {c.detail}")
+    return "\n".join(lines)

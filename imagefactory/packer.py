@@ -1,0 +1,117 @@
+"""Run one Packer build for one layer: render its var file, stream progress, clean up.
+
+Packer runs in its own process group so that Ctrl-C, a failure or a timeout always takes the
+QEMU it started down with it. Its machine-readable output is kept whole in a log file; the
+terminal gets one short line per step and, on failure, the last lines of the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imagefactory.errors import BuildError
+from imagefactory.tools import require
+
+FILES_TARGET = "/var/tmp/imagefactory-files"
+_STEP_PREFIX = "==> "
+
+
+@dataclass(frozen=True)
+class PackerRun:
+    template: Path
+    variables: dict[str, Any]
+    workdir: Path  # scratch: var file, TMPDIR, packer cache
+    log: Path
+    serial_log: Path
+    ssh_timeout: str
+
+
+def _decode(field: str) -> str:
+    return field.replace("%!(PACKER_COMMA)", ",").replace("\\n", "\n").replace("\\r", "")
+
+
+def _ui_text(line: str) -> tuple[str, str] | None:
+    """(kind, text) of a machine-readable `ui` line, else None."""
+    parts = line.rstrip("\n").split(",", 4)
+    if len(parts) == 5 and parts[2] == "ui":
+        return parts[3], _decode(parts[4])
+    return None
+
+
+def build(run: PackerRun, on_step: Callable[[str], None] | None = None) -> None:
+    """Run `packer build` for one layer; raise BuildError (with the log tail) if it fails."""
+    packer = require("packer")
+    run.workdir.mkdir(parents=True, exist_ok=True)
+    var_file = run.workdir / "layer.pkrvars.json"
+    var_file.write_text(json.dumps(run.variables, indent=2) + "\n")
+    env = {
+        **os.environ,
+        "TMPDIR": str(run.workdir),
+        "PACKER_CACHE_DIR": str(run.workdir / "packer_cache"),
+        "CHECKPOINT_DISABLE": "1",  # no version check calls home from a build host
+        "PACKER_NO_COLOR": "1",
+    }
+    argv = [packer, "build", "-machine-readable", "-on-error=cleanup",
+            f"-var-file={var_file}", str(run.template)]
+    tail: list[str] = []
+    with run.log.open("a") as log:
+        log.write(f"$ {' '.join(argv)}\n")
+        log.flush()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, env=env,
+                                start_new_session=True)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                ui = _ui_text(line)
+                if ui is None:
+                    continue
+                text = ui[1].strip()
+                tail = (tail + text.splitlines())[-25:]
+                if on_step and ui[0] == "say" and text.startswith(_STEP_PREFIX):
+                    on_step(text[len(_STEP_PREFIX):].split(": ", 1)[-1])
+            code = proc.wait()
+        except BaseException:
+            _stop_group(proc)
+            raise
+    if code != 0:
+        raise BuildError(_failure_message(run, code, tail))
+
+
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    """Interrupt Packer and everything it started; kill what does not stop in time."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _failure_message(run: PackerRun, code: int, tail: list[str]) -> str:
+    text = "\n".join(tail)
+    if "Timeout waiting for SSH" in text:
+        head = (f"no SSH connection to the build VM within ssh_timeout={run.ssh_timeout}; "
+                f"the guest's console is in {run.serial_log}")
+    elif "Script exited with non-zero exit status" in text or "non-zero exit status" in text:
+        head = "a provisioner script of this layer failed"
+    else:
+        head = f"packer exited with status {code}"
+    shown = "\n".join(f"    {line}" for line in tail[-15:])
+    return f"{head}\n  last lines of {run.log}:\n{shown}"
+

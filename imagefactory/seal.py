@@ -1,0 +1,52 @@
+"""Finish a sealed layer on the host: flatten to one standalone qcow2 and check it for leaks.
+
+The in-guest half of sealing (host keys, machine-id, build user, logs, caches) is done by the
+seal layer's scripts; this half makes the image independent of the cache (no backing file)
+and refuses to produce it if the build credential can still be found in its bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from imagefactory.errors import BuildError
+from imagefactory.tools import run
+
+_SCAN_CHUNK = 16 * 1024 * 1024
+
+
+def image_info(path: Path) -> dict[str, Any]:
+    info: dict[str, Any] = json.loads(
+        run(["qemu-img", "info", "--output=json", str(path)]).stdout
+    )
+    return info
+
+
+def flatten(overlay: Path, out: Path, *, compress: bool) -> None:
+    """Write `overlay` and its whole backing chain as one qcow2 with no backing file."""
+    argv = ["qemu-img", "convert", "-O", "qcow2", *(["-c"] if compress else []),
+            str(overlay), str(out)]
+    run(argv)
+    if "backing-filename" in image_info(out):
+        raise BuildError(f"{out} still has a backing file after flattening")
+
+
+def find_secret(image: Path, needles: dict[str, bytes], scratch: Path) -> list[str]:
+    """Names of the needles whose bytes occur anywhere in the image's guest-visible data."""
+    raw = scratch / "scan.raw"
+    run(["qemu-img", "convert", "-O", "raw", str(image), str(raw)])
+    found: set[str] = set()
+    overlap = max(len(n) for n in needles.values()) - 1
+    try:
+        with raw.open("rb") as fh:
+            prev = b""
+            while chunk := fh.read(_SCAN_CHUNK):
+                window = prev + chunk
+                if window.count(0) != len(window):  # skip the many all-zero chunks fast
+                    found.update(name for name, n in needles.items() if n in window)
+                prev = window[-overlap:] if overlap else b""
+    finally:
+        raw.unlink(missing_ok=True)
+    return sorted(found)

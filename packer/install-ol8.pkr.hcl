@@ -1,0 +1,69 @@
+# Install layer: boot the OL8 DVD, feed it the rendered kickstart over Packer's HTTP server,
+# and keep the installed disk as the root layer of both families. The engine renders every
+# variable (imagefactory.install); there is no logic here. Packer 1.6.6 and current Packer.
+packer {
+  required_version = ">= 1.6.6"
+}
+
+variable "iso_path" {
+  type        = string
+  description = "The DVD, already downloaded and verified by the engine."
+}
+variable "iso_sha256" { type = string }
+variable "http_dir" {
+  type        = string
+  description = "Directory holding the rendered kickstart (ol8.ks)."
+}
+variable "output_dir" { type = string }
+variable "vm_name" { type = string }
+variable "accelerator" { type = string }
+variable "cpus" { type = number }
+variable "memory_mib" { type = number }
+variable "disk_size_mib" { type = number }
+variable "ssh_username" { type = string }
+variable "ssh_private_key_file" { type = string }
+variable "ssh_timeout" { type = string }
+variable "serial_log" { type = string }
+
+source "qemu" "install" {
+  iso_url            = var.iso_path
+  iso_checksum       = "sha256:${var.iso_sha256}"
+  http_directory     = var.http_dir
+  disk_size          = "${var.disk_size_mib}M"
+  format             = "qcow2"
+  disk_interface     = "virtio"
+  disk_discard       = "unmap"
+  disk_detect_zeroes = "unmap"
+  disk_cache         = "unsafe"
+  skip_compaction    = true
+  accelerator        = var.accelerator
+  headless           = true
+  cpus               = var.cpus
+  memory             = var.memory_mib
+  net_device         = "virtio-net"
+  output_directory   = var.output_dir
+  vm_name            = var.vm_name
+  # BIOS isolinux menu: leave "Test this media", add the kickstart to the install entry.
+  boot_wait = "10s"
+  boot_command = [
+    "<up><wait><tab> inst.text inst.ks=http://{{ .HTTPIP }}:{{ .HTTPPort }}/ol8.ks<enter><wait>",
+  ]
+  communicator         = "ssh"
+  ssh_username         = var.ssh_username
+  ssh_private_key_file = var.ssh_private_key_file
+  ssh_timeout          = var.ssh_timeout
+  shutdown_command     = "sudo systemctl poweroff"
+  shutdown_timeout     = "5m"
+  qemuargs = [
+    ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
+    ["-serial", "file:${var.serial_log}"],
+  ]
+}
+
+build {
+  sources = ["source.qemu.install"]
+
+  provisioner "shell" {
+    inline = ["cat /etc/oracle-release", "sudo rpm -qa | wc -l"]
+  }
+}

@@ -1,0 +1,171 @@
+"""The whole engine on the Debian stand-in, with real mmdebstrap, Packer and QEMU (TCG here).
+
+Tests run in order and share one workspace: first builds, no-op rebuild, a second family
+sharing layers, verification of the sealed image, a script change, then failures.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from imagefactory import commands
+from imagefactory.build import Artifacts, plan_family
+from imagefactory.cache import LayerCache
+from imagefactory.config import load_config
+from imagefactory.errors import BuildError
+from imagefactory.fsutil import sha256_file
+from imagefactory.seal import image_info
+from imagefactory.verify import verify_image
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cfg_path(ws: Path) -> Path:
+    return ws / "standin.yaml"
+
+
+def art(ws: Path) -> Path:
+    return ws / "artifacts"
+
+
+def cache_listing(ws: Path) -> list[str]:
+    cache = LayerCache(art(ws) / "cache")
+    layers = sorted(p.name for p in (cache.root / "layers").iterdir())
+    leftovers = sorted(p.name for p in (cache.root / "tmp").iterdir())
+    return layers + [f"tmp/{t}" for t in leftovers]
+
+
+def qemu_processes(ws: Path) -> list[str]:
+    out = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if str(ws) in line]
+
+
+def test_first_build_chains_all_layers(workspace: Path) -> None:
+    """A first build makes every layer (base maybe seeded locally), each on its parent."""
+    result = commands.build(cfg_path(workspace), "standin-alpha", art(workspace))
+    assert result.built[-3:] == ("common", "stack-alpha", "seal")
+    cache = LayerCache(art(workspace) / "cache")
+    steps = result.plan.steps
+    for parent, child in zip(steps[:-2], steps[1:-1], strict=True):
+        backing = image_info(cache.image(child.key))["full-backing-filename"]
+        assert Path(backing).resolve() == cache.image(parent.key).resolve()
+
+
+def test_sealed_image_is_standalone_and_described(workspace: Path) -> None:
+    """The sealed qcow2 has no backing file; the manifest gives its sha256 and every key."""
+    out = art(workspace) / "images" / "standin-alpha"
+    image, manifest = out / "standin-alpha.qcow2", json.loads((out / "manifest.json").read_text())
+    assert "backing-filename" not in image_info(image)
+    assert manifest["image"]["sha256"] == sha256_file(image)
+    assert manifest["image"]["size"] == image.stat().st_size
+    plan = plan_family(load_config(cfg_path(workspace)), "standin-alpha", Artifacts(art(workspace)))
+    assert [layer["key"] for layer in manifest["layers"]] == [s.key for s in plan.steps]
+    assert set(manifest["tools"]) == {"packer", "qemu-img", "qemu-system-x86_64"}
+    assert "revision" in manifest["git"] and manifest["build"]["finished"]
+
+
+def test_second_build_is_a_noop(workspace: Path) -> None:
+    """Building an unchanged family builds nothing and keeps the same image."""
+    before = sha256_file(art(workspace) / "images/standin-alpha/standin-alpha.qcow2")
+    result = commands.build(cfg_path(workspace), "standin-alpha", art(workspace))
+    assert result.built == ()
+    assert sha256_file(result.image) == before
+
+
+def test_second_family_reuses_shared_layers(workspace: Path) -> None:
+    """standin-beta builds only its own layers on top of the shared base and common."""
+    result = commands.build(cfg_path(workspace), "standin-beta", art(workspace))
+    assert result.built == ("stack-beta", "seal")
+    text = commands.plan(cfg_path(workspace), "standin-alpha", art(workspace))
+    assert "0 to build" in text
+
+
+def test_sealed_image_passes_its_specs(workspace: Path) -> None:
+    """Booted with a fresh login key, the sealed image passes the seal and family specs."""
+    out = art(workspace) / "images" / "standin-alpha"
+    cfg = load_config(cfg_path(workspace))
+    result = verify_image(out / "standin-alpha.qcow2", out / "manifest.json",
+                          cfg.families["standin-alpha"].specs, art(workspace) / "reports",
+                          accelerator="tcg", label="standin-alpha")
+    assert result.passed, f"specs failed, see {result.report}"
+    assert result.tests >= 10
+    recorded = json.loads((out / "manifest.json").read_text())["verification"]
+    assert recorded["passed"] is True and recorded["tests"] == result.tests
+
+
+def test_script_change_rebuilds_only_downstream(workspace: Path) -> None:
+    """Changing the stack script rebuilds stack-alpha and seal, and the plan says why."""
+    script = workspace / "standin/scripts/stack/10-install-service.sh"
+    script.write_text(script.read_text() + 'echo "stack layer revised"\n')
+    text = commands.plan(cfg_path(workspace), "standin-alpha", art(workspace))
+    assert "standin/scripts/stack/10-install-service.sh changed" in text
+    assert "parent layer stack-alpha changed" in text
+    result = commands.build(cfg_path(workspace), "standin-alpha", art(workspace))
+    assert result.built == ("stack-alpha", "seal")
+
+
+def _broken_config(ws: Path, script_body: str, ssh_timeout: str = "5m") -> Path:
+    script = ws / "standin/scripts/broken/10-fail-on-purpose.sh"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text("#!/bin/bash\nset -euo pipefail\n" + script_body)
+    text = cfg_path(ws).read_text().replace("ssh_timeout: 5m", f"ssh_timeout: {ssh_timeout}")
+    text = text.replace("families:\n", "families:\n  standin-broken:\n"
+                        "    layers: [base, common, broken, seal]\n", 1)
+    text = text.replace("layers:\n  base:", "layers:\n  broken:\n"
+                        "    scripts: [standin/scripts/broken/10-fail-on-purpose.sh]\n  base:", 1)
+    path = ws / "broken.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_failing_script_leaves_cache_unchanged(workspace: Path) -> None:
+    """A layer script exiting non-zero fails the build clearly; cache and processes are clean."""
+    before = cache_listing(workspace)
+    config = _broken_config(workspace, 'echo "about to fail"; exit 3\n')
+    with pytest.raises(BuildError, match="provisioner script of this layer failed") as info:
+        commands.build(config, "standin-broken", art(workspace))
+    assert "about to fail" in str(info.value)
+    assert cache_listing(workspace) == before
+    assert qemu_processes(workspace) == []
+
+
+def test_no_ssh_within_timeout_is_clear(workspace: Path) -> None:
+    """An SSH timeout names the setting and the guest console log, and changes nothing."""
+    before = cache_listing(workspace)
+    config = _broken_config(workspace, "echo unreachable\n", ssh_timeout="3s")
+    with pytest.raises(BuildError, match=r"no SSH connection .* ssh_timeout=3s.*serial\.log"):
+        commands.build(config, "standin-broken", art(workspace))
+    assert cache_listing(workspace) == before
+    assert qemu_processes(workspace) == []
+
+
+def test_ctrl_c_leaves_no_partial_entry_or_qemu(workspace: Path) -> None:
+    """SIGINT during a layer build exits 130, removes the temp build and stops QEMU."""
+    before = cache_listing(workspace)
+    config = _broken_config(workspace, "sleep 600\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "-r", str(REPO), "build", "--family=standin-broken",
+         f"--config={config}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=workspace,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:
+        if "Provisioning with shell script" in line and "fail-on-purpose" in line:
+            break
+        assert time.monotonic() < deadline, "the broken layer never started provisioning"
+    assert qemu_processes(workspace), "QEMU should be running mid-build"
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, rest
+    assert "interrupted" in rest
+    assert cache_listing(workspace) == before
+    assert qemu_processes(workspace) == []

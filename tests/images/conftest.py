@@ -1,0 +1,1 @@
+"""Specs run against a booted image (imagefactory.verify passes --hosts); never collected alone."""

@@ -1,0 +1,14 @@
+"""CIS 1.x items covered by hardening/scripts (checked on the booted image)."""
+
+import pytest
+
+pytestmark = pytest.mark.image
+
+
+def test_1_1_1_3_udf_module_disabled(host):
+    """The udf module is disabled in modprobe.d and not loaded."""
+    conf = host.file("/etc/modprobe.d/cis-udf.conf")
+    assert conf.contains("^install udf /bin/false$")
+    assert conf.contains("^blacklist udf$")
+    assert "install /bin/false" in host.run("modprobe -n -v udf").stdout
+    assert not host.run("grep -q '^udf ' /proc/modules").succeeded

@@ -1,0 +1,107 @@
+"""Cache commits are all-or-nothing and locked per key; tool failures are clear."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from imagefactory import packer
+from imagefactory.cache import LayerCache
+from imagefactory.errors import BuildError, CacheError, MissingToolError, ToolError
+from imagefactory.tools import require, run
+
+
+def test_staging_is_removed_when_build_fails(tmp_path: Path) -> None:
+    cache = LayerCache(tmp_path)
+    with pytest.raises(RuntimeError), cache.staging("k" * 64) as tmp:
+        (tmp / "half.qcow2").write_bytes(b"partial")
+        raise RuntimeError("packer failed")
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not cache.has("k" * 64)
+
+
+def test_commit_writes_facts_last_and_refuses_twice(tmp_path: Path) -> None:
+    cache = LayerCache(tmp_path)
+    with cache.staging("a" * 64) as tmp:
+        (tmp / "layer.qcow2").write_bytes(b"img")
+        cache.commit("a" * 64, tmp, {"name": "x"}, {"image": "layer.qcow2"})
+    assert cache.has("a" * 64) and cache.inputs("a" * 64) == {"name": "x"}
+    with pytest.raises(CacheError), cache.staging("a" * 64) as tmp:
+        cache.commit("a" * 64, tmp, {}, {"image": "layer.qcow2"})
+
+
+def _hold_lock(root: str, key: str, held: multiprocessing.synchronize.Event) -> None:
+    with LayerCache(Path(root)).lock(key):
+        held.set()
+        time.sleep(1.5)
+
+
+def test_lock_serialises_builds_of_one_key(tmp_path: Path) -> None:
+    held = multiprocessing.Event()
+    other = multiprocessing.Process(target=_hold_lock, args=(str(tmp_path), "k", held))
+    other.start()
+    assert held.wait(10)
+    start = time.monotonic()
+    with LayerCache(tmp_path).lock("k"):
+        waited = time.monotonic() - start
+    other.join()
+    assert waited > 0.5
+
+
+def test_missing_tool_names_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    with pytest.raises(MissingToolError, match="apt-get install packer"):
+        require("packer")
+
+
+def _fake_tool(bin_dir: Path, name: str, body: str) -> None:
+    path = bin_dir / name
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def test_failed_command_shows_argv_code_and_tail(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_tool(tmp_path, "qemu-img", 'echo "could not open disk" >&2; exit 7')
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with pytest.raises(ToolError) as info:
+        run(["qemu-img", "info", "x.qcow2"])
+    text = str(info.value)
+    assert "exit 7" in text and "qemu-img info x.qcow2" in text and "could not open" in text
+
+
+def test_packer_failure_message_names_script_and_log(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provisioner failure (fake packer printing machine-readable lines) becomes BuildError."""
+    _fake_tool(tmp_path, "packer", "\n".join([
+        "echo '1,,ui,say,==> qemu.layer: Provisioning with shell script: 10-x.sh'",
+        "echo '1,,ui,message,    qemu.layer: boom%!(PACKER_COMMA) it broke'",
+        "echo '1,,ui,error,Script exited with non-zero exit status: 3'",
+        "exit 1",
+    ]))
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    steps: list[str] = []
+    run_ = packer.PackerRun(tmp_path / "t.pkr.hcl", {"a": 1}, tmp_path / "w", tmp_path / "l.log",
+                            tmp_path / "serial.log", "5m")
+    with pytest.raises(BuildError) as info:
+        packer.build(run_, on_step=steps.append)
+    text = str(info.value)
+    assert "provisioner script of this layer failed" in text
+    assert "boom, it broke" in text and str(tmp_path / "l.log") in text
+    assert steps == ["Provisioning with shell script: 10-x.sh"]
+    assert "Script exited" in (tmp_path / "l.log").read_text()
+
+
+def test_packer_ssh_timeout_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_tool(tmp_path, "packer", "echo '1,,ui,error,Timeout waiting for SSH.'; exit 1")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    run_ = packer.PackerRun(tmp_path / "t.pkr.hcl", {}, tmp_path / "w", tmp_path / "l.log",
+                            tmp_path / "serial.log", "3m")
+    with pytest.raises(BuildError, match=r"no SSH connection .* ssh_timeout=3m.*serial\.log"):
+        packer.build(run_)

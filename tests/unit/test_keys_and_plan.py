@@ -1,0 +1,135 @@
+"""Layer keys and plans: keys follow inputs, plans explain what changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagefactory import tools
+from imagefactory.buildkey import ensure_build_key
+from imagefactory.cache import LayerCache
+from imagefactory.config import load_config
+from imagefactory.keys import explain, layer_key, tree_digest
+from imagefactory.plan import make_plan
+from tests.conftest import require_tool
+
+CONFIG = """
+version: 1
+sources:
+  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
+layers:
+  base: {source: deb}
+  common: {scripts: [s/10-do-common.sh]}
+  a: {scripts: [s/10-do-a.sh], variables: {IF_X: "1"}}
+  b: {scripts: [s/10-do-b.sh]}
+  seal: {scripts: [s/10-do-seal.sh], seal: true, per_family: true}
+families:
+  fa: {layers: [base, common, a, seal]}
+  fb: {layers: [base, common, b, seal]}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    require_tool("packer", "qemu-img", "qemu-system-x86_64", "mmdebstrap", "ssh-keygen")
+    (tmp_path / "s").mkdir()
+    for name in ("common", "a", "b", "seal"):
+        (tmp_path / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")
+    (tmp_path / "f.yaml").write_text(CONFIG)
+    return tmp_path
+
+
+def plan_of(project: Path, family: str = "fa"):  # type: ignore[no-untyped-def]
+    cfg = load_config(project / "f.yaml")
+    key = ensure_build_key(project / "keys")
+    return make_plan(cfg, family, LayerCache(project / "cache"), key)
+
+
+def fake_commit(project: Path, plan) -> None:  # type: ignore[no-untyped-def]
+    cache = LayerCache(project / "cache")
+    for step in plan.steps:
+        built = project / f"built-{step.short}"
+        built.mkdir()
+        (built / "layer.qcow2").write_bytes(b"x")
+        cache.commit(step.key, built, step.inputs, {"image": "layer.qcow2"})
+        cache.set_ref(plan.family.name, step.layer.name, step.key)
+
+
+def test_keys_are_stable(project: Path) -> None:
+    assert [s.key for s in plan_of(project).steps] == [s.key for s in plan_of(project).steps]
+
+
+def test_families_share_common_prefix_keys(project: Path) -> None:
+    fa, fb = plan_of(project, "fa"), plan_of(project, "fb")
+    assert [s.key for s in fa.steps[:2]] == [s.key for s in fb.steps[:2]]
+    assert fa.steps[2].key != fb.steps[2].key
+
+
+def test_script_change_changes_only_downstream_keys(project: Path) -> None:
+    before = [s.key for s in plan_of(project).steps]
+    (project / "s" / "10-do-a.sh").write_text("#!/bin/bash\necho changed\n")
+    after = [s.key for s in plan_of(project).steps]
+    assert before[:2] == after[:2]
+    assert before[2] != after[2] and before[3] != after[3]
+
+
+def test_plan_says_why_layers_are_stale(project: Path) -> None:
+    fake_commit(project, plan_of(project))
+    assert plan_of(project).todo == ()
+    (project / "s" / "10-do-a.sh").write_text("#!/bin/bash\necho changed\n")
+    plan = plan_of(project)
+    assert [s.layer.name for s in plan.todo] == ["a", "seal"]
+    assert plan.steps[2].reasons == ("s/10-do-a.sh changed",)
+    assert plan.steps[3].reasons == ("parent layer a changed",)
+
+
+def test_variable_and_epoch_changes_are_named(project: Path) -> None:
+    fake_commit(project, plan_of(project))
+    text = (project / "f.yaml").read_text()
+    (project / "f.yaml").write_text(text.replace('IF_X: "1"', 'IF_X: "2"').replace(
+        'epoch: "1"', 'epoch: "2"'))
+    plan = plan_of(project)
+    assert len(plan.todo) == 4
+    assert "source: epoch '1' -> '2'" in plan.steps[0].reasons
+    assert "variables: IF_X '1' -> '2'" in plan.steps[2].reasons
+
+
+def test_overlay_needs_its_parent_chain(project: Path) -> None:
+    """A cached overlay whose parent left the cache is rebuilt; the whole chain is."""
+    plan = plan_of(project)
+    fake_commit(project, plan)
+    cache = LayerCache(project / "cache")
+    import shutil
+
+    shutil.rmtree(cache.entry(plan.steps[1].key))
+    shutil.rmtree(cache.entry(plan.steps[3].key))
+    again = plan_of(project)
+    assert [s.layer.name for s in again.todo] == ["common", "a", "seal"]
+    assert again.steps[2].reasons == ("cached, but a layer below it is missing from the cache",)
+
+
+def test_per_family_layer_key_includes_family(project: Path) -> None:
+    assert plan_of(project, "fa").steps[3].inputs["family"] == "fa"
+
+
+def test_tree_digest_sees_renames_and_modes(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    f = tmp_path / "d" / "x.sh"
+    f.write_text("a")
+    first = tree_digest(tmp_path / "d")
+    f.chmod(0o755)
+    second = tree_digest(tmp_path / "d")
+    f.rename(tmp_path / "d" / "y.sh")
+    assert len({first, second, tree_digest(tmp_path / "d")}) == 3
+
+
+def test_explain_without_history() -> None:
+    assert explain(None, {"name": "x"}) == ["never built"]
+    assert layer_key({"a": 1, "b": 2}) == layer_key({"b": 2, "a": 1})
+
+
+def test_tool_versions_are_parsed() -> None:
+    require_tool("packer", "qemu-img")
+    assert tools.version("packer").count(".") >= 2
+    assert tools.version("qemu-img")[0].isdigit()
