@@ -70,6 +70,11 @@ def build_family(cfg: Config, family: str, art: Artifacts) -> BuildResult:
     todo = {s.key for s in plan.todo}
     built: list[str] = []
     started = provenance.now()
+    for step in plan.todo:  # sources first: a missing DVD fails before any VM starts
+        src = cfg.sources.get(step.layer.source or "")
+        if isinstance(src, IsoSource):
+            with progress.step(f"source {src.name}: {src.url}"):
+                sources.fetch_iso(src, art.root / "sources", str(cfg.path))
     for step in plan.steps:
         label = f"[{step.index + 1}/{total}] {step.layer.name} {step.short}"
         if step.key not in todo:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
+
+from imagefactory.tools import which
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def require_tool(*names: str) -> None:
-    missing = [n for n in names if shutil.which(n) is None]
+    missing = [n for n in names if which(n) is None]
     if missing:
         msg = f"required tool(s) not installed: {', '.join(missing)}"
         if IN_CI:

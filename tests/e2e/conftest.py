@@ -18,9 +18,21 @@ from imagefactory.config import load_config
 from tests.conftest import IN_CI, require_tool
 
 REPO = Path(__file__).resolve().parents[2]
-LOCAL_CACHE = Path(os.environ.get("IMAGEFACTORY_E2E_CACHE", Path.home() / ".cache/imagefactory-e2e"))
-TOOLS = ("packer", "qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.vfat", "mcopy",
-         "syslinux", "sfdisk", "mkfs.ext4", "ssh-keygen")
+LOCAL_CACHE = Path(
+    os.environ.get("IMAGEFACTORY_E2E_CACHE", Path.home() / ".cache/imagefactory-e2e")
+)
+TOOLS = (
+    "packer",
+    "qemu-system-x86_64",
+    "qemu-img",
+    "mmdebstrap",
+    "mkfs.vfat",
+    "mcopy",
+    "syslinux",
+    "sfdisk",
+    "mkfs.ext4",
+    "ssh-keygen",
+)
 
 
 @pytest.fixture(scope="session")

@@ -92,9 +92,14 @@ def test_sealed_image_passes_its_specs(workspace: Path) -> None:
     """Booted with a fresh login key, the sealed image passes the seal and family specs."""
     out = art(workspace) / "images" / "standin-alpha"
     cfg = load_config(cfg_path(workspace))
-    result = verify_image(out / "standin-alpha.qcow2", out / "manifest.json",
-                          cfg.families["standin-alpha"].specs, art(workspace) / "reports",
-                          accelerator="tcg", label="standin-alpha")
+    result = verify_image(
+        out / "standin-alpha.qcow2",
+        out / "manifest.json",
+        cfg.families["standin-alpha"].specs,
+        art(workspace) / "reports",
+        accelerator="tcg",
+        label="standin-alpha",
+    )
     assert result.passed, f"specs failed, see {result.report}"
     assert result.tests >= 10
     recorded = json.loads((out / "manifest.json").read_text())["verification"]
@@ -117,10 +122,14 @@ def _broken_config(ws: Path, script_body: str, ssh_timeout: str = "5m") -> Path:
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text("#!/bin/bash\nset -euo pipefail\n" + script_body)
     text = cfg_path(ws).read_text().replace("ssh_timeout: 5m", f"ssh_timeout: {ssh_timeout}")
-    text = text.replace("families:\n", "families:\n  standin-broken:\n"
-                        "    layers: [base, common, broken, seal]\n", 1)
-    text = text.replace("layers:\n  base:", "layers:\n  broken:\n"
-                        "    scripts: [standin/scripts/broken/10-fail-on-purpose.sh]\n  base:", 1)
+    text = text.replace(
+        "families:\n", "families:\n  standin-broken:\n    layers: [base, common, broken, seal]\n", 1
+    )
+    text = text.replace(
+        "layers:\n  base:",
+        "layers:\n  broken:\n    scripts: [standin/scripts/broken/10-fail-on-purpose.sh]\n  base:",
+        1,
+    )
     path = ws / "broken.yaml"
     path.write_text(text)
     return path
@@ -152,9 +161,20 @@ def test_ctrl_c_leaves_no_partial_entry_or_qemu(workspace: Path) -> None:
     before = cache_listing(workspace)
     config = _broken_config(workspace, "sleep 600\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "-r", str(REPO), "build", "--family=standin-broken",
-         f"--config={config}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=workspace,
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "-r",
+            str(REPO),
+            "build",
+            "--family=standin-broken",
+            f"--config={config}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=workspace,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 300

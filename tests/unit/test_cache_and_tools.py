@@ -66,8 +66,9 @@ def _fake_tool(bin_dir: Path, name: str, body: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
 
 
-def test_failed_command_shows_argv_code_and_tail(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_command_shows_argv_code_and_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _fake_tool(tmp_path, "qemu-img", 'echo "could not open disk" >&2; exit 7')
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     with pytest.raises(ToolError) as info:
@@ -76,19 +77,32 @@ def test_failed_command_shows_argv_code_and_tail(tmp_path: Path,
     assert "exit 7" in text and "qemu-img info x.qcow2" in text and "could not open" in text
 
 
-def test_packer_failure_message_names_script_and_log(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_packer_failure_message_names_script_and_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A provisioner failure (fake packer printing machine-readable lines) becomes BuildError."""
-    _fake_tool(tmp_path, "packer", "\n".join([
-        "echo '1,,ui,say,==> qemu.layer: Provisioning with shell script: 10-x.sh'",
-        "echo '1,,ui,message,    qemu.layer: boom%!(PACKER_COMMA) it broke'",
-        "echo '1,,ui,error,Script exited with non-zero exit status: 3'",
-        "exit 1",
-    ]))
+    _fake_tool(
+        tmp_path,
+        "packer",
+        "\n".join(
+            [
+                "echo '1,,ui,say,==> qemu.layer: Provisioning with shell script: 10-x.sh'",
+                "echo '1,,ui,message,    qemu.layer: boom%!(PACKER_COMMA) it broke'",
+                "echo '1,,ui,error,Script exited with non-zero exit status: 3'",
+                "exit 1",
+            ]
+        ),
+    )
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     steps: list[str] = []
-    run_ = packer.PackerRun(tmp_path / "t.pkr.hcl", {"a": 1}, tmp_path / "w", tmp_path / "l.log",
-                            tmp_path / "serial.log", "5m")
+    run_ = packer.PackerRun(
+        tmp_path / "t.pkr.hcl",
+        {"a": 1},
+        tmp_path / "w",
+        tmp_path / "l.log",
+        tmp_path / "serial.log",
+        "5m",
+    )
     with pytest.raises(BuildError) as info:
         packer.build(run_, on_step=steps.append)
     text = str(info.value)
@@ -101,7 +115,13 @@ def test_packer_failure_message_names_script_and_log(tmp_path: Path,
 def test_packer_ssh_timeout_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_tool(tmp_path, "packer", "echo '1,,ui,error,Timeout waiting for SSH.'; exit 1")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    run_ = packer.PackerRun(tmp_path / "t.pkr.hcl", {}, tmp_path / "w", tmp_path / "l.log",
-                            tmp_path / "serial.log", "3m")
+    run_ = packer.PackerRun(
+        tmp_path / "t.pkr.hcl",
+        {},
+        tmp_path / "w",
+        tmp_path / "l.log",
+        tmp_path / "serial.log",
+        "3m",
+    )
     with pytest.raises(BuildError, match=r"no SSH connection .* ssh_timeout=3m.*serial\.log"):
         packer.build(run_)

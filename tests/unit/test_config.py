@@ -55,8 +55,11 @@ def test_shipped_configs_are_valid(config: str) -> None:
 
 
 def test_all_schema_errors_reported_at_once(tmp_path: Path) -> None:
-    bad = GOOD.replace("version: 1", "version: 1\nbogus: 2").replace(
-        "suite: bookworm", "suite: jessie").replace("IF_X", "X")
+    bad = (
+        GOOD.replace("version: 1", "version: 1\nbogus: 2")
+        .replace("suite: bookworm", "suite: jessie")
+        .replace("IF_X", "X")
+    )
     found = problems(tmp_path, bad)
     assert len(found) == 3
     assert any(".sources.deb.suite" in p and "allowed: bookworm" in p for p in found)
@@ -67,7 +70,8 @@ def test_all_schema_errors_reported_at_once(tmp_path: Path) -> None:
 
 def test_semantic_errors_name_path_and_hint(tmp_path: Path) -> None:
     bad = GOOD.replace("[base, one, seal]", "[one, nothere, base]").replace(
-        "s/10-do-one.sh], var", "s/missing.sh], var")
+        "s/10-do-one.sh], var", "s/missing.sh], var"
+    )
     found = problems(tmp_path, bad)
     joined = "\n".join(found)
     assert ".families.fam.layers[1]: unknown layer 'nothere'" in joined
@@ -82,7 +86,9 @@ def test_yaml_syntax_error_gives_line(tmp_path: Path) -> None:
 
 
 def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
-    found = problems(tmp_path, GOOD.replace("  seal: {scripts", "  one: {scripts: [x]}\n  seal: {scripts"))
+    found = problems(
+        tmp_path, GOOD.replace("  seal: {scripts", "  one: {scripts: [x]}\n  seal: {scripts")
+    )
     assert "duplicate key 'one'" in found[0]
 
 

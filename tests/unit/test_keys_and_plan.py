@@ -87,8 +87,9 @@ def test_plan_says_why_layers_are_stale(project: Path) -> None:
 def test_variable_and_epoch_changes_are_named(project: Path) -> None:
     fake_commit(project, plan_of(project))
     text = (project / "f.yaml").read_text()
-    (project / "f.yaml").write_text(text.replace('IF_X: "1"', 'IF_X: "2"').replace(
-        'epoch: "1"', 'epoch: "2"'))
+    (project / "f.yaml").write_text(
+        text.replace('IF_X: "1"', 'IF_X: "2"').replace('epoch: "1"', 'epoch: "2"')
+    )
     plan = plan_of(project)
     assert len(plan.todo) == 4
     assert "source: epoch '1' -> '2'" in plan.steps[0].reasons
