@@ -162,14 +162,13 @@ def _packer_layer(cfg: Config, art: Artifacts, plan: Plan, step: Step, key: Buil
         run(["qemu-img", "rebase", "-u", "-F", "qcow2", "-b", str(rel), str(overlay)])
         os.rename(overlay, entry / LAYER_IMAGE)
         return LAYER_IMAGE
-    progress.detail("flattening" + (" and compressing" if cfg.build.compress else ""))
-    sealed = entry / SEALED_IMAGE
-    seal.flatten(overlay, sealed, compress=cfg.build.compress)
-    progress.detail("scanning the sealed image for the build credential")
-    leaks = seal.find_secret(sealed, {"build public key": key.blob,
-                                      "build public key (base64)": _b64(key)}, tmp)
+    progress.detail("scanning the sealed disk for the build credential")
+    leaks = seal.find_secret(overlay, {"build public key": key.blob,
+                                       "build public key (base64)": _b64(key)}, tmp)
     if leaks:
         raise BuildError(f"sealed image still contains: {', '.join(leaks)}; not publishing it")
+    progress.detail(f"flattening (compression: {cfg.build.compression})")
+    seal.flatten(overlay, entry / SEALED_IMAGE, compression=cfg.build.compression)
     return SEALED_IMAGE
 
 
@@ -223,7 +222,7 @@ def _write_manifest(cfg: Config, art: Artifacts, plan: Plan, step: Step,
         "os": plan.family.os,
         "image": {"file": f"{plan.family.name}.qcow2", "sha256": facts["sha256"],
                   "size": facts["size"], "format": "qcow2",
-                  "virtual_size": info["virtual-size"], "compressed": cfg.build.compress},
+                  "virtual_size": info["virtual-size"], "compression": cfg.build.compression},
         "layers": layers,
         "tools": step.inputs.get("tools", {}),
         "git": provenance.git_state(cfg.root),

@@ -53,7 +53,7 @@ def explain(old: Inputs | None, new: Inputs) -> list[str]:
         reasons += _list_changed(old.get(kind) or [], new.get(kind) or [], kind)
     for kind in ("variables", "source", "tools"):
         reasons += _dict_changed(old.get(kind) or {}, new.get(kind) or {}, kind)
-    for scalar in ("epoch", "family", "build_key", "build_user", "disk_size_mib", "compress"):
+    for scalar in ("epoch", "family", "build_key", "build_user", "disk_size_mib", "compression"):
         if old.get(scalar) != new.get(scalar):
             reasons.append(f"{scalar} changed: {old.get(scalar)!r} -> {new.get(scalar)!r}")
     if not reasons and old != new:

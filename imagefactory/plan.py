@@ -82,7 +82,7 @@ def layer_inputs(cfg: Config, family: Family, layer: LayerDef, parent: str | Non
         if isinstance(src, IsoSource):
             doc["source"] = {"url": src.url, "sha256": src.sha256}
         if layer.seal:
-            doc["compress"] = cfg.build.compress
+            doc["compression"] = cfg.build.compression
     if parent is None:
         doc |= {"build_user": cfg.build.build_user, "build_key": key.fingerprint}
     else:

@@ -51,7 +51,7 @@ def qemu_processes(ws: Path) -> list[str]:
 def test_first_build_chains_all_layers(workspace: Path) -> None:
     """A first build makes every layer (base maybe seeded locally), each on its parent."""
     result = commands.build(cfg_path(workspace), "standin-alpha", art(workspace))
-    assert result.built[-3:] == ("common", "stack-alpha", "seal")
+    assert result.built[-4:] == ("common", "stack-alpha", "appcore-persistence", "seal")
     cache = LayerCache(art(workspace) / "cache")
     steps = result.plan.steps
     for parent, child in zip(steps[:-2], steps[1:-1], strict=True):
@@ -83,7 +83,7 @@ def test_second_build_is_a_noop(workspace: Path) -> None:
 def test_second_family_reuses_shared_layers(workspace: Path) -> None:
     """standin-beta builds only its own layers on top of the shared base and common."""
     result = commands.build(cfg_path(workspace), "standin-beta", art(workspace))
-    assert result.built == ("stack-beta", "seal")
+    assert result.built == ("stack-beta", "appcore-workers", "seal")
     text = commands.plan(cfg_path(workspace), "standin-alpha", art(workspace))
     assert "0 to build" in text
 
@@ -107,14 +107,14 @@ def test_sealed_image_passes_its_specs(workspace: Path) -> None:
 
 
 def test_script_change_rebuilds_only_downstream(workspace: Path) -> None:
-    """Changing the stack script rebuilds stack-alpha and seal, and the plan says why."""
+    """Changing the stack script rebuilds stack-alpha and the layers above; the plan says why."""
     script = workspace / "standin/scripts/stack/10-install-service.sh"
     script.write_text(script.read_text() + 'echo "stack layer revised"\n')
     text = commands.plan(cfg_path(workspace), "standin-alpha", art(workspace))
     assert "standin/scripts/stack/10-install-service.sh changed" in text
     assert "parent layer stack-alpha changed" in text
     result = commands.build(cfg_path(workspace), "standin-alpha", art(workspace))
-    assert result.built == ("stack-alpha", "seal")
+    assert result.built == ("stack-alpha", "appcore-persistence", "seal")
 
 
 def _broken_config(ws: Path, script_body: str, ssh_timeout: str = "5m") -> Path:

@@ -36,9 +36,11 @@ def test_host_keys_were_generated_at_first_boot(host):
 
 def test_machine_id_was_generated_at_first_boot(host):
     """The journal of this boot shows systemd treating it as a first boot (empty machine-id)."""
-    out = host.check_output("sudo journalctl -b -o cat -u systemd-machine-id-commit.service "
-                            "--no-pager; sudo journalctl -b -o cat --no-pager -t systemd | "
-                            "grep -ci 'first boot' || true")
+    out = host.check_output(
+        "sudo journalctl -b -o cat -u systemd-machine-id-commit.service "
+        "--no-pager; sudo journalctl -b -o cat --no-pager -t systemd | "
+        "grep -ci 'first boot' || true"
+    )
     assert int(out.strip().splitlines()[-1]) >= 1
 
 
@@ -49,8 +51,10 @@ def test_no_shell_history(host):
 
 def test_package_caches_are_empty(host):
     """Package manager caches were emptied by the seal layer."""
-    out = host.check_output("sudo find /var/cache/apt/archives /var/cache/dnf -name '*.deb' "
-                            "-o -name '*.rpm' 2>/dev/null | wc -l")
+    out = host.check_output(
+        "sudo find /var/cache/apt/archives /var/cache/dnf -name '*.deb' "
+        "-o -name '*.rpm' 2>/dev/null | wc -l"
+    )
     assert out.strip() == "0"
 
 

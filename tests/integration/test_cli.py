@@ -61,3 +61,23 @@ def test_ol8_build_here_stops_at_the_dvd_and_points_at_standin(tmp_path: Path) -
     assert "cannot download" in proc.stderr and "standin.yaml" in proc.stderr
     layers = tmp_path / "artifacts" / "cache" / "layers"
     assert not layers.exists() or list(layers.iterdir()) == []
+
+
+def test_missing_packer_is_named_with_install_command(tmp_path: Path) -> None:
+    """With packer absent from PATH, plan fails with the tool and the apt command."""
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("qemu-img", "qemu-system-x86_64", "mmdebstrap", "ssh-keygen", "git"):
+        found = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    env = {**os.environ, "PATH": str(bin_dir)}
+    proc = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "plan",
+                           "--family=standin-alpha", f"--config={REPO / 'standin.yaml'}"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1
+    assert "required tool 'packer' was not found" in proc.stderr
+    assert "apt-get install packer" in proc.stderr

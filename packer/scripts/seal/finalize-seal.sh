@@ -27,6 +27,9 @@ truncate -s 0 /etc/machine-id
 [ -L /var/lib/dbus/machine-id ] || rm -f /var/lib/dbus/machine-id
 rm -f /var/lib/systemd/random-seed
 
+echo "Forgetting any App-Core role pinned during the build (a template has no role)"
+rm -rf /var/lib/appcore /run/appcore
+
 echo "Clearing logs, temp files and shell history"
 journalctl --rotate >/dev/null 2>&1 || true
 rm -rf /var/log/journal/*

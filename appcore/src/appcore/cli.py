@@ -1,0 +1,217 @@
+"""Command line: apply (the boot unit), status, check-disk, image-init, validate."""
+
+import argparse
+import fcntl
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional
+
+from appcore import VERSION, disks, units
+from appcore.apply import Applier
+from appcore.catalogue import Catalogue, load_catalogue
+from appcore.errors import AppcoreError, DiskError
+from appcore.hostfs import Host
+from appcore.runner import Runner
+from appcore.state import (
+    IMAGE_JSON,
+    PIN_JSON,
+    STATE_JSON,
+    now,
+    read_pin,
+    read_state,
+    write_image_json,
+    write_state,
+)
+
+DEFAULT_CATALOGUE = "/usr/share/appcore/roles.json"
+EXTRA_ROLES = "/etc/appcore/roles.d"
+EXTRA_TEMPLATES = "/etc/appcore/templates"
+
+
+def stderr_is_journal() -> bool:
+    """True when stderr is the journal stream systemd connected (JOURNAL_STREAM=dev:inode)."""
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return os.environ.get("JOURNAL_STREAM") == f"{st.st_dev}:{st.st_ino}"
+
+
+def log(level: str, message: str) -> None:
+    """stderr goes to the journal under the unit; a <N> prefix sets the syslog priority there."""
+    prefix = {"err": "<3>", "warning": "<4>", "info": "<6>"}[level]
+    if not stderr_is_journal():
+        prefix = level + ": "
+    for line in message.splitlines() or [""]:
+        sys.stderr.write(f"{prefix}appcore: {line}\n")
+    sys.stderr.flush()
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="appcore", description="App-Core role controller " + VERSION)
+    ap.add_argument("--root", default="/", help="host root prefix (tests); default /")
+    ap.add_argument("--catalogue", help="roles.json (default <root>" + DEFAULT_CATALOGUE + ")")
+    sub = ap.add_subparsers(dest="command")
+    p = sub.add_parser("apply", help="discover the role and configure the node (boot unit)")
+    p.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
+    p.add_argument(
+        "--force-role-change",
+        action="store_true",
+        help="accept a role different from the pinned one (only with blank data disks)",
+    )
+    p.add_argument("--disk-wait", type=int, default=30, help="seconds to wait for a data disk")
+    p = sub.add_parser("status", help="role, where it came from and what the last run did")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("check-disk", help="exit 0 only if the disk SERIAL is ours (mount gate)")
+    p.add_argument("serial")
+    p = sub.add_parser("image-init", help="record the image family in /etc/appcore/image.json")
+    p.add_argument("--family", required=True)
+    p.add_argument("--check", action="store_true", help="only check the family name")
+    sub.add_parser("validate", help="validate the role catalogue and templates")
+    return ap
+
+
+def open_catalogue(host: Host, path: Optional[str]) -> Catalogue:
+    return load_catalogue(
+        path or host.path(DEFAULT_CATALOGUE), host.path(EXTRA_ROLES), host.path(EXTRA_TEMPLATES)
+    )
+
+
+def cmd_apply(host: Host, runner: Runner, args: argparse.Namespace) -> int:
+    host.makedirs("/run/appcore")
+    with open(host.path("/run/appcore/lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a manual run and the boot unit never overlap
+        state: Dict[str, Any] = {
+            "version": VERSION,
+            "started": now(),
+            "status": "failed",
+            "dry_run": args.dry_run,
+        }
+        code = 0
+        try:
+            catalogue = open_catalogue(host, args.catalogue)
+            applier = Applier(
+                host,
+                runner,
+                catalogue,
+                dry_run=args.dry_run,
+                force=args.force_role_change,
+                disk_wait=args.disk_wait,
+            )
+            state = applier.state
+            applier.run()
+        except AppcoreError as exc:
+            state.update(
+                status="failed", error=str(exc), error_type=type(exc).__name__, finished=now()
+            )
+            log("err", "configuring nothing more: " + str(exc))
+            code = exc.exit_code
+        for note in state.get("notes", []):
+            log("warning", note)
+        for change in state.get("changes", []):
+            log("info", change)
+        if not args.dry_run:
+            write_state(host, state)
+        summary = {k: state.get(k) for k in ("status", "role", "source", "family", "error")}
+        summary["changes"] = len(state.get("changes", []))
+        print(json.dumps(summary, sort_keys=True))
+        if args.dry_run:
+            print(json.dumps(state, indent=2, sort_keys=True))
+        return code
+
+
+def cmd_status(host: Host, args: argparse.Namespace) -> int:
+    state = read_state(host)
+    try:
+        pin = read_pin(host)
+    except PermissionError:
+        pin = {"role": "? (run as root to read " + PIN_JSON + ")"}
+    if args.json:
+        print(json.dumps({"state": state, "pin": pin}, indent=2, sort_keys=True))
+    else:
+        print(render_status(state, pin))
+    return 0 if state and state.get("status") == "configured" else 3
+
+
+def render_status(state: Optional[Dict[str, Any]], pin: Optional[Dict[str, Any]]) -> str:
+    if state is None:
+        lines = [f"status:  never run this boot ({STATE_JSON} missing)"]
+    else:
+        lines = [
+            "status:  {} ({} .. {})".format(
+                state.get("status"), state.get("started"), state.get("finished")
+            ),
+            "role:    {} (from {}: {})".format(
+                state.get("role", "-"), state.get("source", "-"), state.get("source_detail", "-")
+            ),
+            "family:  {}".format(state.get("family", "-")),
+        ]
+        for disk in state.get("disks") or []:
+            lines.append(
+                "disk:    {serial} {device} -> {mount}: {decision} ({reason})".format(**disk)
+            )
+        if state.get("selinux"):
+            lines.append("selinux: " + state["selinux"])
+        if state.get("error"):
+            lines.append("error:   " + state["error"])
+        idle = "nothing (already in place)" if state.get("status") == "configured" else "nothing"
+        changes = state.get("changes") or [idle]
+        lines.extend("done:    " + c for c in changes)
+    lines.append(
+        "pinned:  {}".format(
+            "{} since {} (from {})".format(pin["role"], pin.get("pinned_at"), pin.get("source"))
+            if pin
+            else "no (" + PIN_JSON + ")"
+        )
+    )
+    return "\n".join(lines)
+
+
+def cmd_check_disk(host: Host, runner: Runner, args: argparse.Namespace) -> int:
+    catalogue = open_catalogue(host, args.catalogue)
+    disk = catalogue.disks.get(args.serial)
+    if disk is None:
+        raise DiskError(
+            f"unknown data disk serial {args.serial!r}; known: {sorted(catalogue.disks)}"
+        )
+    decision = disks.check_ours(
+        host.path(units.by_id(disk.serial)), disk.label, disk.fstypes, runner
+    )
+    log("info", f"{units.by_id(disk.serial)}: {decision.reason}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None, runner: Optional[Runner] = None) -> int:
+    args = parser().parse_args(argv)
+    if not args.command:
+        parser().print_help()
+        return 2
+    host = Host(args.root)
+    runner = runner or Runner()
+    try:
+        if args.command == "apply":
+            return cmd_apply(host, runner, args)
+        if args.command == "status":
+            return cmd_status(host, args)
+        if args.command == "check-disk":
+            return cmd_check_disk(host, runner, args)
+        catalogue = open_catalogue(host, args.catalogue)
+        if args.command == "image-init":
+            write_image_json(host, catalogue, args.family, check_only=args.check)
+            log(
+                "info",
+                "image family {} {}".format(
+                    args.family, "is valid" if args.check else "written to " + IMAGE_JSON
+                ),
+            )
+        else:
+            log(
+                "info",
+                f"catalogue OK: {len(catalogue.roles)} roles, {len(catalogue.families)} "
+                f"families, {len(catalogue.disks)} data disks",
+            )
+        return 0
+    except AppcoreError as exc:
+        log("err", str(exc))
+        return exc.exit_code

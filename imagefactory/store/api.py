@@ -1,0 +1,101 @@
+"""Entry points for the Invoke tasks: each takes StoreSettings and returns a printable result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imagefactory.store.backend import StoreBackend
+from imagefactory.store.channels import (
+    apply_prune,
+    format_images,
+    list_images,
+    plan_prune,
+    promote,
+)
+from imagefactory.store.publish import PublishResult, publish_image
+from imagefactory.store.pull import PullResult, pull_image
+from imagefactory.store.s3_backend import open_backend
+from imagefactory.store.settings import StoreSettings
+
+
+def open_store(settings: StoreSettings) -> StoreBackend:
+    """The configured backend (fs or s3), checked to be reachable and usable."""
+    backend = open_backend(settings)
+    backend.check()
+    return backend
+
+
+def publish(
+    settings: StoreSettings,
+    sealed_dir: Path,
+    channel: str | None = "nightly",
+    allow_unverified: bool = False,
+    show_progress: bool = True,
+) -> PublishResult:
+    """`invoke publish`: upload a sealed image dir, sign its manifest, move `channel` to it."""
+    return publish_image(
+        open_store(settings),
+        sealed_dir,
+        settings.signing_key.expanduser(),
+        channel=channel,
+        allow_unverified=allow_unverified,
+        show_progress=show_progress,
+    )
+
+
+def pull(
+    settings: StoreSettings,
+    family: str,
+    channel: str | None = "stable",
+    version: str | None = None,
+    show_progress: bool = True,
+) -> PullResult:
+    """`invoke pull`: verify, download (resumable) and install a template on this hypervisor."""
+    return pull_image(
+        open_store(settings),
+        family,
+        settings.image_dir.expanduser(),
+        settings.allowed_signers.expanduser(),
+        channel=channel,
+        version=version,
+        show_progress=show_progress,
+    )
+
+
+def images(settings: StoreSettings, family: str | None = None) -> str:
+    """`invoke images`: a table of families, versions, channels, sizes, scores."""
+    return format_images(list_images(open_store(settings), family))
+
+
+def promote_version(settings: StoreSettings, family: str, version: str, channel: str) -> str:
+    """`invoke promote`: point a channel at a version (history kept in the pointer)."""
+    doc = promote(open_store(settings), family, version, channel)
+    return f"{family}: {channel} -> {doc['version']}"
+
+
+def prune(settings: StoreSettings, keep: int = 5, apply: bool = False) -> str:
+    """`invoke prune`: keep the last `keep` per family and channel targets; dry run unless apply."""
+    backend = open_store(settings)
+    plan = plan_prune(backend, keep)
+    if apply:
+        apply_prune(backend, plan)
+    return plan.describe(applied=apply)
+
+
+def describe_publish(res: PublishResult) -> str:
+    """One line for the task to print after publish."""
+    how = (
+        f"deduplicated ({res.deduplicated}), 0 bytes uploaded"
+        if res.deduplicated
+        else (f"{res.bytes_uploaded} bytes uploaded in {res.seconds:.1f}s")
+    )
+    chan = f", channel {res.channel}" if res.channel else ""
+    return f"published {res.family} {res.version}: {how}{chan}"
+
+
+def describe_pull(res: PullResult) -> str:
+    """One line for the task to print after pull."""
+    if res.already_installed:
+        return f"{res.path} already installed (signed by {res.signer})"
+    resumed = f", resumed at {res.resumed_from} bytes" if res.resumed_from else ""
+    return f"installed {res.path} (signed by {res.signer}{resumed})"

@@ -1,0 +1,97 @@
+"""What every store backend offers: a flat key -> bytes namespace with atomic writes.
+
+Keys are '/'-separated and never start with '.', so backends can keep their own hidden
+temporaries. Writes of a key are all-or-nothing: a reader sees the old object, the new one,
+or nothing, never a prefix of it.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from imagefactory.errors import FactoryError
+from imagefactory.store.progress import Progress
+
+READ_CHUNK = 4 * 1024 * 1024
+
+
+class StoreError(FactoryError):
+    """The store cannot be reached, refused us, or holds something inconsistent."""
+
+
+class ObjectMissing(StoreError):
+    """A key that was expected does not exist."""
+
+
+class HashingReader:
+    """Wraps a file: every read() also feeds sha256 and the progress bar (one read pass)."""
+
+    def __init__(self, fh: BinaryIO, progress: Progress | None) -> None:
+        self._fh = fh
+        self._progress = progress
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        self.digest.update(data)
+        self.count += len(data)
+        if self._progress is not None:
+            self._progress.update(len(data))
+        return data
+
+
+class StoreBackend(abc.ABC):
+    """The operations publish, pull, channels and prune need; two implementations: fs, s3."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where this store is, for messages (never includes credentials)."""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Raise StoreError with the reason if the store is unreachable or unusable."""
+
+    @abc.abstractmethod
+    def size(self, key: str) -> int | None:
+        """Size of an object, or None if it does not exist."""
+
+    @abc.abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """A small object's content; ObjectMissing if absent."""
+
+    @abc.abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write a small object atomically."""
+
+    @abc.abstractmethod
+    def upload_file(self, key: str, path: Path, progress: Progress | None) -> str:
+        """Upload a large file atomically; return the sha256 of the bytes read while sending."""
+
+    @abc.abstractmethod
+    def copy(self, src: str, dst: str) -> None:
+        """Copy an object inside the store without moving its bytes through this host."""
+
+    @abc.abstractmethod
+    def iter_from(self, key: str, offset: int) -> Iterator[bytes]:
+        """Stream an object from byte `offset` to its end (a ranged read)."""
+
+    @abc.abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """All keys under a prefix, recursively, sorted."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object; absent is fine."""
+
+    @abc.abstractmethod
+    def abandoned_uploads(self, prefix: str) -> list[str]:
+        """Unfinished uploads under a prefix left by killed publishers (not visible as keys)."""
+
+    @abc.abstractmethod
+    def discard_abandoned(self, prefix: str) -> int:
+        """Remove unfinished uploads under a prefix; return how many were removed."""

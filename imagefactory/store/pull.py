@@ -1,0 +1,227 @@
+"""Pull a template onto a hypervisor: signature first, resumable download, atomic install.
+
+Installed templates are never overwritten (VMs may use them as backing files): each
+version gets its own read-only file `<image_dir>/<family>-<version>.qcow2`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from imagefactory.fsutil import write_atomic
+from imagefactory.store import layout
+from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
+from imagefactory.store.channels import read_channel
+from imagefactory.store.progress import Progress
+from imagefactory.store.signing import SignatureError, verify_bytes
+
+_HASH_CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PullResult:
+    family: str
+    version: str
+    path: Path
+    bytes_downloaded: int
+    resumed_from: int
+    already_installed: bool
+    signer: str
+
+
+def resolve_version(
+    backend: StoreBackend, family: str, channel: str | None, version: str | None
+) -> str:
+    """An explicit version, else the channel's target, else the newest visible image."""
+    layout.check_name("family", family)
+    if version:
+        return layout.check_version(version)
+    if channel:
+        doc = read_channel(backend, family, layout.check_name("channel", channel))
+        if doc is None:
+            raise StoreError(
+                f"{backend.describe()}: {family} has no channel {channel!r} "
+                "(hint: invoke images; invoke promote)"
+            )
+        return layout.check_version(str(doc["version"]))
+    records = layout.visible_images(backend, family)
+    if not records:
+        raise StoreError(f"{backend.describe()}: no published images of {family}")
+    return records[-1].version
+
+
+def fetch_verified_manifest(
+    backend: StoreBackend, family: str, version: str, allowed_signers: Path
+) -> tuple[dict[str, Any], bytes, str]:
+    """Manifest bytes checked against allowed_signers before being parsed or trusted."""
+    what = f"{family} {version} manifest"
+    try:
+        data = backend.get_bytes(layout.manifest_key(family, version))
+    except ObjectMissing:
+        raise StoreError(
+            f"{backend.describe()}: {family} {version} is not published (no manifest)"
+        ) from None
+    try:
+        sig = backend.get_bytes(layout.signature_key(family, version))
+    except ObjectMissing:
+        raise SignatureError(f"{what}: signature file is missing; refusing it") from None
+    signer = verify_bytes(data, sig, allowed_signers, what)
+    try:
+        doc = json.loads(data)
+        ok = (
+            doc["family"] == family
+            and doc["version"] == version
+            and isinstance(doc["image"]["size"], int)
+            and len(doc["image"]["sha256"]) == 64
+        )
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise StoreError(f"{what}: signed, but does not describe {family} {version}")
+    return doc, data, signer
+
+
+def _pipe_to_file(
+    chunks: Iterator[bytes], out: BinaryIO, digest: Any, bar: Progress, limit: int
+) -> int:
+    """Receive in this thread, hash and write in another: the two overlap (both drop the GIL).
+
+    Returns the bytes received; stops early once more than `limit` arrived (caller rejects).
+    """
+    pipe: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+    failure: list[BaseException] = []
+
+    def sink() -> None:
+        try:
+            while (chunk := pipe.get()) is not None:
+                digest.update(chunk)
+                out.write(chunk)
+        except BaseException as exc:  # e.g. disk full: reported by the receiving thread
+            failure.append(exc)
+            while pipe.get() is not None:
+                pass
+
+    worker = threading.Thread(target=sink, name="pull-sink", daemon=True)
+    worker.start()
+    got = 0
+    try:
+        for chunk in chunks:
+            if failure or got > limit:
+                break
+            pipe.put(chunk)
+            got += len(chunk)
+            bar.update(len(chunk))
+    finally:
+        pipe.put(None)
+        worker.join()
+    if failure:
+        raise failure[0]
+    return got
+
+
+def _hash_existing(path: Path, digest: Any) -> int:
+    done = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+    return done
+
+
+def pull_image(
+    backend: StoreBackend,
+    family: str,
+    image_dir: Path,
+    allowed_signers: Path,
+    *,
+    channel: str | None = None,
+    version: str | None = None,
+    show_progress: bool = True,
+) -> PullResult:
+    """Download, verify and install one template; a failed check installs nothing."""
+    version = resolve_version(backend, family, channel, version)
+    doc, raw_manifest, signer = fetch_verified_manifest(backend, family, version, allowed_signers)
+    size, sha = int(doc["image"]["size"]), str(doc["image"]["sha256"]).lower()
+    name = layout.blob_name(family, version)
+    final = image_dir / name
+    sidecar = image_dir / f"{family}-{version}.manifest.json"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        if _installed_matches(final, sidecar, sha):
+            write_atomic(sidecar, raw_manifest, mode=0o444)
+            return PullResult(family, version, final, 0, 0, True, signer)
+        raise StoreError(
+            f"{final} exists but is not this image; refusing to overwrite a "
+            "template that VMs may be backed by"
+        )
+
+    part = image_dir / f".{name}.part"
+    digest = hashlib.sha256()
+    have = part.stat().st_size if part.exists() else 0
+    if have > size:
+        part.unlink()
+        have = 0
+    if have:
+        have = _hash_existing(part, digest)
+    bar = Progress(f"pull {family}", size, enabled=show_progress)
+    bar.start_at(have)
+    got = 0
+    try:
+        with part.open("ab") as out:
+            if have < size:
+                chunks = backend.iter_from(layout.blob_key(family, version), have)
+                got = _pipe_to_file(chunks, out, digest, bar, size - have)
+            out.flush()
+            os.fsync(out.fileno())
+    except ObjectMissing:
+        part.unlink(missing_ok=True)
+        raise StoreError(f"{backend.describe()}: blob of {family} {version} is missing") from None
+    finally:
+        bar.close()
+    total = have + got
+    if total != size or digest.hexdigest() != sha:
+        part.unlink()
+        found = f"{total} bytes" if total != size else f"sha256 {digest.hexdigest()}"
+        raise StoreError(
+            f"{family} {version}: downloaded blob has {found}, manifest says "
+            f"{size} bytes sha256 {sha}; the store copy is corrupt, nothing "
+            "installed"
+        )
+    os.chmod(part, 0o444)
+    try:
+        os.link(part, final)  # unlike rename, link never replaces an existing file
+    except FileExistsError:
+        part.unlink()
+        raise StoreError(f"{final} appeared while pulling; not overwritten") from None
+    part.unlink()
+    write_atomic(sidecar, raw_manifest, mode=0o444)
+    _fsync_dir(image_dir)
+    return PullResult(family, version, final, got, have, False, signer)
+
+
+def _installed_matches(final: Path, sidecar: Path, sha: str) -> bool:
+    """An installed template is this image: by its manifest beside it, else by hashing it."""
+    try:
+        if json.loads(sidecar.read_bytes())["image"]["sha256"] == sha:
+            return True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # e.g. killed between installing the image and writing its manifest
+    digest = hashlib.sha256()
+    _hash_existing(final, digest)
+    return digest.hexdigest() == sha
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
