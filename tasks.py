@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from invoke import Context, Exit, task
+from invoke import Collection, Context, Exit, task
 
 from imagefactory import commands
 from imagefactory.errors import FactoryError
@@ -60,3 +60,72 @@ def doctor(c: Context, config: str | None = None) -> None:
     print(report)
     if not ok:
         raise Exit("some required prerequisites are missing (see above)", code=1)
+
+
+@task(help={"out": "output directory (default: hardening/generated, which the harden layer uses)"})
+def tailor(c: Context, out: str = "hardening/generated") -> None:
+    """Derive the OL8 CIS L1 tailoring and bash/Ansible fixes from the pinned SSG datastreams."""
+    try:
+        print(commands.hardening_tailor(Path(out)))
+    except FactoryError as err:
+        raise Exit(f"error: {err}", code=err.exit_code) from None
+
+
+@task(help={"out": "output directory for coverage.json and coverage.txt"})
+def coverage(c: Context, out: str = "artifacts/hardening") -> None:
+    """Report CIS L1 Server coverage: SSG rule, our script, waiver, or not covered."""
+    try:
+        print(commands.hardening_coverage(Path(out)))
+    except FactoryError as err:
+        raise Exit(f"error: {err}", code=err.exit_code) from None
+
+
+def _run(fn: object, *args: object, **kwargs: object) -> None:
+    """Call one imagefactory command, print its text, turn its errors into an exit code."""
+    try:
+        print(fn(*args, **kwargs))  # type: ignore[operator]
+    except FactoryError as err:
+        raise Exit(f"error: {err}", code=err.exit_code) from None
+
+
+@task(help={"family": "family to publish", "channel": "channel to point at it (default nightly)",
+            "allow_unverified": "publish although verification did not pass (recorded)",
+            "config": "configuration file (default: factory.yaml)"})
+def publish(c: Context, family: str, channel: str = "nightly", allow_unverified: bool = False,
+            config: str | None = None) -> None:
+    """Publish a family's verified sealed image to the store, signed, and move a channel."""
+    cfg, art = _paths(c, config)
+    _run(commands.publish, cfg, family, art, channel, allow_unverified)
+
+
+@task(help={"family": "only this family", "config": "configuration file"})
+def images(c: Context, family: str | None = None, config: str | None = None) -> None:
+    """List published families, versions, channels, sizes and compliance scores."""
+    _run(commands.images, _paths(c, config)[0], family)
+
+
+@task(help={"family": "family", "version": "published version", "channel": "channel to move",
+            "config": "configuration file"})
+def promote(c: Context, family: str, version: str, channel: str,
+            config: str | None = None) -> None:
+    """Point a channel (nightly, stable, ...) at a published version; history is kept."""
+    _run(commands.promote, _paths(c, config)[0], family, version, channel)
+
+
+@task(help={"keep": "versions to keep per family (plus every channel target)",
+            "apply": "really delete (default: dry run)", "config": "configuration file"})
+def prune(c: Context, keep: int = 5, apply: bool = False, config: str | None = None) -> None:
+    """Remove old published versions no channel points to (dry run unless --apply)."""
+    _run(commands.prune, _paths(c, config)[0], keep, apply)
+
+
+@task(help={"family": "family to pull", "channel": "channel to follow (default stable)",
+            "version": "exact version instead of a channel", "config": "configuration file"})
+def pull(c: Context, family: str, channel: str = "stable", version: str | None = None,
+         config: str | None = None) -> None:
+    """On a hypervisor: download, verify (signature, sha256) and install a template read-only."""
+    _run(commands.pull, _paths(c, config)[0], family, None if version else channel, version)
+
+
+ns = Collection(plan, build, verify, doctor, publish, images, promote, prune, pull,
+                Collection("hardening", tailor, coverage))

@@ -11,6 +11,8 @@ from imagefactory.doctor import render, run_checks
 from imagefactory.errors import FactoryError
 from imagefactory.verify import VerifyResult, verify_image
 
+HARDENING = Path(__file__).resolve().parent.parent / "hardening"
+
 
 def plan(config: Path, family: str, artifacts: Path) -> str:
     """The plan of a family as text: every layer, its key, cached or why it must be built."""
@@ -51,6 +53,76 @@ def verify(config: Path, family: str, artifacts: Path) -> VerifyResult:
 
 def doctor(config: Path, artifacts: Path) -> tuple[bool, str]:
     """(all required prerequisites present, report text)."""
+    from imagefactory.store import api
+
     cfg = load_config(config)
-    checks = run_checks(artifacts, cfg.build.accelerator, cfg.build.kvm_probe_timeout_s)
+    try:
+        api.open_store(cfg.store)
+        store = ("store", True, f"{cfg.store.kind} store reachable")
+    except FactoryError as err:
+        store = ("store", False, f"{cfg.store.kind} store: {err}")
+    checks = run_checks(artifacts, cfg.build.accelerator, cfg.build.kvm_probe_timeout_s, store)
     return all(c.ok for c in checks if c.required), render(checks)
+
+
+def hardening_tailor(out_dir: Path) -> str:
+    """Derive the OL8 CIS tailoring, fixes and coverage from the pinned SSG; a short summary."""
+    from imagefactory.hardening import derive_tailoring, load_pin
+
+    result = derive_tailoring(load_pin(HARDENING / "ssg-pin.yaml"), out_dir=out_dir)
+    counts = result.provenance["counts"]
+    return (f"tailoring: {result.tailoring}\n"
+            f"rules: {counts['source_selected']} selected for RHEL8, {counts['kept_in_ol8']} kept "
+            f"for OL8, {counts['missing_in_ol8']} missing in OL8 (covered by our scripts), "
+            f"{counts['waivers']} waivers, {counts['gaps']} gaps")
+
+
+def hardening_coverage(out_dir: Path) -> str:
+    """CIS L1 Server coverage (SSG rule / our script / waiver / not covered) as a text table."""
+    from imagefactory.hardening import load_pin, render_text, write_coverage
+
+    return render_text(write_coverage(load_pin(HARDENING / "ssg-pin.yaml"), out_dir=out_dir))
+
+
+def publish(config: Path, family: str, artifacts: Path, channel: str | None,
+            allow_unverified: bool) -> str:
+    """Publish the family's sealed image dir to the configured store and move `channel`."""
+    from imagefactory.store import api
+
+    cfg = load_config(config)
+    cfg.family(family)
+    sealed = Artifacts(artifacts.resolve()).images(family)
+    if not (sealed / "manifest.json").is_file():
+        raise FactoryError(f"no sealed image for {family} in {sealed}; run: invoke build "
+                           f"--family={family} && invoke verify --family={family}")
+    return api.describe_publish(api.publish(cfg.store, sealed, channel=channel,
+                                            allow_unverified=allow_unverified))
+
+
+def images(config: Path, family: str | None) -> str:
+    """Table of published families, versions, channels, sizes and scores."""
+    from imagefactory.store import api
+
+    return api.images(load_config(config).store, family)
+
+
+def promote(config: Path, family: str, version: str, channel: str) -> str:
+    """Point a channel at a published version (the pointer keeps its history)."""
+    from imagefactory.store import api
+
+    return api.promote_version(load_config(config).store, family, version, channel)
+
+
+def prune(config: Path, keep: int, apply: bool) -> str:
+    """Plan (or with apply, do) the removal of old versions no channel points to."""
+    from imagefactory.store import api
+
+    return api.prune(load_config(config).store, keep=keep, apply=apply)
+
+
+def pull(config: Path, family: str, channel: str | None, version: str | None) -> str:
+    """Verify, download and install a template on this hypervisor."""
+    from imagefactory.store import api
+
+    return api.describe_pull(api.pull(load_config(config).store, family, channel=channel,
+                                      version=version))

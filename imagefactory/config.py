@@ -7,6 +7,7 @@ Two passes, every problem collected before anything is reported:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import jsonschema
 import yaml
 
 from imagefactory.errors import ConfigError, Problem
+from imagefactory.store.settings import StoreSettings, store_settings_from_dict
 
 SCALAR = str | int | bool
 
@@ -87,7 +89,7 @@ class Config:
     sources: Mapping[str, Source]
     layers: Mapping[str, LayerDef]
     families: Mapping[str, Family]
-    store: Mapping[str, Any]
+    store: StoreSettings
 
     def family(self, name: str) -> Family:
         if name not in self.families:
@@ -180,6 +182,7 @@ def load_config(path: Path) -> Config:
         raise ConfigError(problems)
     config = _model(path, doc)
     problems = _semantic_problems(config)
+    problems += store_settings_from_dict(doc.get("store"), file)[1]
     if problems:
         raise ConfigError(problems)
     return config
@@ -215,7 +218,12 @@ def _model(path: Path, doc: dict[str, Any]) -> Config:
                      os=f.get("os", ""), specs=tuple(root / p for p in f.get("specs", [])))
         for name, f in doc["families"].items()
     }
-    return Config(path, root, build, sources, layers, families, dict(doc.get("store", {})))
+    store = store_settings_from_dict(doc.get("store"), str(path))[0]
+    # Relative store paths are relative to the config file, like every other path in it.
+    store = dataclasses.replace(store, **{
+        f: root / getattr(store, f) for f in ("path", "signing_key", "allowed_signers", "image_dir")
+        if not str(getattr(store, f)).startswith(("/", "~"))})
+    return Config(path, root, build, sources, layers, families, store)
 
 
 def _semantic_problems(cfg: Config) -> list[Problem]:

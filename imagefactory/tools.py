@@ -61,7 +61,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run a command to completion; on failure raise ToolError with its last output lines."""
     args = [os.fspath(a) for a in argv]
-    require(args[0])
+    args[0] = require(args[0])
     full_env = {**os.environ, **env} if env else None
     try:
         proc = subprocess.run(

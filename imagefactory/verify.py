@@ -6,7 +6,9 @@ The verifier logs in with a key made for this run only, passed like an operator'
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,8 +71,8 @@ def verify_image(image: Path, manifest: Path | None, specs: Sequence[Path], repo
 
 
 def _record(manifest: Path, result: VerifyResult) -> None:
-    import json
-
+    """Put the report beside the manifest (it travels with the image) and record the result."""
+    shutil.copy2(result.report, manifest.parent / result.report.name)
     doc = json.loads(manifest.read_text())
     doc["verification"] = {"passed": result.passed, "tests": result.tests,
                            "failed": result.failed, "report": result.report.name,

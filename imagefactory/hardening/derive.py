@@ -10,7 +10,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +145,6 @@ def derive_tailoring(
     pin_file: str = "ssg pin",
 ) -> TailoringResult:
     """Derive the OL8 CIS L1 tailoring, check it with oscap, generate fixes and the coverage."""
-    started = time.monotonic()
     inputs = load_inputs(pin, waivers_file, scripts_dir, pin_file)
     if inputs.derivation.gaps and not allow_gaps:
         raise ConfigError(gap_problems(inputs, waivers_file))
@@ -186,7 +184,7 @@ def derive_tailoring(
                 )
         write_json_atomic(staging / COVERAGE_JSON, report.to_json())
         write_atomic(staging / COVERAGE_TEXT, cov.render_text(report))
-        provenance = _provenance(inputs, digest, fixes, staging, time.monotonic() - started)
+        provenance = _provenance(inputs, digest, fixes, staging)
         write_json_atomic(staging / PROVENANCE_NAME, provenance)
         for produced in sorted(staging.iterdir()):
             os.replace(produced, out_dir / produced.name)
@@ -212,7 +210,6 @@ def _provenance(
     digest: str,
     fixes: dict[str, oscap.FixOutput],
     staging: Path,
-    seconds: float,
 ) -> dict[str, Any]:
     d = inputs.derivation
     return {
@@ -253,7 +250,6 @@ def _provenance(
             for kind, fix in fixes.items()
         },
         "files": {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file()},
-        "derive_seconds": round(seconds, 2),
     }
 
 

@@ -22,6 +22,10 @@ from imagefactory.config import load_config
 from imagefactory.errors import BuildError
 from imagefactory.fsutil import sha256_file
 from imagefactory.seal import image_info
+from imagefactory.store import api
+from imagefactory.store.loopback_s3 import start_loopback_s3
+from imagefactory.store.s3_backend import S3Backend
+from imagefactory.store.testkit import make_signing_keys
 from imagefactory.verify import verify_image
 
 pytestmark = pytest.mark.e2e
@@ -104,6 +108,30 @@ def test_sealed_image_passes_its_specs(workspace: Path) -> None:
     assert result.tests >= 10
     recorded = json.loads((out / "manifest.json").read_text())["verification"]
     assert recorded["passed"] is True and recorded["tests"] == result.tests
+
+
+def test_verified_image_publishes_to_s3_and_pulls(workspace: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verified image goes to a real S3 server (minio-py), signed; a pull verifies it."""
+    out = art(workspace) / "images" / "standin-alpha"
+    server = start_loopback_s3(art(workspace) / "logs" / "s3.log")
+    try:
+        keys = make_signing_keys(workspace / "signing")
+        monkeypatch.setenv("IMAGEFACTORY_S3_ACCESS_KEY", server.access_key)
+        monkeypatch.setenv("IMAGEFACTORY_S3_SECRET_KEY", server.secret_key)
+        settings = server.settings("images", signing_key=keys.private_key,
+                                   allowed_signers=keys.allowed_signers,
+                                   image_dir=workspace / "hypervisor")
+        S3Backend(settings, server.credentials()).client.make_bucket("images")
+        published = api.publish(settings, out, channel="stable", show_progress=False)
+        assert published.version
+        pulled = api.pull(settings, "standin-alpha", channel="stable", show_progress=False)
+        assert pulled.path.stat().st_mode & 0o222 == 0  # installed read-only
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert sha256_file(pulled.path) == manifest["image"]["sha256"]
+        assert "backing-filename" not in image_info(pulled.path)
+    finally:
+        server.stop()
 
 
 def test_script_change_rebuilds_only_downstream(workspace: Path) -> None:

@@ -1,0 +1,322 @@
+"""One contract, two backends: the directory store and S3 (moto on 127.0.0.1, with auth)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagefactory.store import layout
+from imagefactory.store.backend import StoreBackend, StoreError
+from imagefactory.store.channels import (
+    apply_prune,
+    list_images,
+    plan_prune,
+    promote,
+    read_channel,
+)
+from imagefactory.store.publish import PublishResult, publish_image
+from imagefactory.store.pull import pull_image
+from imagefactory.store.signing import SignatureError
+from imagefactory.store.testkit import SigningKeys, make_sealed_image, make_signing_keys
+
+pytestmark = pytest.mark.integration
+MIB = 1024 * 1024
+
+
+def _publish(
+    backend: StoreBackend,
+    keys: SigningKeys,
+    directory: Path,
+    channel: str | None = None,
+    **image: Any,
+) -> PublishResult:
+    """Publish a fresh sealed image made in `directory`."""
+    sealed = make_sealed_image(directory, **image)
+    return publish_image(backend, sealed, keys.private_key, channel=channel, show_progress=False)
+
+
+def when(day: int) -> datetime:
+    return datetime(2026, 11, day, 8, 0, 0, tzinfo=UTC)
+
+
+def test_publish_layout_and_manifest(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    sealed = make_sealed_image(tmp_path / "sealed", size=7 * MIB + 13, seed=1)
+    res = publish_image(backend, sealed, keys.private_key, channel="nightly", show_progress=False)
+    sealed_doc = json.loads((sealed / "manifest.json").read_text())
+    sha = sealed_doc["image"]["sha256"]
+    assert res.version == f"20261124T101500Z-{sha[:12]}"
+    assert res.bytes_uploaded == 7 * MIB + 13
+    prefix = f"images/persistence/{res.version}/"
+    assert backend.list_keys(prefix) == sorted(
+        prefix + n
+        for n in [
+            "SHA256SUMS",
+            "compliance.html",
+            "junit.xml",
+            "manifest.json",
+            "manifest.json.sig",
+            f"persistence-{res.version}.qcow2",
+        ]
+    )
+    doc = json.loads(backend.get_bytes(prefix + "manifest.json"))
+    for key in (
+        "family",
+        "os",
+        "layers",
+        "git",
+        "build",
+        "packages",
+        "compliance",
+        "verification",
+        "tools",
+        "custom_key",
+    ):
+        assert doc[key] == sealed_doc[key], key
+    assert doc["image"]["sha256"] == sha and doc["image"]["size"] == 7 * MIB + 13
+    assert doc["version"] == res.version and doc["store"]["unverified_override"] is False
+    sums = backend.get_bytes(prefix + "SHA256SUMS").decode()
+    assert f"{sha}  persistence-{res.version}.qcow2\n" in sums
+    html = (sealed / "compliance.html").read_bytes()
+    assert f"{hashlib.sha256(html).hexdigest()}  compliance.html" in sums
+    rows = list_images(backend)
+    assert [(r.family, r.version, r.channels, r.size, r.score) for r in rows] == [
+        ("persistence", res.version, "nightly", 7 * MIB + 13, 97.1)
+    ]
+
+
+def test_republish_moves_no_bytes(backend: StoreBackend, keys: SigningKeys, tmp_path: Path) -> None:
+    sealed = make_sealed_image(tmp_path / "a", size=6 * MIB, seed=2)
+    first = publish_image(backend, sealed, keys.private_key, show_progress=False)
+    again = publish_image(backend, sealed, keys.private_key, show_progress=False)
+    assert (again.version, again.bytes_uploaded, again.deduplicated) == (
+        first.version,
+        0,
+        "same version",
+    )
+    # Same content from a later build (new version), and under another family: copied
+    # inside the store, nothing sent from this host.
+    later = make_sealed_image(tmp_path / "b", size=6 * MIB, seed=2, finished=when(25))
+    other = make_sealed_image(tmp_path / "c", family="web", size=6 * MIB, seed=2)
+    for sealed_dir in (later, other):
+        res = publish_image(backend, sealed_dir, keys.private_key, show_progress=False)
+        assert res.bytes_uploaded == 0 and res.deduplicated == "copied in store"
+    assert len(list_images(backend)) == 3
+    assert {r.size for r in list_images(backend)} == {6 * MIB}
+
+
+def test_only_verified_images_publish(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    failed = make_sealed_image(tmp_path / "f", size=MIB, passed=False)
+    with pytest.raises(StoreError, match="verification did not pass"):
+        publish_image(backend, failed, keys.private_key, show_progress=False)
+    untested = make_sealed_image(tmp_path / "u", size=MIB, seed=3, passed=None)
+    with pytest.raises(StoreError, match="verification was not run"):
+        publish_image(backend, untested, keys.private_key, show_progress=False)
+    assert backend.list_keys("") == []
+    res = publish_image(
+        backend, failed, keys.private_key, allow_unverified=True, show_progress=False
+    )
+    doc = json.loads(backend.get_bytes(layout.manifest_key("persistence", res.version)))
+    assert doc["store"]["unverified_override"] is True
+    assert [r.verified for r in list_images(backend)] == ["override"]
+
+
+def test_image_changed_after_sealing_is_not_published(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    sealed = make_sealed_image(tmp_path / "s", size=6 * MIB, seed=4)
+    with (sealed / "persistence.qcow2").open("r+b") as fh:
+        fh.seek(3 * MIB)
+        fh.write(b"X")
+    with pytest.raises(StoreError, match="sha256 is .* but the manifest says"):
+        publish_image(backend, sealed, keys.private_key, show_progress=False)
+    assert list_images(backend) == []
+    assert backend.list_keys("images/") == []
+
+
+def test_channels_promote_with_history(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    v1 = _publish(
+        backend, keys, tmp_path / "1", "nightly", size=MIB, seed=5, finished=when(1)
+    ).version
+    v2 = _publish(
+        backend, keys, tmp_path / "2", "nightly", size=MIB, seed=6, finished=when(2)
+    ).version
+    promote(backend, "persistence", v1, "stable")
+    doc = read_channel(backend, "persistence", "nightly")
+    assert doc is not None and doc["version"] == v2
+    assert [h["version"] for h in doc["history"]] == [v1]
+    promote(backend, "persistence", v2, "stable")
+    stable = read_channel(backend, "persistence", "stable")
+    assert stable is not None and stable["version"] == v2
+    assert [h["version"] for h in stable["history"]] == [v1]
+    assert [r.channels for r in list_images(backend)] == ["", "nightly,stable"]
+    with pytest.raises(StoreError, match="not a complete published image"):
+        promote(backend, "persistence", "20990101T000000Z-000000000000", "stable")
+
+
+def test_prune_keeps_last_n_and_channel_targets(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    versions = [
+        publish_image(
+            backend,
+            make_sealed_image(tmp_path / str(day), size=MIB, seed=10 + day, finished=when(day)),
+            keys.private_key,
+            show_progress=False,
+        ).version
+        for day in range(1, 6)
+    ]
+    promote(backend, "persistence", versions[0], "stable")
+    # A killed publish: blob without manifest.
+    backend.put_bytes(layout.blob_key("persistence", "20261101T000000Z-abcdefabcdef"), b"x")
+    plan = plan_prune(backend, keep_last=2)
+    assert [v for _, v in plan.delete_versions] == versions[1:3]
+    assert [v for _, v in plan.incomplete] == ["20261101T000000Z-abcdefabcdef"]
+    assert "dry run" in plan.describe(applied=False)
+    assert len(list_images(backend)) == 5  # dry run deleted nothing
+    apply_prune(backend, plan)
+    assert [r.version for r in list_images(backend)] == [versions[0], *versions[3:]]
+    assert backend.list_keys("images/persistence/20261101T000000Z-abcdefabcdef/") == []
+
+
+def _installed(image_dir: Path) -> list[str]:
+    return sorted(p.name for p in image_dir.iterdir()) if image_dir.exists() else []
+
+
+def test_pull_installs_read_only_versioned(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    sealed = make_sealed_image(tmp_path / "s", size=9 * MIB, seed=20)
+    res = publish_image(backend, sealed, keys.private_key, channel="stable", show_progress=False)
+    hv = tmp_path / "hv"
+    got = pull_image(
+        backend, "persistence", hv, keys.allowed_signers, channel="stable", show_progress=False
+    )
+    name = f"persistence-{res.version}.qcow2"
+    assert got.path == hv / name and got.signer == keys.principal
+    assert got.path.read_bytes() == (sealed / "persistence.qcow2").read_bytes()
+    assert stat.S_IMODE(got.path.stat().st_mode) == 0o444
+    assert _installed(hv) == [f"persistence-{res.version}.manifest.json", name]
+    again = pull_image(
+        backend, "persistence", hv, keys.allowed_signers, channel="stable", show_progress=False
+    )
+    assert again.already_installed and again.bytes_downloaded == 0
+
+
+def test_pull_resumes_partial_download(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    sealed = make_sealed_image(tmp_path / "s", size=9 * MIB, seed=21)
+    res = publish_image(backend, sealed, keys.private_key, show_progress=False)
+    hv = tmp_path / "hv"
+    hv.mkdir()
+    data = (sealed / "persistence.qcow2").read_bytes()
+    (hv / f".persistence-{res.version}.qcow2.part").write_bytes(data[: 3 * MIB + 5])
+    got = pull_image(
+        backend, "persistence", hv, keys.allowed_signers, version=res.version, show_progress=False
+    )
+    assert (got.resumed_from, got.bytes_downloaded) == (3 * MIB + 5, len(data) - 3 * MIB - 5)
+    assert got.path.read_bytes() == data
+
+
+def test_pull_never_overwrites_other_template(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    res = _publish(backend, keys, tmp_path / "s", size=MIB, seed=22)
+    hv = tmp_path / "hv"
+    hv.mkdir()
+    target = hv / f"persistence-{res.version}.qcow2"
+    target.write_bytes(b"a VM backing file")
+    with pytest.raises(StoreError, match="refusing to overwrite"):
+        pull_image(backend, "persistence", hv, keys.allowed_signers, show_progress=False)
+    assert target.read_bytes() == b"a VM backing file"
+
+
+def test_corrupted_blob_installs_nothing(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    sealed = make_sealed_image(tmp_path / "s", size=6 * MIB, seed=23)
+    res = publish_image(backend, sealed, keys.private_key, show_progress=False)
+    blob = bytearray((sealed / "persistence.qcow2").read_bytes())
+    blob[5 * MIB] ^= 0xFF  # same size, one flipped byte: only the checksum can tell
+    backend.put_bytes(layout.blob_key("persistence", res.version), bytes(blob))
+    hv = tmp_path / "hv"
+    with pytest.raises(StoreError, match="store copy is corrupt, nothing installed"):
+        pull_image(backend, "persistence", hv, keys.allowed_signers, show_progress=False)
+    assert _installed(hv) == []
+
+
+def test_tampered_manifest_is_refused(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    res = _publish(backend, keys, tmp_path / "s", size=MIB, seed=24)
+    key = layout.manifest_key("persistence", res.version)
+    doc = json.loads(backend.get_bytes(key))
+    doc["compliance"]["score"] = 100.0
+    backend.put_bytes(key, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+    hv = tmp_path / "hv"
+    with pytest.raises(SignatureError, match="signature does not match"):
+        pull_image(backend, "persistence", hv, keys.allowed_signers, show_progress=False)
+    assert _installed(hv) == []
+    backend.delete(layout.signature_key("persistence", res.version))
+    with pytest.raises(SignatureError, match="signature file is missing"):
+        pull_image(backend, "persistence", hv, keys.allowed_signers, show_progress=False)
+
+
+def test_unknown_signer_is_refused(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    stranger = make_signing_keys(tmp_path / "stranger", principal="someone@elsewhere")
+    publish_image(
+        backend,
+        make_sealed_image(tmp_path / "s", size=MIB, seed=25),
+        stranger.private_key,
+        show_progress=False,
+    )
+    hv = tmp_path / "hv"
+    with pytest.raises(SignatureError, match="unknown signer"):
+        pull_image(backend, "persistence", hv, keys.allowed_signers, show_progress=False)
+    assert _installed(hv) == []
+
+
+def test_real_qcow2_template_backs_a_vm_disk(
+    backend: StoreBackend,
+    keys: SigningKeys,
+    tmp_path: Path,
+    require_tool: Callable[[str], str],
+) -> None:
+    qemu_img = require_tool("qemu-img")
+    res = _publish(backend, keys, tmp_path / "s", "stable", size=64 * MIB, qcow2=True)
+    hv = tmp_path / "hv"
+    got = pull_image(backend, "persistence", hv, keys.allowed_signers, show_progress=False)
+    info = subprocess.run(
+        [qemu_img, "info", "--output=json", str(got.path)], capture_output=True, check=True
+    )
+    assert json.loads(info.stdout)["virtual-size"] == 64 * MIB
+    overlay = hv / "vm1.qcow2"
+    subprocess.run(
+        [qemu_img, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(got.path), str(overlay)],
+        check=True,
+    )
+    assert got.path.name == f"persistence-{res.version}.qcow2"
+    assert stat.S_IMODE(got.path.stat().st_mode) == 0o444
+
+
+def test_unusable_signing_key_uploads_nothing(backend: StoreBackend, tmp_path: Path) -> None:
+    sealed = make_sealed_image(tmp_path / "s", size=MIB)
+    with pytest.raises(SignatureError, match="signing key .* does not exist"):
+        publish_image(backend, sealed, tmp_path / "no-key", show_progress=False)
+    assert backend.list_keys("") == []

@@ -1,0 +1,148 @@
+"""S3-only behaviour: credentials, missing bucket, unreachable store, interop with awscli."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from imagefactory.errors import ConfigError
+from imagefactory.store import api, layout
+from imagefactory.store.backend import StoreError
+from imagefactory.store.loopback_s3 import LoopbackS3
+from imagefactory.store.s3_backend import S3Backend
+from imagefactory.store.settings import (
+    ENV_ACCESS,
+    ENV_CREDENTIALS_FILE,
+    ENV_SECRET,
+    Credentials,
+)
+from imagefactory.store.testkit import SigningKeys, make_sealed_image
+
+pytestmark = pytest.mark.integration
+MIB = 1024 * 1024
+
+
+def test_wrong_credentials_are_rejected(
+    s3_server: LoopbackS3, new_bucket: str, keys: SigningKeys, tmp_path: Path
+) -> None:
+    settings = s3_server.settings(new_bucket, signing_key=keys.private_key)
+    wrong = S3Backend(settings, Credentials(s3_server.access_key, "not-the-secret"))
+    with pytest.raises(StoreError, match=r"credentials rejected") as err:
+        wrong.check()
+    assert "not-the-secret" not in str(err.value)
+    sealed = make_sealed_image(tmp_path / "s", size=MIB)
+    from imagefactory.store.publish import publish_image
+
+    with pytest.raises(StoreError, match="credentials rejected"):
+        publish_image(wrong, sealed, keys.private_key, show_progress=False)
+    unknown = S3Backend(settings, Credentials("AKIANOSUCHKEY0000000", "x"))
+    with pytest.raises(StoreError, match="credentials rejected"):
+        unknown.list_keys("images/")
+    right = S3Backend(settings, s3_server.credentials())
+    assert right.list_keys("") == []
+
+
+def test_credentials_from_file_through_api(
+    s3_server: LoopbackS3,
+    new_bucket: str,
+    keys: SigningKeys,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cred = tmp_path / "s3.ini"
+    cred.write_text(
+        f"[s3]\naccess_key = {s3_server.access_key}\nsecret_key = {s3_server.secret_key}\n"
+    )
+    cred.chmod(0o600)
+    monkeypatch.delenv(ENV_ACCESS, raising=False)
+    monkeypatch.delenv(ENV_SECRET, raising=False)
+    monkeypatch.setenv(ENV_CREDENTIALS_FILE, str(cred))
+    settings = s3_server.settings(
+        new_bucket,
+        signing_key=keys.private_key,
+        allowed_signers=keys.allowed_signers,
+        image_dir=tmp_path / "hv",
+    )
+    res = api.publish(
+        settings, make_sealed_image(tmp_path / "s", size=MIB), channel="stable", show_progress=False
+    )
+    assert "stable" in api.images(settings)
+    got = api.pull(settings, "persistence", channel="stable", show_progress=False)
+    assert got.version == res.version and got.path.exists()
+    cred.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by other users"):
+        api.images(settings)
+
+
+def test_missing_bucket_is_clear(s3_server: LoopbackS3) -> None:
+    settings = s3_server.settings("no-such-bucket")
+    backend = S3Backend(settings, s3_server.credentials())
+    with pytest.raises(StoreError, match="bucket 'no-such-bucket' does not exist"):
+        backend.check()
+    with pytest.raises(StoreError, match="bucket 'no-such-bucket' does not exist"):
+        backend.get_bytes("channels/x/stable.json")
+
+
+def test_unreachable_store_fails_fast(s3_server: LoopbackS3) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = s3_server.settings("images", endpoint=f"127.0.0.1:{port}")
+    backend = S3Backend(settings, Credentials("a", "b"))
+    start = time.monotonic()
+    with pytest.raises(StoreError, match="store unreachable"):
+        backend.check()
+    assert time.monotonic() - start < 15
+
+
+def test_awscli_downloads_published_image(
+    s3_server: LoopbackS3,
+    new_bucket: str,
+    keys: SigningKeys,
+    tmp_path: Path,
+    require_tool: Callable[[str], str],
+) -> None:
+    aws = require_tool("aws")
+    settings = s3_server.settings(new_bucket)
+    backend = S3Backend(settings, s3_server.credentials())
+    from imagefactory.store.publish import publish_image
+
+    sealed = make_sealed_image(tmp_path / "s", size=12 * MIB + 7, seed=40)
+    res = publish_image(backend, sealed, keys.private_key, show_progress=False)
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    out = tmp_path / "aws"
+    prefix = layout.image_prefix("persistence", res.version)
+    subprocess.run(
+        [
+            aws,
+            "--endpoint-url",
+            s3_server.url,
+            "s3",
+            "cp",
+            "--recursive",
+            f"s3://{new_bucket}/{prefix}",
+            str(out),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    blob = out / layout.blob_name("persistence", res.version)
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == res.sha256
+    check = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count(": OK") == 3
