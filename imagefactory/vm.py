@@ -77,7 +77,10 @@ def boot(image: Path, *, accelerator: str, login_key: Path, login_pubkey: str,
     argv = [
         qemu, "-machine", "pc", "-accel", accelerator, "-smp", str(cpus), "-m", str(memory_mib),
         "-display", "none", "-nodefaults", "-serial", f"file:{serial_log}", "-snapshot",
-        "-drive", f"file={image},if=virtio,format=qcow2",
+        # bootindex: SeaBIOS boots only the first disk it finds, and extra disks (data disks
+        # given in extra_args) may come first on the PCI bus.
+        "-drive", f"file={image},if=none,id=os,format=qcow2",
+        "-device", "virtio-blk-pci,drive=os,bootindex=0",
         "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{port}-:22",
         *smbios_oem(ACCESS_KEY_PREFIX + login_pubkey), *extra_args,
     ]
