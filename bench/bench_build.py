@@ -40,7 +40,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
         ws = Path(tmp)
         shutil.copy(REPO / "standin.yaml", ws)
-        for rel in ("standin", "packer", "tests/images", "appcore"):
+        for rel in ("standin", "packer", "tests/images", "appcore", "hardening"):
             shutil.copytree(REPO / rel, ws / rel)
         cfg, art = ws / "standin.yaml", ws / "artifacts"
         if args.reuse_base:

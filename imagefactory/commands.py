@@ -20,10 +20,11 @@ def plan(config: Path, family: str, artifacts: Path) -> str:
     p = plan_family(cfg, family, Artifacts(artifacts.resolve()))
     todo = {s.key for s in p.todo}
     lines = [f"family {family} ({len(p.steps)} layers, {len(todo)} to build)"]
+    width = max(len(s.layer.name) for s in p.steps)
     for s in p.steps:
         state = "build " if s.key in todo else "cached"
         why = f"  ({'; '.join(s.reasons)})" if s.key in todo else ""
-        lines.append(f"  {s.layer.name:<16} {s.short}  {state}{why}")
+        lines.append(f"  {s.layer.name:<{width}}  {s.short}  {state}{why}")
     return "\n".join(lines)
 
 
@@ -33,7 +34,7 @@ def build(config: Path, family: str, artifacts: Path) -> BuildResult:
 
 
 def verify(config: Path, family: str, artifacts: Path) -> VerifyResult:
-    """Boot the family's sealed image, run its specs, record the result in its manifest."""
+    """Boot the family's sealed image, run its specs and scan, record both in its manifest."""
     cfg = load_config(config)
     fam = cfg.family(family)
     art = Artifacts(artifacts.resolve())
@@ -44,7 +45,7 @@ def verify(config: Path, family: str, artifacts: Path) -> VerifyResult:
                            f"--family={family}")
     choice = accel.choose(cfg.build.accelerator, cfg.build.kvm_probe_timeout_s, (art.debs,))
     result = verify_image(image, out / "manifest.json", fam.specs, art.root / "reports",
-                          accelerator=choice.accelerator, label=family)
+                          accelerator=choice.accelerator, label=family, scan=fam.compliance)
     if not result.passed:
         raise FactoryError(f"{family}: {result.failed} of {result.tests} specs failed "
                            f"(report: {result.report})")

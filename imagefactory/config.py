@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -73,12 +74,24 @@ class LayerDef:
 
 
 @dataclass(frozen=True)
+class ComplianceScan:
+    """The `oscap xccdf eval` the verify boot runs in the guest, and whether it gates."""
+
+    datastream: Path
+    tailoring: Path
+    profile: str  # a profile id of the tailoring
+    waivers: Path | None = None  # waivers.yaml: `exception` waivers tolerate a failing rule
+    gate: bool = False  # fail verify on a failing rule that no waiver tolerates
+
+
+@dataclass(frozen=True)
 class Family:
     name: str
     layers: tuple[str, ...]
     description: str = ""
     os: str = ""
     specs: tuple[Path, ...] = ()  # testinfra spec files the sealed image must pass
+    compliance: ComplianceScan | None = None
 
 
 @dataclass(frozen=True)
@@ -215,7 +228,8 @@ def _model(path: Path, doc: dict[str, Any]) -> Config:
         )
     families = {
         name: Family(name=name, layers=tuple(f["layers"]), description=f.get("description", ""),
-                     os=f.get("os", ""), specs=tuple(root / p for p in f.get("specs", [])))
+                     os=f.get("os", ""), specs=tuple(root / p for p in f.get("specs", [])),
+                     compliance=_compliance(root, f.get("compliance")))
         for name, f in doc["families"].items()
     }
     store = store_settings_from_dict(doc.get("store"), str(path))[0]
@@ -224,6 +238,43 @@ def _model(path: Path, doc: dict[str, Any]) -> Config:
         f: root / getattr(store, f) for f in ("path", "signing_key", "allowed_signers", "image_dir")
         if not str(getattr(store, f)).startswith(("/", "~"))})
     return Config(path, root, build, sources, layers, families, store)
+
+
+def _compliance(root: Path, doc: dict[str, Any] | None) -> ComplianceScan | None:
+    if doc is None:
+        return None
+    waivers = doc.get("waivers")
+    return ComplianceScan(datastream=root / doc["datastream"], tailoring=root / doc["tailoring"],
+                          profile=doc["profile"], waivers=root / waivers if waivers else None,
+                          gate=doc.get("gate", False))
+
+
+def _tailoring_profiles(path: Path) -> set[str]:
+    """Profile ids a tailoring file defines (XCCDF 1.1 or 1.2: any `Profile` element)."""
+    root = ET.parse(path).getroot()
+    return {e.get("id", "") for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Profile"}
+
+
+def _compliance_problems(cfg: Config, fam: Family) -> list[Problem]:
+    scan, file, where = fam.compliance, str(cfg.path), f".families.{fam.name}.compliance"
+    if scan is None:
+        return []
+    out = []
+    for key, p in (("datastream", scan.datastream), ("tailoring", scan.tailoring),
+                   ("waivers", scan.waivers)):
+        if p is not None and not p.is_file():
+            out.append(Problem(file, f"{where}.{key}", f"{cfg.relpath(p)} does not exist"))
+    if scan.tailoring.is_file():
+        try:
+            profiles = _tailoring_profiles(scan.tailoring)
+        except ET.ParseError as exc:
+            return [*out, Problem(file, f"{where}.tailoring",
+                                  f"{cfg.relpath(scan.tailoring)} is not valid XML: {exc}")]
+        if scan.profile not in profiles:
+            out.append(Problem(file, f"{where}.profile",
+                               f"profile '{scan.profile}' is not in {cfg.relpath(scan.tailoring)}",
+                               f"one of: {', '.join(sorted(profiles)) or 'none'}"))
+    return out
 
 
 def _semantic_problems(cfg: Config) -> list[Problem]:
@@ -265,6 +316,7 @@ def _semantic_problems(cfg: Config) -> list[Problem]:
             if not p.is_file():
                 out.append(Problem(file, f".families.{fam.name}.specs[{i}]",
                                    f"{cfg.relpath(p)} does not exist"))
+        out += _compliance_problems(cfg, fam)
         if len(set(fam.layers)) != len(fam.layers):
             out.append(Problem(file, where, "a layer is listed twice"))
         defs = [cfg.layers[n] for n in fam.layers if n in cfg.layers]

@@ -1,13 +1,16 @@
-"""Verify a sealed image: boot it, run its testinfra specs over SSH, record the result.
+"""Verify a sealed image: boot it, run its testinfra specs and compliance scan, record both.
 
 The verifier logs in with a key made for this run only, passed like an operator's key
 (SMBIOS OEM string); the build key is gone from sealed images and is never used here.
+The scan (optional, per family) runs `oscap` in the same boot, with the datastream and
+tailoring uploaded from the build host, so the pinned content is what gets evaluated.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -16,19 +19,29 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import paramiko
 
 from imagefactory import progress, provenance, vm
 from imagefactory.buildkey import generate_key
+from imagefactory.config import ComplianceScan
 from imagefactory.errors import FactoryError
 from imagefactory.fsutil import write_json_atomic
+from imagefactory.hardening import ScanSummary, gate_scan, load_waivers, summarize_scan
+
+GUEST_SCAN_DIR = "/var/tmp/imagefactory-scan"  # in the -snapshot guest: gone after the boot
+OSCAP_RAN = (0, 2)  # 2: the scan ran and some rule failed
+SCAN_TIMEOUT_S = 1800  # the OL8 datastream takes minutes to evaluate under TCG
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    passed: bool
+    passed: bool  # the specs; a gating scan raises instead
     tests: int
     failed: int
     report: Path
+    compliance: ScanSummary | None = None
 
 
 def _counts(junit: Path) -> tuple[int, int]:
@@ -41,12 +54,21 @@ def _counts(junit: Path) -> tuple[int, int]:
 
 def verify_image(image: Path, manifest: Path | None, specs: Sequence[Path], reports: Path, *,
                  accelerator: str, extra_qemu_args: Sequence[str] = (),
-                 label: str = "verify") -> VerifyResult:
-    """Boot `image`, run `specs` against it, write JUnit to `reports`, update the manifest."""
+                 label: str = "verify", scan: ComplianceScan | None = None,
+                 after_reboot: Sequence[Path] = ()) -> VerifyResult:
+    """Boot `image`, run `specs` (then `scan`, if given) in that one boot, update the manifest.
+
+    With `after_reboot`, the guest is then rebooted inside the same QEMU (what the first boot
+    wrote is kept) and those specs run too. JUnit, ARF and HTML go to `reports` and beside
+    the manifest. A scan with `gate` raises BuildError on a failing rule no waiver
+    tolerates, after the manifest records it.
+    """
     if not specs:
         raise FactoryError(f"no specs to verify {image} with")
     reports.mkdir(parents=True, exist_ok=True)
     junit = reports / f"{label}.junit.xml"
+    junits = [junit]
+    scanned = None
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
         key = generate_key(Path(tmp) / "verify_ed25519", "imagefactory-verify")
         serial = reports / f"{label}.serial.log"
@@ -54,27 +76,103 @@ def verify_image(image: Path, manifest: Path | None, specs: Sequence[Path], repo
                 vm.boot(image, accelerator=accelerator, login_key=key.private,
                         login_pubkey=key.public_line, serial_log=serial,
                         extra_args=extra_qemu_args) as booted:
-            argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                    f"--hosts={booted.testinfra_host}", f"--ssh-identity-file={key.private}",
-                    f"--junitxml={junit}", "-W", "ignore::UserWarning",
-                    *map(str, specs)]
-            env = {**os.environ, "IF_VERIFY_PUBKEY": key.public_line}
-            progress.say(f"==> running {len(specs)} spec file(s) as {booted.user}")
-            subprocess.run(argv, env=env, check=False, stdin=subprocess.DEVNULL)
-    if not junit.is_file():
-        raise FactoryError(f"the spec run wrote no report ({junit})")
-    tests, failed = _counts(junit)
-    result = VerifyResult(tests > 0 and failed == 0, tests, failed, junit)
+            _run_specs(booted, key.public_line, specs, junit)
+            if scan is not None:
+                with progress.step(f"compliance scan in the guest ({scan.profile})"):
+                    scanned = _scan_in_guest(booted, scan, reports, label)
+            if after_reboot:
+                with progress.step("rebooting the guest"):
+                    vm.reboot(booted)
+                junits.append(reports / f"{label}.after-reboot.junit.xml")
+                _run_specs(booted, key.public_line, after_reboot, junits[-1])
+    missing = [str(j) for j in junits if not j.is_file()]
+    if missing:
+        raise FactoryError(f"the spec run wrote no report ({', '.join(missing)})")
+    counts = [_counts(j) for j in junits]
+    tests, failed = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    summary = None
+    if scan is not None and scanned is not None:
+        waivers = load_waivers(scan.waivers) if scan.waivers is not None else []
+        summary = summarize_scan(scanned[0], scan.profile, waivers)
+    result = VerifyResult(tests > 0 and failed == 0, tests, failed, junit, summary)
     if manifest is not None:
-        _record(manifest, result)
+        compliance = None
+        if scan is not None and summary is not None and scanned is not None:
+            compliance = {**summary.to_manifest(), "report": scanned[1].name,
+                          "arf": scanned[0].name, "datastream": scan.datastream.name,
+                          "tailoring": scan.tailoring.name, "gate": scan.gate}
+        _record(manifest, result, compliance, scanned or ())
+    if scan is not None and scan.gate and summary is not None:
+        gate_scan(summary)
     return result
 
 
-def _record(manifest: Path, result: VerifyResult) -> None:
-    """Put the report beside the manifest (it travels with the image) and record the result."""
-    shutil.copy2(result.report, manifest.parent / result.report.name)
+def _run_specs(booted: vm.BootedVM, login_pubkey: str, specs: Sequence[Path],
+               junit: Path) -> None:
+    """testinfra over paramiko as the admin user; results go to `junit`."""
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            f"--hosts={booted.testinfra_host}", f"--ssh-identity-file={booted.key}",
+            f"--junitxml={junit}", "-W", "ignore::UserWarning", *map(str, specs)]
+    env = {**os.environ, "IF_VERIFY_PUBKEY": login_pubkey}
+    progress.say(f"==> running {len(specs)} spec file(s) as {booted.user}")
+    subprocess.run(argv, env=env, check=False, stdin=subprocess.DEVNULL)
+
+
+def _scan_in_guest(booted: vm.BootedVM, scan: ComplianceScan, reports: Path,
+                   label: str) -> tuple[Path, Path]:
+    """Upload datastream + tailoring, run `oscap xccdf eval` as root, fetch (ARF, HTML)."""
+    arf, html = reports / f"{label}.arf.xml", reports / f"{label}.report.html"
+    log = reports / f"{label}.oscap.log"
+    ds = f"{GUEST_SCAN_DIR}/{scan.datastream.name}"
+    tailoring = f"{GUEST_SCAN_DIR}/{scan.tailoring.name}"
+    log.write_text("")  # this run's output only
+    cmd = ["sudo", "oscap", "xccdf", "eval", "--tailoring-file", tailoring,
+           "--profile", scan.profile, "--results-arf", f"{GUEST_SCAN_DIR}/arf.xml",
+           "--report", f"{GUEST_SCAN_DIR}/report.html", ds]
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # throwaway VM, fresh host key
+    client.connect("127.0.0.1", port=booted.port, username=booted.user,
+                   key_filename=str(booted.key), look_for_keys=False, allow_agent=False,
+                   timeout=60, banner_timeout=60, auth_timeout=60)
+    try:
+        _guest_run(client, f"mkdir -p {GUEST_SCAN_DIR}", (0,), log)
+        with client.open_sftp() as sftp:
+            sftp.put(str(scan.datastream), ds)
+            sftp.put(str(scan.tailoring), tailoring)
+            status = _guest_run(client, shlex.join(cmd), OSCAP_RAN, log)
+            progress.say(f"==> oscap exited {status} (log: {log})")
+            sftp.get(f"{GUEST_SCAN_DIR}/arf.xml", str(arf))
+            sftp.get(f"{GUEST_SCAN_DIR}/report.html", str(html))
+    finally:
+        client.close()
+    return arf, html
+
+
+def _guest_run(client: paramiko.SSHClient, command: str, ok: Sequence[int], log: Path) -> int:
+    """Run `command` in the guest, append its output to `log`; an exit not in `ok` raises."""
+    _, out, _ = client.exec_command(command + " 2>&1", timeout=SCAN_TIMEOUT_S)
+    text = out.read().decode(errors="replace")
+    status = out.channel.recv_exit_status()
+    with log.open("a") as f:
+        f.write(f"$ {command}\n{text}[exit {status}]\n")
+    if status not in ok:
+        raise FactoryError(f"in the guest, `{command}` exited {status}: "
+                           f"{text.strip()[-500:]} (full output: {log})")
+    return status
+
+
+def _record(manifest: Path, result: VerifyResult, compliance: dict[str, Any] | None,
+            scan_files: Sequence[Path]) -> None:
+    """Put the reports beside the manifest (they travel with the image), record both results.
+
+    One atomic write, so the manifest never has a verification without its compliance.
+    """
+    for path in (result.report, *scan_files):
+        shutil.copy2(path, manifest.parent / path.name)
     doc = json.loads(manifest.read_text())
+    now = provenance.now()
     doc["verification"] = {"passed": result.passed, "tests": result.tests,
-                           "failed": result.failed, "report": result.report.name,
-                           "at": provenance.now()}
+                           "failed": result.failed, "report": result.report.name, "at": now}
+    if compliance is not None:
+        doc["compliance"] = {**compliance, "at": now}
     write_json_atomic(manifest, doc)

@@ -49,7 +49,9 @@ def smbios_oem(value: str) -> list[str]:
     return ["-smbios", f"type=11,value={value.replace(',', ',,')}"]
 
 
-def ssh_ready(port: int, user: str, key: Path, timeout: float = 10.0) -> bool:
+def ssh_run(port: int, user: str, key: Path, command: str,
+            timeout: float = 10.0) -> tuple[int, str] | None:
+    """(exit status, stdout) of one command over SSH, or None if the guest is not reachable."""
     # While the guest boots, slirp accepts and resets connections; paramiko would log each
     # of those as a traceback.
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -59,12 +61,37 @@ def ssh_ready(port: int, user: str, key: Path, timeout: float = 10.0) -> bool:
         client.connect("127.0.0.1", port=port, username=user, key_filename=str(key),
                        look_for_keys=False, allow_agent=False, timeout=timeout,
                        banner_timeout=timeout, auth_timeout=timeout)
-        _, out, _ = client.exec_command("true", timeout=timeout)
-        return out.channel.recv_exit_status() == 0
+        _, out, _ = client.exec_command(command, timeout=timeout)
+        text = out.read().decode(errors="replace")
+        return out.channel.recv_exit_status(), text
     except (paramiko.SSHException, OSError, EOFError):
-        return False
+        return None
     finally:
         client.close()
+
+
+def ssh_ready(port: int, user: str, key: Path) -> bool:
+    return ssh_run(port, user, key, "true") == (0, "")
+
+
+_BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
+
+
+def reboot(vm: BootedVM, timeout_s: float = 300) -> None:
+    """Reboot the guest inside the same QEMU (the -snapshot overlay and the data disks keep
+    their contents) and wait until SSH answers from the new boot."""
+    before = ssh_run(vm.port, vm.user, vm.key, _BOOT_ID)
+    if before is None:
+        raise FactoryError(f"cannot reach the guest on port {vm.port} to reboot it")
+    ssh_run(vm.port, vm.user, vm.key, "sudo systemctl reboot", timeout=5)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(3)
+        now = ssh_run(vm.port, vm.user, vm.key, _BOOT_ID)
+        if now is not None and now[0] == 0 and now[1] != before[1]:
+            return
+    raise FactoryError(f"the guest did not come back over SSH within {timeout_s:.0f} s of a "
+                       f"reboot; console: {vm.serial_log}")
 
 
 @contextlib.contextmanager

@@ -42,7 +42,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         pytest.fail("the e2e builds the stand-in base with mmdebstrap and needs root")
     ws = tmp_path_factory.mktemp("e2e")
     shutil.copy(REPO / "standin.yaml", ws)
-    for rel in ("standin", "packer", "tests/images", "appcore"):
+    for rel in ("standin", "packer", "tests/images", "appcore", "hardening"):
         shutil.copytree(REPO / rel, ws / rel, ignore=shutil.ignore_patterns("__pycache__"))
     art = Artifacts(ws / "artifacts")
     if not IN_CI:

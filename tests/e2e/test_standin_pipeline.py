@@ -55,7 +55,8 @@ def qemu_processes(ws: Path) -> list[str]:
 def test_first_build_chains_all_layers(workspace: Path) -> None:
     """A first build makes every layer (base maybe seeded locally), each on its parent."""
     result = commands.build(cfg_path(workspace), "standin-alpha", art(workspace))
-    assert result.built[-4:] == ("common", "stack-alpha", "appcore-persistence", "seal")
+    assert result.built[-5:] == ("common", "harden", "stack-alpha", "appcore-persistence",
+                                 "seal")
     cache = LayerCache(art(workspace) / "cache")
     steps = result.plan.steps
     for parent, child in zip(steps[:-2], steps[1:-1], strict=True):
@@ -93,21 +94,35 @@ def test_second_family_reuses_shared_layers(workspace: Path) -> None:
 
 
 def test_sealed_image_passes_its_specs(workspace: Path) -> None:
-    """Booted with a fresh login key, the sealed image passes the seal and family specs."""
+    """Booted with a fresh login key, the sealed image passes the seal, family and CIS specs;
+    the compliance scan of the same boot reaches the manifest with its ARF beside it."""
     out = art(workspace) / "images" / "standin-alpha"
     cfg = load_config(cfg_path(workspace))
+    family = cfg.families["standin-alpha"]
     result = verify_image(
         out / "standin-alpha.qcow2",
         out / "manifest.json",
-        cfg.families["standin-alpha"].specs,
+        family.specs,
         art(workspace) / "reports",
         accelerator="tcg",
         label="standin-alpha",
+        scan=family.compliance,
     )
     assert result.passed, f"specs failed, see {result.report}"
     assert result.tests >= 10
-    recorded = json.loads((out / "manifest.json").read_text())["verification"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    recorded = manifest["verification"]
     assert recorded["passed"] is True and recorded["tests"] == result.tests
+    compliance = manifest["compliance"]
+    assert compliance["profile"] == "xccdf_org.imagefactory_profile_cis_server_l1_ol8"
+    assert isinstance(compliance["score"], float)
+    assert compliance["score_maximum"] == 100.0
+    counts = compliance["counts"]
+    # The OL8 tailoring selects 204 rules; on the Debian guest most are evaluated anyway.
+    assert all(isinstance(n, int) for n in counts.values()) and sum(counts.values()) >= 200
+    assert compliance["gate"] is False
+    assert (out / compliance["arf"]).stat().st_size > 0
+    assert (out / compliance["report"]).is_file()
 
 
 def test_verified_image_publishes_to_s3_and_pulls(workspace: Path,

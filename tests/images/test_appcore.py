@@ -37,7 +37,8 @@ def test_role_and_source_recorded(host):
 
 def test_status_command_reports_the_role(host):
     """`appcore status` exits 0 and names the role and its channel."""
-    result = host.run("appcore status")
+    with host.sudo():  # /usr/sbin is on root's PATH only
+        result = host.run("appcore status")
     assert result.rc == 0
     assert "role:    SELFTEST (from smbios: type 11" in result.stdout
 

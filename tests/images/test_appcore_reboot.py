@@ -1,4 +1,4 @@
-"""App-Core on a second boot with the same role and data disk: nothing changes."""
+"""App-Core after a reboot of the same VM (same role, same data disk): nothing changes."""
 
 import json
 

@@ -106,6 +106,6 @@ def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
 def test_shipped_standin_copy_still_valid(tmp_path: Path) -> None:
     """The e2e copies standin.yaml with the scripts it names; that copy must load too."""
     shutil.copy(REPO / "standin.yaml", tmp_path)
-    for rel in ("standin", "packer", "tests/images", "appcore"):
+    for rel in ("standin", "packer", "tests/images", "appcore", "hardening"):
         shutil.copytree(REPO / rel, tmp_path / rel)
     assert load_config(tmp_path / "standin.yaml").families["standin-alpha"].layers[-1] == "seal"
