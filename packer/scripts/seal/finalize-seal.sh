@@ -36,6 +36,15 @@ rm -rf /var/log/journal/*
 find /var/log -type f \( -name '*.gz' -o -name '*.[0-9]' -o -name '*.old' \) -delete
 find /var/log -type f -exec truncate -s 0 {} +
 rm -f /root/.bash_history /home/*/.bash_history
+
+# Per-OS last steps staged with this script (OL8: SSG's fixes for the CIS rules that must run
+# at the very end, e.g. the AIDE baseline of the finished image), in file-name order.
+here="$(dirname "$0")"
+for last in "$here"/cis-*-seal-*.sh; do
+    [ -e "$last" ] || continue
+    echo "Running $(basename "$last")"
+    bash "$last"
+done
 find /tmp /var/tmp -mindepth 1 -delete 2>/dev/null || true
 
 echo "Trimming free space so deleted data does not reach the image"
