@@ -95,7 +95,8 @@ def build_family(cfg: Config, family: str, art: Artifacts) -> BuildResult:
             built.append(step.layer.name)
     for step in plan.steps:
         cache.set_ref(plan.family.name, step.layer.name, step.key)
-    image, manifest = _publish_local(art, plan)
+    with cache.lock(f"images-{family}"):  # two builds of one family swap the dir in turn
+        image, manifest = _publish_local(art, plan)
     done = f"built {', '.join(built)}" if built else "up to date"
     progress.say(f"==> {family}: {image} ({done})")
     return BuildResult(plan, tuple(built), image, manifest)
