@@ -129,11 +129,7 @@ def _scan_in_guest(booted: vm.BootedVM, scan: ComplianceScan, reports: Path,
     cmd = ["sudo", "oscap", "xccdf", "eval", "--tailoring-file", tailoring,
            "--profile", scan.profile, "--results-arf", f"{GUEST_SCAN_DIR}/arf.xml",
            "--report", f"{GUEST_SCAN_DIR}/report.html", ds]
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # throwaway VM, fresh host key
-    client.connect("127.0.0.1", port=booted.port, username=booted.user,
-                   key_filename=str(booted.key), look_for_keys=False, allow_agent=False,
-                   timeout=60, banner_timeout=60, auth_timeout=60)
+    client = vm.connect(booted.port, booted.user, booted.key, timeout=60)
     try:
         _guest_run(client, f"mkdir -p {GUEST_SCAN_DIR}", (0,), log)
         with client.open_sftp() as sftp:

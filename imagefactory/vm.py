@@ -49,25 +49,37 @@ def smbios_oem(value: str) -> list[str]:
     return ["-smbios", f"type=11,value={value.replace(',', ',,')}"]
 
 
-def ssh_run(port: int, user: str, key: Path, command: str,
-            timeout: float = 10.0) -> tuple[int, str] | None:
-    """(exit status, stdout) of one command over SSH, or None if the guest is not reachable."""
-    # While the guest boots, slirp accepts and resets connections; paramiko would log each
-    # of those as a traceback.
-    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+def connect(port: int, user: str, key: Path, timeout: float = 10.0) -> paramiko.SSHClient:
+    """An SSH session to the guest's forwarded port, logging in with `key` only."""
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # throwaway VM, fresh host key
     try:
         client.connect("127.0.0.1", port=port, username=user, key_filename=str(key),
                        look_for_keys=False, allow_agent=False, timeout=timeout,
                        banner_timeout=timeout, auth_timeout=timeout)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def ssh_run(port: int, user: str, key: Path, command: str,
+            timeout: float = 10.0) -> tuple[int, str] | None:
+    """(exit status, stdout) of one command over SSH, or None if the guest is not reachable."""
+    # While the guest boots, slirp accepts and resets connections; paramiko would log each
+    # of those as a traceback.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    client: paramiko.SSHClient | None = None
+    try:
+        client = connect(port, user, key, timeout)
         _, out, _ = client.exec_command(command, timeout=timeout)
         text = out.read().decode(errors="replace")
         return out.channel.recv_exit_status(), text
     except (paramiko.SSHException, OSError, EOFError):
         return None
     finally:
-        client.close()
+        if client is not None:
+            client.close()
 
 
 def ssh_ready(port: int, user: str, key: Path) -> bool:
