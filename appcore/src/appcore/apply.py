@@ -209,7 +209,14 @@ class Applier:
                 self.change("create mount point " + disk.mount, self.host.makedirs, disk.mount)
             unit = units.mount_unit_name(disk.mount)
             if not self.is_("is-active", unit):
-                self.change("start " + unit, self.systemctl, "start", unit)
+                if self.queued(unit):
+                    # At boot a role service's RequiresMountsFor= already queued the mount:
+                    # wait for that job (the role config goes onto this disk), but it is
+                    # systemd's start, not a change of ours.
+                    if not self.dry_run:
+                        self.systemctl("start", unit)
+                else:
+                    self.change("start " + unit, self.systemctl, "start", unit)
             self.selinux(disk.mount, disk.selinux)
 
     def selinux(self, mount: str, rules: List[Dict[str, str]]) -> None:
