@@ -68,6 +68,14 @@ class Applier:
         jobs = self.runner.run(["systemctl", "list-jobs", "--no-legend", "--plain"], check=False)
         return any(line.split()[1:2] == [unit] for line in jobs.stdout.splitlines())
 
+    def unit_state(self, unit: str) -> str:
+        """'queued', 'active' or 'inactive'. The job list is read before the unit state: a
+        boot job can finish between the two reads, and in this order that shows as active,
+        never as a unit nobody started (which would be recorded as our change)."""
+        if self.queued(unit):
+            return "queued"
+        return "active" if self.is_("is-active", unit) else "inactive"
+
     # --- checks: nothing below changes the machine -------------------------------------------
     def resolve_role(self) -> Role:
         family = image_family(self.host, self.catalogue)
@@ -208,15 +216,14 @@ class Applier:
             if not os.path.isdir(self.host.path(disk.mount)):
                 self.change("create mount point " + disk.mount, self.host.makedirs, disk.mount)
             unit = units.mount_unit_name(disk.mount)
-            if not self.is_("is-active", unit):
-                if self.queued(unit):
-                    # At boot a role service's RequiresMountsFor= already queued the mount:
-                    # wait for that job (the role config goes onto this disk), but it is
-                    # systemd's start, not a change of ours.
-                    if not self.dry_run:
-                        self.systemctl("start", unit)
-                else:
-                    self.change("start " + unit, self.systemctl, "start", unit)
+            state = self.unit_state(unit)
+            if state == "queued" and not self.dry_run:
+                # At boot a role service's RequiresMountsFor= already queued the mount:
+                # wait for that job (the role config goes onto this disk), but it is
+                # systemd's start, not a change of ours.
+                self.systemctl("start", unit)
+            elif state == "inactive":
+                self.change("start " + unit, self.systemctl, "start", unit)
             self.selinux(disk.mount, disk.selinux)
 
     def selinux(self, mount: str, rules: List[Dict[str, str]]) -> None:
@@ -277,7 +284,7 @@ class Applier:
         for service in role.services:
             if not self.is_("is-enabled", service):
                 self.change("enable " + service, self.systemctl, "enable", service)
-            if not self.is_("is-active", service) and not self.queued(service):
+            if self.unit_state(service) == "inactive":
                 # --no-block: the service is ordered After=appcore.service (our drop-in), so
                 # waiting for it here, inside appcore.service, would deadlock the boot.
                 self.change("start " + service, self.systemctl, "start", "--no-block", service)

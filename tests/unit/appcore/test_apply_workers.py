@@ -167,6 +167,29 @@ def test_queued_start_job_is_not_started_again(tmp_path: Path) -> None:
     assert not [c for c in state(root)["changes"] if c.startswith(("start", "enable"))]
 
 
+class JobFinishesAfterFirstLook(RecordingRunner):
+    """A boot start job that completes right after App-Core's first query about it."""
+
+    def run(self, argv, check=True):  # type: ignore[no-untyped-def]
+        result = super().run(argv, check)
+        if argv[:2] in (["systemctl", "list-jobs"], ["systemctl", "is-active"]):
+            for unit in sorted(self.queued):
+                self.queued.discard(unit)
+                self.active.add(unit)
+        return result
+
+
+def test_boot_job_finishing_between_queries_is_not_a_change(tmp_path: Path) -> None:
+    """A start job that finishes while App-Core looks at it is seen as queued or active."""
+    root = make_root(tmp_path, family="workers", services=["app-worker.service"])
+    (root / "etc/appcore/role").write_text("APP\n")
+    runner = JobFinishesAfterFirstLook(enabled=["app-worker.service"])
+    runner.queued.add("app-worker.service")
+    assert apply(root, runner) == 0
+    assert [a for a in runner.recorded if a[:2] == ["systemctl", "start"]] == []
+    assert not [c for c in state(root)["changes"] if c.startswith("start")]
+
+
 def test_status_after_failure_shows_the_error(tmp_path: Path) -> None:
     """After a failed run, status shows the error and 'done: nothing', not 'already in place'."""
     root = make_root(tmp_path, family="workers")
