@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +53,23 @@ def build(run: PackerRun, on_step: Callable[[str], None] | None = None) -> None:
     run.workdir.mkdir(parents=True, exist_ok=True)
     var_file = run.workdir / "layer.pkrvars.json"
     var_file.write_text(json.dumps(run.variables, indent=2) + "\n")
+    with tempfile.TemporaryDirectory(prefix="ifpk-", dir=_short_tmp_base()) as sockets:
+        _run_packer(packer, run, var_file, Path(sockets), on_step)
+
+
+def _short_tmp_base() -> str:
+    """Packer's plugins listen on unix sockets under TMPDIR, and a socket path has a
+    107-byte limit: a deep workdir (a pytest tmp path, a long artifacts dir) would make
+    every plugin fail with "bind: invalid argument"."""
+    base = tempfile.gettempdir()
+    return base if len(base) <= 40 else "/tmp"
+
+
+def _run_packer(packer: str, run: PackerRun, var_file: Path, sockets: Path,
+                on_step: Callable[[str], None] | None) -> None:
     env = {
         **os.environ,
-        "TMPDIR": str(run.workdir),
+        "TMPDIR": str(sockets),
         "PACKER_CACHE_DIR": str(run.workdir / "packer_cache"),
         "CHECKPOINT_DISABLE": "1",  # no version check calls home from a build host
         "PACKER_NO_COLOR": "1",
