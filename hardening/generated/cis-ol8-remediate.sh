@@ -23,9 +23,9 @@
 ###############################################################################
 
 ###############################################################################
-# BEGIN fix (1 / 200) for 'xccdf_org.ssgproject.content_rule_package_aide_installed'
+# BEGIN fix (1 / 199) for 'xccdf_org.ssgproject.content_rule_package_aide_installed'
 ###############################################################################
-(>&2 echo "Remediating rule 1/200: 'xccdf_org.ssgproject.content_rule_package_aide_installed'")
+(>&2 echo "Remediating rule 1/199: 'xccdf_org.ssgproject.content_rule_package_aide_installed'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -40,9 +40,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_aide_installed'
 
 ###############################################################################
-# BEGIN fix (2 / 200) for 'xccdf_org.ssgproject.content_rule_aide_periodic_cron_checking'
+# BEGIN fix (2 / 199) for 'xccdf_org.ssgproject.content_rule_aide_periodic_cron_checking'
 ###############################################################################
-(>&2 echo "Remediating rule 2/200: 'xccdf_org.ssgproject.content_rule_aide_periodic_cron_checking'")
+(>&2 echo "Remediating rule 2/199: 'xccdf_org.ssgproject.content_rule_aide_periodic_cron_checking'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -64,9 +64,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_aide_periodic_cron_checking'
 
 ###############################################################################
-# BEGIN fix (3 / 200) for 'xccdf_org.ssgproject.content_rule_configure_crypto_policy'
+# BEGIN fix (3 / 199) for 'xccdf_org.ssgproject.content_rule_configure_crypto_policy'
 ###############################################################################
-(>&2 echo "Remediating rule 3/200: 'xccdf_org.ssgproject.content_rule_configure_crypto_policy'")
+(>&2 echo "Remediating rule 3/199: 'xccdf_org.ssgproject.content_rule_configure_crypto_policy'")
 
 var_system_crypto_policy='DEFAULT'
 
@@ -89,9 +89,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_configure_crypto_policy'
 
 ###############################################################################
-# BEGIN fix (4 / 200) for 'xccdf_org.ssgproject.content_rule_configure_ssh_crypto_policy'
+# BEGIN fix (4 / 199) for 'xccdf_org.ssgproject.content_rule_configure_ssh_crypto_policy'
 ###############################################################################
-(>&2 echo "Remediating rule 4/200: 'xccdf_org.ssgproject.content_rule_configure_ssh_crypto_policy'")
+(>&2 echo "Remediating rule 4/199: 'xccdf_org.ssgproject.content_rule_configure_ssh_crypto_policy'")
 
 SSH_CONF="/etc/sysconfig/sshd"
 
@@ -100,9 +100,9 @@ sed -i "/^\s*CRYPTO_POLICY.*$/Id" $SSH_CONF
 # END fix for 'xccdf_org.ssgproject.content_rule_configure_ssh_crypto_policy'
 
 ###############################################################################
-# BEGIN fix (5 / 200) for 'xccdf_org.ssgproject.content_rule_dconf_db_up_to_date'
+# BEGIN fix (5 / 199) for 'xccdf_org.ssgproject.content_rule_dconf_db_up_to_date'
 ###############################################################################
-(>&2 echo "Remediating rule 5/200: 'xccdf_org.ssgproject.content_rule_dconf_db_up_to_date'")
+(>&2 echo "Remediating rule 5/199: 'xccdf_org.ssgproject.content_rule_dconf_db_up_to_date'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q gdm && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -115,9 +115,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_dconf_db_up_to_date'
 
 ###############################################################################
-# BEGIN fix (6 / 200) for 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_user_list'
+# BEGIN fix (6 / 199) for 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_user_list'
 ###############################################################################
-(>&2 echo "Remediating rule 6/200: 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_user_list'")
+(>&2 echo "Remediating rule 6/199: 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_user_list'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q gdm && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -184,9 +184,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_user_list'
 
 ###############################################################################
-# BEGIN fix (7 / 200) for 'xccdf_org.ssgproject.content_rule_gnome_gdm_disable_xdmcp'
+# BEGIN fix (7 / 199) for 'xccdf_org.ssgproject.content_rule_gnome_gdm_disable_xdmcp'
 ###############################################################################
-(>&2 echo "Remediating rule 7/200: 'xccdf_org.ssgproject.content_rule_gnome_gdm_disable_xdmcp'")
+(>&2 echo "Remediating rule 7/199: 'xccdf_org.ssgproject.content_rule_gnome_gdm_disable_xdmcp'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q gdm; then
 
@@ -212,9 +212,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_gnome_gdm_disable_xdmcp'
 
 ###############################################################################
-# BEGIN fix (8 / 200) for 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_automount'
+# BEGIN fix (8 / 199) for 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_automount'
 ###############################################################################
-(>&2 echo "Remediating rule 8/200: 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_automount'")
+(>&2 echo "Remediating rule 8/199: 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_automount'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q gdm && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -281,9 +281,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_automount'
 
 ###############################################################################
-# BEGIN fix (9 / 200) for 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_automount_open'
+# BEGIN fix (9 / 199) for 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_automount_open'
 ###############################################################################
-(>&2 echo "Remediating rule 9/200: 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_automount_open'")
+(>&2 echo "Remediating rule 9/199: 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_automount_open'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q gdm && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -350,9 +350,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_dconf_gnome_disable_automount_open'
 
 ###############################################################################
-# BEGIN fix (10 / 200) for 'xccdf_org.ssgproject.content_rule_package_sudo_installed'
+# BEGIN fix (10 / 199) for 'xccdf_org.ssgproject.content_rule_package_sudo_installed'
 ###############################################################################
-(>&2 echo "Remediating rule 10/200: 'xccdf_org.ssgproject.content_rule_package_sudo_installed'")
+(>&2 echo "Remediating rule 10/199: 'xccdf_org.ssgproject.content_rule_package_sudo_installed'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -367,9 +367,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_sudo_installed'
 
 ###############################################################################
-# BEGIN fix (11 / 200) for 'xccdf_org.ssgproject.content_rule_sudo_add_use_pty'
+# BEGIN fix (11 / 199) for 'xccdf_org.ssgproject.content_rule_sudo_add_use_pty'
 ###############################################################################
-(>&2 echo "Remediating rule 11/200: 'xccdf_org.ssgproject.content_rule_sudo_add_use_pty'")
+(>&2 echo "Remediating rule 11/199: 'xccdf_org.ssgproject.content_rule_sudo_add_use_pty'")
 
 if /usr/sbin/visudo -qcf /etc/sudoers; then
     cp /etc/sudoers /etc/sudoers.bak
@@ -394,9 +394,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sudo_add_use_pty'
 
 ###############################################################################
-# BEGIN fix (12 / 200) for 'xccdf_org.ssgproject.content_rule_sudo_custom_logfile'
+# BEGIN fix (12 / 199) for 'xccdf_org.ssgproject.content_rule_sudo_custom_logfile'
 ###############################################################################
-(>&2 echo "Remediating rule 12/200: 'xccdf_org.ssgproject.content_rule_sudo_custom_logfile'")
+(>&2 echo "Remediating rule 12/199: 'xccdf_org.ssgproject.content_rule_sudo_custom_logfile'")
 
 
 var_sudo_logfile='/var/log/sudo.log'
@@ -432,9 +432,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sudo_custom_logfile'
 
 ###############################################################################
-# BEGIN fix (13 / 200) for 'xccdf_org.ssgproject.content_rule_sudo_require_reauthentication'
+# BEGIN fix (13 / 199) for 'xccdf_org.ssgproject.content_rule_sudo_require_reauthentication'
 ###############################################################################
-(>&2 echo "Remediating rule 13/200: 'xccdf_org.ssgproject.content_rule_sudo_require_reauthentication'")
+(>&2 echo "Remediating rule 13/199: 'xccdf_org.ssgproject.content_rule_sudo_require_reauthentication'")
 
 
 var_sudo_timestamp_timeout='5'
@@ -473,9 +473,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sudo_require_reauthentication'
 
 ###############################################################################
-# BEGIN fix (14 / 200) for 'xccdf_org.ssgproject.content_rule_ensure_gpgcheck_globally_activated'
+# BEGIN fix (14 / 199) for 'xccdf_org.ssgproject.content_rule_ensure_gpgcheck_globally_activated'
 ###############################################################################
-(>&2 echo "Remediating rule 14/200: 'xccdf_org.ssgproject.content_rule_ensure_gpgcheck_globally_activated'")
+(>&2 echo "Remediating rule 14/199: 'xccdf_org.ssgproject.content_rule_ensure_gpgcheck_globally_activated'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q yum; then
 
@@ -512,9 +512,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_ensure_gpgcheck_globally_activated'
 
 ###############################################################################
-# BEGIN fix (15 / 200) for 'xccdf_org.ssgproject.content_rule_enable_authselect'
+# BEGIN fix (15 / 199) for 'xccdf_org.ssgproject.content_rule_enable_authselect'
 ###############################################################################
-(>&2 echo "Remediating rule 15/200: 'xccdf_org.ssgproject.content_rule_enable_authselect'")
+(>&2 echo "Remediating rule 15/199: 'xccdf_org.ssgproject.content_rule_enable_authselect'")
 
 var_authselect_profile='sssd'
 
@@ -532,9 +532,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_enable_authselect'
 
 ###############################################################################
-# BEGIN fix (16 / 200) for 'xccdf_org.ssgproject.content_rule_banner_etc_issue'
+# BEGIN fix (16 / 199) for 'xccdf_org.ssgproject.content_rule_banner_etc_issue'
 ###############################################################################
-(>&2 echo "Remediating rule 16/200: 'xccdf_org.ssgproject.content_rule_banner_etc_issue'")
+(>&2 echo "Remediating rule 16/199: 'xccdf_org.ssgproject.content_rule_banner_etc_issue'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -566,9 +566,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_banner_etc_issue'
 
 ###############################################################################
-# BEGIN fix (17 / 200) for 'xccdf_org.ssgproject.content_rule_banner_etc_issue_net'
+# BEGIN fix (17 / 199) for 'xccdf_org.ssgproject.content_rule_banner_etc_issue_net'
 ###############################################################################
-(>&2 echo "Remediating rule 17/200: 'xccdf_org.ssgproject.content_rule_banner_etc_issue_net'")
+(>&2 echo "Remediating rule 17/199: 'xccdf_org.ssgproject.content_rule_banner_etc_issue_net'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -600,9 +600,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_banner_etc_issue_net'
 
 ###############################################################################
-# BEGIN fix (18 / 200) for 'xccdf_org.ssgproject.content_rule_banner_etc_motd'
+# BEGIN fix (18 / 199) for 'xccdf_org.ssgproject.content_rule_banner_etc_motd'
 ###############################################################################
-(>&2 echo "Remediating rule 18/200: 'xccdf_org.ssgproject.content_rule_banner_etc_motd'")
+(>&2 echo "Remediating rule 18/199: 'xccdf_org.ssgproject.content_rule_banner_etc_motd'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -634,9 +634,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_banner_etc_motd'
 
 ###############################################################################
-# BEGIN fix (19 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_issue'
+# BEGIN fix (19 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_issue'
 ###############################################################################
-(>&2 echo "Remediating rule 19/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_issue'")
+(>&2 echo "Remediating rule 19/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_issue'")
 
 
 
@@ -645,9 +645,9 @@ chgrp 0 /etc/issue
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_issue'
 
 ###############################################################################
-# BEGIN fix (20 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_issue_net'
+# BEGIN fix (20 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_issue_net'
 ###############################################################################
-(>&2 echo "Remediating rule 20/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_issue_net'")
+(>&2 echo "Remediating rule 20/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_issue_net'")
 
 
 
@@ -656,9 +656,9 @@ chgrp 0 /etc/issue.net
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_issue_net'
 
 ###############################################################################
-# BEGIN fix (21 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_motd'
+# BEGIN fix (21 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_motd'
 ###############################################################################
-(>&2 echo "Remediating rule 21/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_motd'")
+(>&2 echo "Remediating rule 21/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_motd'")
 
 
 
@@ -667,9 +667,9 @@ chgrp 0 /etc/motd
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_motd'
 
 ###############################################################################
-# BEGIN fix (22 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_issue'
+# BEGIN fix (22 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_issue'
 ###############################################################################
-(>&2 echo "Remediating rule 22/200: 'xccdf_org.ssgproject.content_rule_file_owner_etc_issue'")
+(>&2 echo "Remediating rule 22/199: 'xccdf_org.ssgproject.content_rule_file_owner_etc_issue'")
 
 
 
@@ -678,9 +678,9 @@ chown 0 /etc/issue
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_etc_issue'
 
 ###############################################################################
-# BEGIN fix (23 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_issue_net'
+# BEGIN fix (23 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_issue_net'
 ###############################################################################
-(>&2 echo "Remediating rule 23/200: 'xccdf_org.ssgproject.content_rule_file_owner_etc_issue_net'")
+(>&2 echo "Remediating rule 23/199: 'xccdf_org.ssgproject.content_rule_file_owner_etc_issue_net'")
 
 
 
@@ -689,9 +689,9 @@ chown 0 /etc/issue.net
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_etc_issue_net'
 
 ###############################################################################
-# BEGIN fix (24 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_motd'
+# BEGIN fix (24 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_motd'
 ###############################################################################
-(>&2 echo "Remediating rule 24/200: 'xccdf_org.ssgproject.content_rule_file_owner_etc_motd'")
+(>&2 echo "Remediating rule 24/199: 'xccdf_org.ssgproject.content_rule_file_owner_etc_motd'")
 
 
 
@@ -700,9 +700,9 @@ chown 0 /etc/motd
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_etc_motd'
 
 ###############################################################################
-# BEGIN fix (25 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_issue'
+# BEGIN fix (25 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_issue'
 ###############################################################################
-(>&2 echo "Remediating rule 25/200: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_issue'")
+(>&2 echo "Remediating rule 25/199: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_issue'")
 
 
 
@@ -712,9 +712,9 @@ chmod u-xs,g-xws,o-xwt /etc/issue
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_issue'
 
 ###############################################################################
-# BEGIN fix (26 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_issue_net'
+# BEGIN fix (26 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_issue_net'
 ###############################################################################
-(>&2 echo "Remediating rule 26/200: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_issue_net'")
+(>&2 echo "Remediating rule 26/199: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_issue_net'")
 
 
 
@@ -724,9 +724,9 @@ chmod u-xs,g-xws,o-xwt /etc/issue.net
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_issue_net'
 
 ###############################################################################
-# BEGIN fix (27 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_motd'
+# BEGIN fix (27 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_motd'
 ###############################################################################
-(>&2 echo "Remediating rule 27/200: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_motd'")
+(>&2 echo "Remediating rule 27/199: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_motd'")
 
 
 
@@ -736,9 +736,9 @@ chmod u-xs,g-xws,o-xwt /etc/motd
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_motd'
 
 ###############################################################################
-# BEGIN fix (28 / 200) for 'xccdf_org.ssgproject.content_rule_dconf_gnome_banner_enabled'
+# BEGIN fix (28 / 199) for 'xccdf_org.ssgproject.content_rule_dconf_gnome_banner_enabled'
 ###############################################################################
-(>&2 echo "Remediating rule 28/200: 'xccdf_org.ssgproject.content_rule_dconf_gnome_banner_enabled'")
+(>&2 echo "Remediating rule 28/199: 'xccdf_org.ssgproject.content_rule_dconf_gnome_banner_enabled'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q gdm; then
 
@@ -805,9 +805,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_dconf_gnome_banner_enabled'
 
 ###############################################################################
-# BEGIN fix (29 / 200) for 'xccdf_org.ssgproject.content_rule_dconf_gnome_login_banner_text'
+# BEGIN fix (29 / 199) for 'xccdf_org.ssgproject.content_rule_dconf_gnome_login_banner_text'
 ###############################################################################
-(>&2 echo "Remediating rule 29/200: 'xccdf_org.ssgproject.content_rule_dconf_gnome_login_banner_text'")
+(>&2 echo "Remediating rule 29/199: 'xccdf_org.ssgproject.content_rule_dconf_gnome_login_banner_text'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q gdm; then
 
@@ -893,9 +893,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_dconf_gnome_login_banner_text'
 
 ###############################################################################
-# BEGIN fix (30 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_pwhistory_remember_password_auth'
+# BEGIN fix (30 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_pwhistory_remember_password_auth'
 ###############################################################################
-(>&2 echo "Remediating rule 30/200: 'xccdf_org.ssgproject.content_rule_accounts_password_pam_pwhistory_remember_password_auth'")
+(>&2 echo "Remediating rule 30/199: 'xccdf_org.ssgproject.content_rule_accounts_password_pam_pwhistory_remember_password_auth'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q pam; then
 
@@ -971,9 +971,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_pwhistory_remember_password_auth'
 
 ###############################################################################
-# BEGIN fix (31 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_pwhistory_remember_system_auth'
+# BEGIN fix (31 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_pwhistory_remember_system_auth'
 ###############################################################################
-(>&2 echo "Remediating rule 31/200: 'xccdf_org.ssgproject.content_rule_accounts_password_pam_pwhistory_remember_system_auth'")
+(>&2 echo "Remediating rule 31/199: 'xccdf_org.ssgproject.content_rule_accounts_password_pam_pwhistory_remember_system_auth'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q pam; then
 
@@ -1049,9 +1049,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_pwhistory_remember_system_auth'
 
 ###############################################################################
-# BEGIN fix (32 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_passwords_pam_faillock_deny'
+# BEGIN fix (32 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_passwords_pam_faillock_deny'
 ###############################################################################
-(>&2 echo "Remediating rule 32/200: 'xccdf_org.ssgproject.content_rule_accounts_passwords_pam_faillock_deny'")
+(>&2 echo "Remediating rule 32/199: 'xccdf_org.ssgproject.content_rule_accounts_passwords_pam_faillock_deny'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q pam; then
 
@@ -1157,9 +1157,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_passwords_pam_faillock_deny'
 
 ###############################################################################
-# BEGIN fix (33 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_passwords_pam_faillock_unlock_time'
+# BEGIN fix (33 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_passwords_pam_faillock_unlock_time'
 ###############################################################################
-(>&2 echo "Remediating rule 33/200: 'xccdf_org.ssgproject.content_rule_accounts_passwords_pam_faillock_unlock_time'")
+(>&2 echo "Remediating rule 33/199: 'xccdf_org.ssgproject.content_rule_accounts_passwords_pam_faillock_unlock_time'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q pam; then
 
@@ -1265,9 +1265,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_passwords_pam_faillock_unlock_time'
 
 ###############################################################################
-# BEGIN fix (34 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_minclass'
+# BEGIN fix (34 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_minclass'
 ###############################################################################
-(>&2 echo "Remediating rule 34/200: 'xccdf_org.ssgproject.content_rule_accounts_password_pam_minclass'")
+(>&2 echo "Remediating rule 34/199: 'xccdf_org.ssgproject.content_rule_accounts_password_pam_minclass'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q pam; then
 
@@ -1313,9 +1313,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_minclass'
 
 ###############################################################################
-# BEGIN fix (35 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_minlen'
+# BEGIN fix (35 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_minlen'
 ###############################################################################
-(>&2 echo "Remediating rule 35/200: 'xccdf_org.ssgproject.content_rule_accounts_password_pam_minlen'")
+(>&2 echo "Remediating rule 35/199: 'xccdf_org.ssgproject.content_rule_accounts_password_pam_minlen'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q pam; then
 
@@ -1361,9 +1361,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_minlen'
 
 ###############################################################################
-# BEGIN fix (36 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_retry'
+# BEGIN fix (36 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_retry'
 ###############################################################################
-(>&2 echo "Remediating rule 36/200: 'xccdf_org.ssgproject.content_rule_accounts_password_pam_retry'")
+(>&2 echo "Remediating rule 36/199: 'xccdf_org.ssgproject.content_rule_accounts_password_pam_retry'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q pam; then
 
@@ -1489,9 +1489,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_password_pam_retry'
 
 ###############################################################################
-# BEGIN fix (37 / 200) for 'xccdf_org.ssgproject.content_rule_set_password_hashing_algorithm_passwordauth'
+# BEGIN fix (37 / 199) for 'xccdf_org.ssgproject.content_rule_set_password_hashing_algorithm_passwordauth'
 ###############################################################################
-(>&2 echo "Remediating rule 37/200: 'xccdf_org.ssgproject.content_rule_set_password_hashing_algorithm_passwordauth'")
+(>&2 echo "Remediating rule 37/199: 'xccdf_org.ssgproject.content_rule_set_password_hashing_algorithm_passwordauth'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q pam; then
 
@@ -1554,9 +1554,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_set_password_hashing_algorithm_passwordauth'
 
 ###############################################################################
-# BEGIN fix (38 / 200) for 'xccdf_org.ssgproject.content_rule_set_password_hashing_algorithm_systemauth'
+# BEGIN fix (38 / 199) for 'xccdf_org.ssgproject.content_rule_set_password_hashing_algorithm_systemauth'
 ###############################################################################
-(>&2 echo "Remediating rule 38/200: 'xccdf_org.ssgproject.content_rule_set_password_hashing_algorithm_systemauth'")
+(>&2 echo "Remediating rule 38/199: 'xccdf_org.ssgproject.content_rule_set_password_hashing_algorithm_systemauth'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q pam; then
 
@@ -1619,9 +1619,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_set_password_hashing_algorithm_systemauth'
 
 ###############################################################################
-# BEGIN fix (39 / 200) for 'xccdf_org.ssgproject.content_rule_require_emergency_target_auth'
+# BEGIN fix (39 / 199) for 'xccdf_org.ssgproject.content_rule_require_emergency_target_auth'
 ###############################################################################
-(>&2 echo "Remediating rule 39/200: 'xccdf_org.ssgproject.content_rule_require_emergency_target_auth'")
+(>&2 echo "Remediating rule 39/199: 'xccdf_org.ssgproject.content_rule_require_emergency_target_auth'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -1642,9 +1642,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_require_emergency_target_auth'
 
 ###############################################################################
-# BEGIN fix (40 / 200) for 'xccdf_org.ssgproject.content_rule_require_singleuser_auth'
+# BEGIN fix (40 / 199) for 'xccdf_org.ssgproject.content_rule_require_singleuser_auth'
 ###############################################################################
-(>&2 echo "Remediating rule 40/200: 'xccdf_org.ssgproject.content_rule_require_singleuser_auth'")
+(>&2 echo "Remediating rule 40/199: 'xccdf_org.ssgproject.content_rule_require_singleuser_auth'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -1665,17 +1665,17 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_require_singleuser_auth'
 
 ###############################################################################
-# BEGIN fix (41 / 200) for 'xccdf_org.ssgproject.content_rule_account_unique_id'
+# BEGIN fix (41 / 199) for 'xccdf_org.ssgproject.content_rule_account_unique_id'
 ###############################################################################
-(>&2 echo "Remediating rule 41/200: 'xccdf_org.ssgproject.content_rule_account_unique_id'")
+(>&2 echo "Remediating rule 41/199: 'xccdf_org.ssgproject.content_rule_account_unique_id'")
 (>&2 echo "FIX FOR THIS RULE 'xccdf_org.ssgproject.content_rule_account_unique_id' IS MISSING!")
 
 # END fix for 'xccdf_org.ssgproject.content_rule_account_unique_id'
 
 ###############################################################################
-# BEGIN fix (42 / 200) for 'xccdf_org.ssgproject.content_rule_account_disable_post_pw_expiration'
+# BEGIN fix (42 / 199) for 'xccdf_org.ssgproject.content_rule_account_disable_post_pw_expiration'
 ###############################################################################
-(>&2 echo "Remediating rule 42/200: 'xccdf_org.ssgproject.content_rule_account_disable_post_pw_expiration'")
+(>&2 echo "Remediating rule 42/199: 'xccdf_org.ssgproject.content_rule_account_disable_post_pw_expiration'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q shadow-utils; then
 
@@ -1715,17 +1715,17 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_account_disable_post_pw_expiration'
 
 ###############################################################################
-# BEGIN fix (43 / 200) for 'xccdf_org.ssgproject.content_rule_account_unique_name'
+# BEGIN fix (43 / 199) for 'xccdf_org.ssgproject.content_rule_account_unique_name'
 ###############################################################################
-(>&2 echo "Remediating rule 43/200: 'xccdf_org.ssgproject.content_rule_account_unique_name'")
+(>&2 echo "Remediating rule 43/199: 'xccdf_org.ssgproject.content_rule_account_unique_name'")
 (>&2 echo "FIX FOR THIS RULE 'xccdf_org.ssgproject.content_rule_account_unique_name' IS MISSING!")
 
 # END fix for 'xccdf_org.ssgproject.content_rule_account_unique_name'
 
 ###############################################################################
-# BEGIN fix (44 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_maximum_age_login_defs'
+# BEGIN fix (44 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_maximum_age_login_defs'
 ###############################################################################
-(>&2 echo "Remediating rule 44/200: 'xccdf_org.ssgproject.content_rule_accounts_maximum_age_login_defs'")
+(>&2 echo "Remediating rule 44/199: 'xccdf_org.ssgproject.content_rule_accounts_maximum_age_login_defs'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q shadow-utils; then
 
@@ -1745,9 +1745,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_maximum_age_login_defs'
 
 ###############################################################################
-# BEGIN fix (45 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_minimum_age_login_defs'
+# BEGIN fix (45 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_minimum_age_login_defs'
 ###############################################################################
-(>&2 echo "Remediating rule 45/200: 'xccdf_org.ssgproject.content_rule_accounts_minimum_age_login_defs'")
+(>&2 echo "Remediating rule 45/199: 'xccdf_org.ssgproject.content_rule_accounts_minimum_age_login_defs'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q shadow-utils; then
 
@@ -1767,9 +1767,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_minimum_age_login_defs'
 
 ###############################################################################
-# BEGIN fix (46 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_password_set_max_life_existing'
+# BEGIN fix (46 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_password_set_max_life_existing'
 ###############################################################################
-(>&2 echo "Remediating rule 46/200: 'xccdf_org.ssgproject.content_rule_accounts_password_set_max_life_existing'")
+(>&2 echo "Remediating rule 46/199: 'xccdf_org.ssgproject.content_rule_accounts_password_set_max_life_existing'")
 
 var_accounts_maximum_age_login_defs='365'
 
@@ -1781,9 +1781,9 @@ done <   <(awk -v var="$var_accounts_maximum_age_login_defs" -F: '$5 > var || $5
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_password_set_max_life_existing'
 
 ###############################################################################
-# BEGIN fix (47 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_password_set_min_life_existing'
+# BEGIN fix (47 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_password_set_min_life_existing'
 ###############################################################################
-(>&2 echo "Remediating rule 47/200: 'xccdf_org.ssgproject.content_rule_accounts_password_set_min_life_existing'")
+(>&2 echo "Remediating rule 47/199: 'xccdf_org.ssgproject.content_rule_accounts_password_set_min_life_existing'")
 
 var_accounts_minimum_age_login_defs='7'
 
@@ -1795,9 +1795,9 @@ done <   <(awk -v var="$var_accounts_minimum_age_login_defs" -F: '$4 < var || $4
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_password_set_min_life_existing'
 
 ###############################################################################
-# BEGIN fix (48 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_password_warn_age_login_defs'
+# BEGIN fix (48 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_password_warn_age_login_defs'
 ###############################################################################
-(>&2 echo "Remediating rule 48/200: 'xccdf_org.ssgproject.content_rule_accounts_password_warn_age_login_defs'")
+(>&2 echo "Remediating rule 48/199: 'xccdf_org.ssgproject.content_rule_accounts_password_warn_age_login_defs'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q shadow-utils; then
 
@@ -1818,17 +1818,17 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_password_warn_age_login_defs'
 
 ###############################################################################
-# BEGIN fix (49 / 200) for 'xccdf_org.ssgproject.content_rule_gid_passwd_group_same'
+# BEGIN fix (49 / 199) for 'xccdf_org.ssgproject.content_rule_gid_passwd_group_same'
 ###############################################################################
-(>&2 echo "Remediating rule 49/200: 'xccdf_org.ssgproject.content_rule_gid_passwd_group_same'")
+(>&2 echo "Remediating rule 49/199: 'xccdf_org.ssgproject.content_rule_gid_passwd_group_same'")
 (>&2 echo "FIX FOR THIS RULE 'xccdf_org.ssgproject.content_rule_gid_passwd_group_same' IS MISSING!")
 
 # END fix for 'xccdf_org.ssgproject.content_rule_gid_passwd_group_same'
 
 ###############################################################################
-# BEGIN fix (50 / 200) for 'xccdf_org.ssgproject.content_rule_no_empty_passwords_etc_shadow'
+# BEGIN fix (50 / 199) for 'xccdf_org.ssgproject.content_rule_no_empty_passwords_etc_shadow'
 ###############################################################################
-(>&2 echo "Remediating rule 50/200: 'xccdf_org.ssgproject.content_rule_no_empty_passwords_etc_shadow'")
+(>&2 echo "Remediating rule 50/199: 'xccdf_org.ssgproject.content_rule_no_empty_passwords_etc_shadow'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -1846,41 +1846,41 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_no_empty_passwords_etc_shadow'
 
 ###############################################################################
-# BEGIN fix (51 / 200) for 'xccdf_org.ssgproject.content_rule_no_netrc_files'
+# BEGIN fix (51 / 199) for 'xccdf_org.ssgproject.content_rule_no_netrc_files'
 ###############################################################################
-(>&2 echo "Remediating rule 51/200: 'xccdf_org.ssgproject.content_rule_no_netrc_files'")
+(>&2 echo "Remediating rule 51/199: 'xccdf_org.ssgproject.content_rule_no_netrc_files'")
 (>&2 echo "FIX FOR THIS RULE 'xccdf_org.ssgproject.content_rule_no_netrc_files' IS MISSING!")
 
 # END fix for 'xccdf_org.ssgproject.content_rule_no_netrc_files'
 
 ###############################################################################
-# BEGIN fix (52 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_no_uid_except_zero'
+# BEGIN fix (52 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_no_uid_except_zero'
 ###############################################################################
-(>&2 echo "Remediating rule 52/200: 'xccdf_org.ssgproject.content_rule_accounts_no_uid_except_zero'")
+(>&2 echo "Remediating rule 52/199: 'xccdf_org.ssgproject.content_rule_accounts_no_uid_except_zero'")
 awk -F: '$3 == 0 && $1 != "root" { print $1 }' /etc/passwd | xargs --no-run-if-empty --max-lines=1 passwd -l
 
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_no_uid_except_zero'
 
 ###############################################################################
-# BEGIN fix (53 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_root_gid_zero'
+# BEGIN fix (53 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_root_gid_zero'
 ###############################################################################
-(>&2 echo "Remediating rule 53/200: 'xccdf_org.ssgproject.content_rule_accounts_root_gid_zero'")
+(>&2 echo "Remediating rule 53/199: 'xccdf_org.ssgproject.content_rule_accounts_root_gid_zero'")
 (>&2 echo "FIX FOR THIS RULE 'xccdf_org.ssgproject.content_rule_accounts_root_gid_zero' IS MISSING!")
 
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_root_gid_zero'
 
 ###############################################################################
-# BEGIN fix (54 / 200) for 'xccdf_org.ssgproject.content_rule_no_shelllogin_for_systemaccounts'
+# BEGIN fix (54 / 199) for 'xccdf_org.ssgproject.content_rule_no_shelllogin_for_systemaccounts'
 ###############################################################################
-(>&2 echo "Remediating rule 54/200: 'xccdf_org.ssgproject.content_rule_no_shelllogin_for_systemaccounts'")
+(>&2 echo "Remediating rule 54/199: 'xccdf_org.ssgproject.content_rule_no_shelllogin_for_systemaccounts'")
 (>&2 echo "FIX FOR THIS RULE 'xccdf_org.ssgproject.content_rule_no_shelllogin_for_systemaccounts' IS MISSING!")
 
 # END fix for 'xccdf_org.ssgproject.content_rule_no_shelllogin_for_systemaccounts'
 
 ###############################################################################
-# BEGIN fix (55 / 200) for 'xccdf_org.ssgproject.content_rule_use_pam_wheel_for_su'
+# BEGIN fix (55 / 199) for 'xccdf_org.ssgproject.content_rule_use_pam_wheel_for_su'
 ###############################################################################
-(>&2 echo "Remediating rule 55/200: 'xccdf_org.ssgproject.content_rule_use_pam_wheel_for_su'")
+(>&2 echo "Remediating rule 55/199: 'xccdf_org.ssgproject.content_rule_use_pam_wheel_for_su'")
 
 # uncomment the option if commented
   sed '/^[[:space:]]*#[[:space:]]*auth[[:space:]]\+required[[:space:]]\+pam_wheel\.so[[:space:]]\+use_uid$/s/^[[:space:]]*#//' -i /etc/pam.d/su
@@ -1888,9 +1888,9 @@ awk -F: '$3 == 0 && $1 != "root" { print $1 }' /etc/passwd | xargs --no-run-if-e
 # END fix for 'xccdf_org.ssgproject.content_rule_use_pam_wheel_for_su'
 
 ###############################################################################
-# BEGIN fix (56 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_tmout'
+# BEGIN fix (56 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_tmout'
 ###############################################################################
-(>&2 echo "Remediating rule 56/200: 'xccdf_org.ssgproject.content_rule_accounts_tmout'")
+(>&2 echo "Remediating rule 56/199: 'xccdf_org.ssgproject.content_rule_accounts_tmout'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -1919,9 +1919,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_tmout'
 
 ###############################################################################
-# BEGIN fix (57 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_user_dot_no_world_writable_programs'
+# BEGIN fix (57 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_user_dot_no_world_writable_programs'
 ###############################################################################
-(>&2 echo "Remediating rule 57/200: 'xccdf_org.ssgproject.content_rule_accounts_user_dot_no_world_writable_programs'")
+(>&2 echo "Remediating rule 57/199: 'xccdf_org.ssgproject.content_rule_accounts_user_dot_no_world_writable_programs'")
 
 readarray -t world_writable_files < <(find / -xdev -type f -perm -0002 2> /dev/null)
 readarray -t interactive_home_dirs < <(awk -F':' '{ if ($3 >= 1000 && $3 != 65534) print $6 }' /etc/passwd)
@@ -1938,9 +1938,9 @@ done
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_user_dot_no_world_writable_programs'
 
 ###############################################################################
-# BEGIN fix (58 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_user_interactive_home_directory_exists'
+# BEGIN fix (58 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_user_interactive_home_directory_exists'
 ###############################################################################
-(>&2 echo "Remediating rule 58/200: 'xccdf_org.ssgproject.content_rule_accounts_user_interactive_home_directory_exists'")
+(>&2 echo "Remediating rule 58/199: 'xccdf_org.ssgproject.content_rule_accounts_user_interactive_home_directory_exists'")
 
 for user in $(awk -F':' '{ if ($3 >= 1000 && $3 != 65534) print $1}' /etc/passwd); do
     mkhomedir_helper $user 0077;
@@ -1949,27 +1949,27 @@ done
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_user_interactive_home_directory_exists'
 
 ###############################################################################
-# BEGIN fix (59 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupownership_home_directories'
+# BEGIN fix (59 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupownership_home_directories'
 ###############################################################################
-(>&2 echo "Remediating rule 59/200: 'xccdf_org.ssgproject.content_rule_file_groupownership_home_directories'")
+(>&2 echo "Remediating rule 59/199: 'xccdf_org.ssgproject.content_rule_file_groupownership_home_directories'")
 
 awk -F':' '{ if ($4 >= 1000 && $4 != 65534) system("chgrp -f " $4" "$6) }' /etc/passwd
 
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupownership_home_directories'
 
 ###############################################################################
-# BEGIN fix (60 / 200) for 'xccdf_org.ssgproject.content_rule_file_ownership_home_directories'
+# BEGIN fix (60 / 199) for 'xccdf_org.ssgproject.content_rule_file_ownership_home_directories'
 ###############################################################################
-(>&2 echo "Remediating rule 60/200: 'xccdf_org.ssgproject.content_rule_file_ownership_home_directories'")
+(>&2 echo "Remediating rule 60/199: 'xccdf_org.ssgproject.content_rule_file_ownership_home_directories'")
 
 awk -F':' '{ if ($3 >= 1000 && $3 != 65534) system("chown -f " $3" "$6) }' /etc/passwd
 
 # END fix for 'xccdf_org.ssgproject.content_rule_file_ownership_home_directories'
 
 ###############################################################################
-# BEGIN fix (61 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_home_directories'
+# BEGIN fix (61 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_home_directories'
 ###############################################################################
-(>&2 echo "Remediating rule 61/200: 'xccdf_org.ssgproject.content_rule_file_permissions_home_directories'")
+(>&2 echo "Remediating rule 61/199: 'xccdf_org.ssgproject.content_rule_file_permissions_home_directories'")
 
 for home_dir in $(awk -F':' '{ if ($3 >= 1000 && $3 != 65534) print $6 }' /etc/passwd); do
     # Only update the permissions when necessary. This will avoid changing the inode timestamp when
@@ -1981,25 +1981,25 @@ done
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_home_directories'
 
 ###############################################################################
-# BEGIN fix (62 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_root_path_dirs_no_write'
+# BEGIN fix (62 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_root_path_dirs_no_write'
 ###############################################################################
-(>&2 echo "Remediating rule 62/200: 'xccdf_org.ssgproject.content_rule_accounts_root_path_dirs_no_write'")
+(>&2 echo "Remediating rule 62/199: 'xccdf_org.ssgproject.content_rule_accounts_root_path_dirs_no_write'")
 (>&2 echo "FIX FOR THIS RULE 'xccdf_org.ssgproject.content_rule_accounts_root_path_dirs_no_write' IS MISSING!")
 
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_root_path_dirs_no_write'
 
 ###############################################################################
-# BEGIN fix (63 / 200) for 'xccdf_org.ssgproject.content_rule_root_path_no_dot'
+# BEGIN fix (63 / 199) for 'xccdf_org.ssgproject.content_rule_root_path_no_dot'
 ###############################################################################
-(>&2 echo "Remediating rule 63/200: 'xccdf_org.ssgproject.content_rule_root_path_no_dot'")
+(>&2 echo "Remediating rule 63/199: 'xccdf_org.ssgproject.content_rule_root_path_no_dot'")
 (>&2 echo "FIX FOR THIS RULE 'xccdf_org.ssgproject.content_rule_root_path_no_dot' IS MISSING!")
 
 # END fix for 'xccdf_org.ssgproject.content_rule_root_path_no_dot'
 
 ###############################################################################
-# BEGIN fix (64 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_bashrc'
+# BEGIN fix (64 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_bashrc'
 ###############################################################################
-(>&2 echo "Remediating rule 64/200: 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_bashrc'")
+(>&2 echo "Remediating rule 64/199: 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_bashrc'")
 
 var_accounts_user_umask='027'
 
@@ -2017,9 +2017,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_bashrc'
 
 ###############################################################################
-# BEGIN fix (65 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_login_defs'
+# BEGIN fix (65 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_login_defs'
 ###############################################################################
-(>&2 echo "Remediating rule 65/200: 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_login_defs'")
+(>&2 echo "Remediating rule 65/199: 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_login_defs'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q shadow-utils; then
 
@@ -2059,9 +2059,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_login_defs'
 
 ###############################################################################
-# BEGIN fix (66 / 200) for 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_profile'
+# BEGIN fix (66 / 199) for 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_profile'
 ###############################################################################
-(>&2 echo "Remediating rule 66/200: 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_profile'")
+(>&2 echo "Remediating rule 66/199: 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_profile'")
 
 var_accounts_user_umask='027'
 
@@ -2075,9 +2075,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_accounts_umask_etc_profile'
 
 ###############################################################################
-# BEGIN fix (67 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_grub2_cfg'
+# BEGIN fix (67 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_grub2_cfg'
 ###############################################################################
-(>&2 echo "Remediating rule 67/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_grub2_cfg'")
+(>&2 echo "Remediating rule 67/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_grub2_cfg'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q grub2-common && [ ! -f /sys/firmware/efi ] && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -2090,9 +2090,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_grub2_cfg'
 
 ###############################################################################
-# BEGIN fix (68 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_user_cfg'
+# BEGIN fix (68 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_user_cfg'
 ###############################################################################
-(>&2 echo "Remediating rule 68/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_user_cfg'")
+(>&2 echo "Remediating rule 68/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_user_cfg'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q grub2-common && [ ! -f /sys/firmware/efi ] && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -2105,9 +2105,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_user_cfg'
 
 ###############################################################################
-# BEGIN fix (69 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_grub2_cfg'
+# BEGIN fix (69 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_grub2_cfg'
 ###############################################################################
-(>&2 echo "Remediating rule 69/200: 'xccdf_org.ssgproject.content_rule_file_owner_grub2_cfg'")
+(>&2 echo "Remediating rule 69/199: 'xccdf_org.ssgproject.content_rule_file_owner_grub2_cfg'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q grub2-common && [ ! -f /sys/firmware/efi ] && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -2120,9 +2120,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_grub2_cfg'
 
 ###############################################################################
-# BEGIN fix (70 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_user_cfg'
+# BEGIN fix (70 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_user_cfg'
 ###############################################################################
-(>&2 echo "Remediating rule 70/200: 'xccdf_org.ssgproject.content_rule_file_owner_user_cfg'")
+(>&2 echo "Remediating rule 70/199: 'xccdf_org.ssgproject.content_rule_file_owner_user_cfg'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q grub2-common && [ ! -f /sys/firmware/efi ] && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -2135,9 +2135,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_user_cfg'
 
 ###############################################################################
-# BEGIN fix (71 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_grub2_cfg'
+# BEGIN fix (71 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_grub2_cfg'
 ###############################################################################
-(>&2 echo "Remediating rule 71/200: 'xccdf_org.ssgproject.content_rule_file_permissions_grub2_cfg'")
+(>&2 echo "Remediating rule 71/199: 'xccdf_org.ssgproject.content_rule_file_permissions_grub2_cfg'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q grub2-common && [ ! -f /sys/firmware/efi ] && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -2150,9 +2150,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_grub2_cfg'
 
 ###############################################################################
-# BEGIN fix (72 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_user_cfg'
+# BEGIN fix (72 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_user_cfg'
 ###############################################################################
-(>&2 echo "Remediating rule 72/200: 'xccdf_org.ssgproject.content_rule_file_permissions_user_cfg'")
+(>&2 echo "Remediating rule 72/199: 'xccdf_org.ssgproject.content_rule_file_permissions_user_cfg'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q grub2-common && [ ! -f /sys/firmware/efi ] && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -2165,9 +2165,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_user_cfg'
 
 ###############################################################################
-# BEGIN fix (73 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_efi_grub2_cfg'
+# BEGIN fix (73 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_efi_grub2_cfg'
 ###############################################################################
-(>&2 echo "Remediating rule 73/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_efi_grub2_cfg'")
+(>&2 echo "Remediating rule 73/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_efi_grub2_cfg'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q grub2-common && [ -f /sys/firmware/efi ] && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -2180,9 +2180,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_efi_grub2_cfg'
 
 ###############################################################################
-# BEGIN fix (74 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_efi_user_cfg'
+# BEGIN fix (74 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_efi_user_cfg'
 ###############################################################################
-(>&2 echo "Remediating rule 74/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_efi_user_cfg'")
+(>&2 echo "Remediating rule 74/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_efi_user_cfg'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q grub2-common && [ -f /sys/firmware/efi ] && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -2195,9 +2195,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_efi_user_cfg'
 
 ###############################################################################
-# BEGIN fix (75 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_efi_grub2_cfg'
+# BEGIN fix (75 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_efi_grub2_cfg'
 ###############################################################################
-(>&2 echo "Remediating rule 75/200: 'xccdf_org.ssgproject.content_rule_file_owner_efi_grub2_cfg'")
+(>&2 echo "Remediating rule 75/199: 'xccdf_org.ssgproject.content_rule_file_owner_efi_grub2_cfg'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q grub2-common && [ -f /sys/firmware/efi ] && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -2210,9 +2210,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_efi_grub2_cfg'
 
 ###############################################################################
-# BEGIN fix (76 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_efi_user_cfg'
+# BEGIN fix (76 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_efi_user_cfg'
 ###############################################################################
-(>&2 echo "Remediating rule 76/200: 'xccdf_org.ssgproject.content_rule_file_owner_efi_user_cfg'")
+(>&2 echo "Remediating rule 76/199: 'xccdf_org.ssgproject.content_rule_file_owner_efi_user_cfg'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q grub2-common && [ -f /sys/firmware/efi ] && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -2225,9 +2225,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_efi_user_cfg'
 
 ###############################################################################
-# BEGIN fix (77 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_efi_grub2_cfg'
+# BEGIN fix (77 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_efi_grub2_cfg'
 ###############################################################################
-(>&2 echo "Remediating rule 77/200: 'xccdf_org.ssgproject.content_rule_file_permissions_efi_grub2_cfg'")
+(>&2 echo "Remediating rule 77/199: 'xccdf_org.ssgproject.content_rule_file_permissions_efi_grub2_cfg'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q grub2-common && [ -f /sys/firmware/efi ] && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -2240,9 +2240,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_efi_grub2_cfg'
 
 ###############################################################################
-# BEGIN fix (78 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_efi_user_cfg'
+# BEGIN fix (78 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_efi_user_cfg'
 ###############################################################################
-(>&2 echo "Remediating rule 78/200: 'xccdf_org.ssgproject.content_rule_file_permissions_efi_user_cfg'")
+(>&2 echo "Remediating rule 78/199: 'xccdf_org.ssgproject.content_rule_file_permissions_efi_user_cfg'")
 # Remediation is applicable only in certain platforms
 if rpm --quiet -q grub2-common && [ -f /sys/firmware/efi ] && { [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; }; then
 
@@ -2255,9 +2255,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_efi_user_cfg'
 
 ###############################################################################
-# BEGIN fix (79 / 200) for 'xccdf_org.ssgproject.content_rule_package_rsyslog_installed'
+# BEGIN fix (79 / 199) for 'xccdf_org.ssgproject.content_rule_package_rsyslog_installed'
 ###############################################################################
-(>&2 echo "Remediating rule 79/200: 'xccdf_org.ssgproject.content_rule_package_rsyslog_installed'")
+(>&2 echo "Remediating rule 79/199: 'xccdf_org.ssgproject.content_rule_package_rsyslog_installed'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2272,9 +2272,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_rsyslog_installed'
 
 ###############################################################################
-# BEGIN fix (80 / 200) for 'xccdf_org.ssgproject.content_rule_service_rsyslog_enabled'
+# BEGIN fix (80 / 199) for 'xccdf_org.ssgproject.content_rule_service_rsyslog_enabled'
 ###############################################################################
-(>&2 echo "Remediating rule 80/200: 'xccdf_org.ssgproject.content_rule_service_rsyslog_enabled'")
+(>&2 echo "Remediating rule 80/199: 'xccdf_org.ssgproject.content_rule_service_rsyslog_enabled'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2290,9 +2290,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_service_rsyslog_enabled'
 
 ###############################################################################
-# BEGIN fix (81 / 200) for 'xccdf_org.ssgproject.content_rule_rsyslog_files_permissions'
+# BEGIN fix (81 / 199) for 'xccdf_org.ssgproject.content_rule_rsyslog_files_permissions'
 ###############################################################################
-(>&2 echo "Remediating rule 81/200: 'xccdf_org.ssgproject.content_rule_rsyslog_files_permissions'")
+(>&2 echo "Remediating rule 81/199: 'xccdf_org.ssgproject.content_rule_rsyslog_files_permissions'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2392,9 +2392,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_rsyslog_files_permissions'
 
 ###############################################################################
-# BEGIN fix (82 / 200) for 'xccdf_org.ssgproject.content_rule_package_firewalld_installed'
+# BEGIN fix (82 / 199) for 'xccdf_org.ssgproject.content_rule_package_firewalld_installed'
 ###############################################################################
-(>&2 echo "Remediating rule 82/200: 'xccdf_org.ssgproject.content_rule_package_firewalld_installed'")
+(>&2 echo "Remediating rule 82/199: 'xccdf_org.ssgproject.content_rule_package_firewalld_installed'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2409,9 +2409,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_firewalld_installed'
 
 ###############################################################################
-# BEGIN fix (83 / 200) for 'xccdf_org.ssgproject.content_rule_service_firewalld_enabled'
+# BEGIN fix (83 / 199) for 'xccdf_org.ssgproject.content_rule_service_firewalld_enabled'
 ###############################################################################
-(>&2 echo "Remediating rule 83/200: 'xccdf_org.ssgproject.content_rule_service_firewalld_enabled'")
+(>&2 echo "Remediating rule 83/199: 'xccdf_org.ssgproject.content_rule_service_firewalld_enabled'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2427,25 +2427,25 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_service_firewalld_enabled'
 
 ###############################################################################
-# BEGIN fix (84 / 200) for 'xccdf_org.ssgproject.content_rule_set_firewalld_default_zone'
+# BEGIN fix (84 / 199) for 'xccdf_org.ssgproject.content_rule_set_firewalld_default_zone'
 ###############################################################################
-(>&2 echo "Remediating rule 84/200: 'xccdf_org.ssgproject.content_rule_set_firewalld_default_zone'")
+(>&2 echo "Remediating rule 84/199: 'xccdf_org.ssgproject.content_rule_set_firewalld_default_zone'")
 (>&2 echo "FIX FOR THIS RULE 'xccdf_org.ssgproject.content_rule_set_firewalld_default_zone' IS MISSING!")
 
 # END fix for 'xccdf_org.ssgproject.content_rule_set_firewalld_default_zone'
 
 ###############################################################################
-# BEGIN fix (85 / 200) for 'xccdf_org.ssgproject.content_rule_set_ip6tables_default_rule'
+# BEGIN fix (85 / 199) for 'xccdf_org.ssgproject.content_rule_set_ip6tables_default_rule'
 ###############################################################################
-(>&2 echo "Remediating rule 85/200: 'xccdf_org.ssgproject.content_rule_set_ip6tables_default_rule'")
+(>&2 echo "Remediating rule 85/199: 'xccdf_org.ssgproject.content_rule_set_ip6tables_default_rule'")
 sed -i 's/^:INPUT ACCEPT.*/:INPUT DROP [0:0]/g' /etc/sysconfig/ip6tables
 
 # END fix for 'xccdf_org.ssgproject.content_rule_set_ip6tables_default_rule'
 
 ###############################################################################
-# BEGIN fix (86 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_ra'
+# BEGIN fix (86 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_ra'
 ###############################################################################
-(>&2 echo "Remediating rule 86/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_ra'")
+(>&2 echo "Remediating rule 86/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_ra'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2507,9 +2507,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_ra'
 
 ###############################################################################
-# BEGIN fix (87 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_redirects'
+# BEGIN fix (87 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_redirects'
 ###############################################################################
-(>&2 echo "Remediating rule 87/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_redirects'")
+(>&2 echo "Remediating rule 87/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_redirects'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2571,9 +2571,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_redirects'
 
 ###############################################################################
-# BEGIN fix (88 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_source_route'
+# BEGIN fix (88 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_source_route'
 ###############################################################################
-(>&2 echo "Remediating rule 88/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_source_route'")
+(>&2 echo "Remediating rule 88/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_source_route'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2635,9 +2635,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_accept_source_route'
 
 ###############################################################################
-# BEGIN fix (89 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_forwarding'
+# BEGIN fix (89 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_forwarding'
 ###############################################################################
-(>&2 echo "Remediating rule 89/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_forwarding'")
+(>&2 echo "Remediating rule 89/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_forwarding'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2699,9 +2699,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_all_forwarding'
 
 ###############################################################################
-# BEGIN fix (90 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_ra'
+# BEGIN fix (90 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_ra'
 ###############################################################################
-(>&2 echo "Remediating rule 90/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_ra'")
+(>&2 echo "Remediating rule 90/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_ra'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2763,9 +2763,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_ra'
 
 ###############################################################################
-# BEGIN fix (91 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_redirects'
+# BEGIN fix (91 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_redirects'
 ###############################################################################
-(>&2 echo "Remediating rule 91/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_redirects'")
+(>&2 echo "Remediating rule 91/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_redirects'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2827,9 +2827,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_redirects'
 
 ###############################################################################
-# BEGIN fix (92 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_source_route'
+# BEGIN fix (92 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_source_route'
 ###############################################################################
-(>&2 echo "Remediating rule 92/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_source_route'")
+(>&2 echo "Remediating rule 92/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_source_route'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2891,9 +2891,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv6_conf_default_accept_source_route'
 
 ###############################################################################
-# BEGIN fix (93 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_accept_redirects'
+# BEGIN fix (93 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_accept_redirects'
 ###############################################################################
-(>&2 echo "Remediating rule 93/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_accept_redirects'")
+(>&2 echo "Remediating rule 93/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_accept_redirects'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -2955,9 +2955,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_accept_redirects'
 
 ###############################################################################
-# BEGIN fix (94 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_accept_source_route'
+# BEGIN fix (94 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_accept_source_route'
 ###############################################################################
-(>&2 echo "Remediating rule 94/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_accept_source_route'")
+(>&2 echo "Remediating rule 94/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_accept_source_route'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3019,9 +3019,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_accept_source_route'
 
 ###############################################################################
-# BEGIN fix (95 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_log_martians'
+# BEGIN fix (95 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_log_martians'
 ###############################################################################
-(>&2 echo "Remediating rule 95/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_log_martians'")
+(>&2 echo "Remediating rule 95/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_log_martians'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3083,9 +3083,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_log_martians'
 
 ###############################################################################
-# BEGIN fix (96 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_rp_filter'
+# BEGIN fix (96 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_rp_filter'
 ###############################################################################
-(>&2 echo "Remediating rule 96/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_rp_filter'")
+(>&2 echo "Remediating rule 96/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_rp_filter'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3147,9 +3147,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_rp_filter'
 
 ###############################################################################
-# BEGIN fix (97 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_secure_redirects'
+# BEGIN fix (97 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_secure_redirects'
 ###############################################################################
-(>&2 echo "Remediating rule 97/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_secure_redirects'")
+(>&2 echo "Remediating rule 97/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_secure_redirects'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3211,9 +3211,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_secure_redirects'
 
 ###############################################################################
-# BEGIN fix (98 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_accept_redirects'
+# BEGIN fix (98 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_accept_redirects'
 ###############################################################################
-(>&2 echo "Remediating rule 98/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_accept_redirects'")
+(>&2 echo "Remediating rule 98/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_accept_redirects'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3275,9 +3275,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_accept_redirects'
 
 ###############################################################################
-# BEGIN fix (99 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_accept_source_route'
+# BEGIN fix (99 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_accept_source_route'
 ###############################################################################
-(>&2 echo "Remediating rule 99/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_accept_source_route'")
+(>&2 echo "Remediating rule 99/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_accept_source_route'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3339,9 +3339,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_accept_source_route'
 
 ###############################################################################
-# BEGIN fix (100 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_log_martians'
+# BEGIN fix (100 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_log_martians'
 ###############################################################################
-(>&2 echo "Remediating rule 100/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_log_martians'")
+(>&2 echo "Remediating rule 100/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_log_martians'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3403,9 +3403,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_log_martians'
 
 ###############################################################################
-# BEGIN fix (101 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_rp_filter'
+# BEGIN fix (101 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_rp_filter'
 ###############################################################################
-(>&2 echo "Remediating rule 101/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_rp_filter'")
+(>&2 echo "Remediating rule 101/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_rp_filter'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3467,9 +3467,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_rp_filter'
 
 ###############################################################################
-# BEGIN fix (102 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_secure_redirects'
+# BEGIN fix (102 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_secure_redirects'
 ###############################################################################
-(>&2 echo "Remediating rule 102/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_secure_redirects'")
+(>&2 echo "Remediating rule 102/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_secure_redirects'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3531,9 +3531,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_secure_redirects'
 
 ###############################################################################
-# BEGIN fix (103 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_icmp_echo_ignore_broadcasts'
+# BEGIN fix (103 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_icmp_echo_ignore_broadcasts'
 ###############################################################################
-(>&2 echo "Remediating rule 103/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_icmp_echo_ignore_broadcasts'")
+(>&2 echo "Remediating rule 103/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_icmp_echo_ignore_broadcasts'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3595,9 +3595,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_icmp_echo_ignore_broadcasts'
 
 ###############################################################################
-# BEGIN fix (104 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_icmp_ignore_bogus_error_responses'
+# BEGIN fix (104 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_icmp_ignore_bogus_error_responses'
 ###############################################################################
-(>&2 echo "Remediating rule 104/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_icmp_ignore_bogus_error_responses'")
+(>&2 echo "Remediating rule 104/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_icmp_ignore_bogus_error_responses'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3659,9 +3659,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_icmp_ignore_bogus_error_responses'
 
 ###############################################################################
-# BEGIN fix (105 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_tcp_syncookies'
+# BEGIN fix (105 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_tcp_syncookies'
 ###############################################################################
-(>&2 echo "Remediating rule 105/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_tcp_syncookies'")
+(>&2 echo "Remediating rule 105/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_tcp_syncookies'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3723,9 +3723,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_tcp_syncookies'
 
 ###############################################################################
-# BEGIN fix (106 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_send_redirects'
+# BEGIN fix (106 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_send_redirects'
 ###############################################################################
-(>&2 echo "Remediating rule 106/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_send_redirects'")
+(>&2 echo "Remediating rule 106/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_send_redirects'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3785,9 +3785,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_all_send_redirects'
 
 ###############################################################################
-# BEGIN fix (107 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_send_redirects'
+# BEGIN fix (107 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_send_redirects'
 ###############################################################################
-(>&2 echo "Remediating rule 107/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_send_redirects'")
+(>&2 echo "Remediating rule 107/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_send_redirects'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3847,9 +3847,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_conf_default_send_redirects'
 
 ###############################################################################
-# BEGIN fix (108 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_ip_forward'
+# BEGIN fix (108 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_ip_forward'
 ###############################################################################
-(>&2 echo "Remediating rule 108/200: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_ip_forward'")
+(>&2 echo "Remediating rule 108/199: 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_ip_forward'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -3909,9 +3909,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_net_ipv4_ip_forward'
 
 ###############################################################################
-# BEGIN fix (109 / 200) for 'xccdf_org.ssgproject.content_rule_wireless_disable_interfaces'
+# BEGIN fix (109 / 199) for 'xccdf_org.ssgproject.content_rule_wireless_disable_interfaces'
 ###############################################################################
-(>&2 echo "Remediating rule 109/200: 'xccdf_org.ssgproject.content_rule_wireless_disable_interfaces'")
+(>&2 echo "Remediating rule 109/199: 'xccdf_org.ssgproject.content_rule_wireless_disable_interfaces'")
 
 if 
     rpm -q NetworkManager
@@ -3924,9 +3924,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_wireless_disable_interfaces'
 
 ###############################################################################
-# BEGIN fix (110 / 200) for 'xccdf_org.ssgproject.content_rule_dir_perms_world_writable_sticky_bits'
+# BEGIN fix (110 / 199) for 'xccdf_org.ssgproject.content_rule_dir_perms_world_writable_sticky_bits'
 ###############################################################################
-(>&2 echo "Remediating rule 110/200: 'xccdf_org.ssgproject.content_rule_dir_perms_world_writable_sticky_bits'")
+(>&2 echo "Remediating rule 110/199: 'xccdf_org.ssgproject.content_rule_dir_perms_world_writable_sticky_bits'")
 df --local -P | awk '{if (NR!=1) print $6}' \
 | xargs -I '$6' find '$6' -xdev -type d \
 \( -perm -0002 -a ! -perm -1000 \) 2>/dev/null \
@@ -3935,34 +3935,34 @@ df --local -P | awk '{if (NR!=1) print $6}' \
 # END fix for 'xccdf_org.ssgproject.content_rule_dir_perms_world_writable_sticky_bits'
 
 ###############################################################################
-# BEGIN fix (111 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_unauthorized_world_writable'
+# BEGIN fix (111 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_unauthorized_world_writable'
 ###############################################################################
-(>&2 echo "Remediating rule 111/200: 'xccdf_org.ssgproject.content_rule_file_permissions_unauthorized_world_writable'")
+(>&2 echo "Remediating rule 111/199: 'xccdf_org.ssgproject.content_rule_file_permissions_unauthorized_world_writable'")
 
 find / -xdev -type f -perm -002 -exec chmod o-w {} \;
 
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_unauthorized_world_writable'
 
 ###############################################################################
-# BEGIN fix (112 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_ungroupowned'
+# BEGIN fix (112 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_ungroupowned'
 ###############################################################################
-(>&2 echo "Remediating rule 112/200: 'xccdf_org.ssgproject.content_rule_file_permissions_ungroupowned'")
+(>&2 echo "Remediating rule 112/199: 'xccdf_org.ssgproject.content_rule_file_permissions_ungroupowned'")
 (>&2 echo "FIX FOR THIS RULE 'xccdf_org.ssgproject.content_rule_file_permissions_ungroupowned' IS MISSING!")
 
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_ungroupowned'
 
 ###############################################################################
-# BEGIN fix (113 / 200) for 'xccdf_org.ssgproject.content_rule_no_files_unowned_by_user'
+# BEGIN fix (113 / 199) for 'xccdf_org.ssgproject.content_rule_no_files_unowned_by_user'
 ###############################################################################
-(>&2 echo "Remediating rule 113/200: 'xccdf_org.ssgproject.content_rule_no_files_unowned_by_user'")
+(>&2 echo "Remediating rule 113/199: 'xccdf_org.ssgproject.content_rule_no_files_unowned_by_user'")
 (>&2 echo "FIX FOR THIS RULE 'xccdf_org.ssgproject.content_rule_no_files_unowned_by_user' IS MISSING!")
 
 # END fix for 'xccdf_org.ssgproject.content_rule_no_files_unowned_by_user'
 
 ###############################################################################
-# BEGIN fix (114 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_group'
+# BEGIN fix (114 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_group'
 ###############################################################################
-(>&2 echo "Remediating rule 114/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_group'")
+(>&2 echo "Remediating rule 114/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_group'")
 
 
 
@@ -3971,9 +3971,9 @@ chgrp 0 /etc/group-
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_group'
 
 ###############################################################################
-# BEGIN fix (115 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_gshadow'
+# BEGIN fix (115 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_gshadow'
 ###############################################################################
-(>&2 echo "Remediating rule 115/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_gshadow'")
+(>&2 echo "Remediating rule 115/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_gshadow'")
 
 
 
@@ -3982,9 +3982,9 @@ chgrp 0 /etc/gshadow-
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_gshadow'
 
 ###############################################################################
-# BEGIN fix (116 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_passwd'
+# BEGIN fix (116 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_passwd'
 ###############################################################################
-(>&2 echo "Remediating rule 116/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_passwd'")
+(>&2 echo "Remediating rule 116/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_passwd'")
 
 
 
@@ -3993,9 +3993,9 @@ chgrp 0 /etc/passwd-
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_passwd'
 
 ###############################################################################
-# BEGIN fix (117 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_shadow'
+# BEGIN fix (117 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_shadow'
 ###############################################################################
-(>&2 echo "Remediating rule 117/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_shadow'")
+(>&2 echo "Remediating rule 117/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_shadow'")
 
 
 
@@ -4004,9 +4004,9 @@ chgrp 0 /etc/shadow-
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_backup_etc_shadow'
 
 ###############################################################################
-# BEGIN fix (118 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_group'
+# BEGIN fix (118 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_group'
 ###############################################################################
-(>&2 echo "Remediating rule 118/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_group'")
+(>&2 echo "Remediating rule 118/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_group'")
 
 
 
@@ -4015,9 +4015,9 @@ chgrp 0 /etc/group
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_group'
 
 ###############################################################################
-# BEGIN fix (119 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_gshadow'
+# BEGIN fix (119 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_gshadow'
 ###############################################################################
-(>&2 echo "Remediating rule 119/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_gshadow'")
+(>&2 echo "Remediating rule 119/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_gshadow'")
 
 
 
@@ -4026,9 +4026,9 @@ chgrp 0 /etc/gshadow
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_gshadow'
 
 ###############################################################################
-# BEGIN fix (120 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_passwd'
+# BEGIN fix (120 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_passwd'
 ###############################################################################
-(>&2 echo "Remediating rule 120/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_passwd'")
+(>&2 echo "Remediating rule 120/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_passwd'")
 
 
 
@@ -4037,9 +4037,9 @@ chgrp 0 /etc/passwd
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_passwd'
 
 ###############################################################################
-# BEGIN fix (121 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_shadow'
+# BEGIN fix (121 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_shadow'
 ###############################################################################
-(>&2 echo "Remediating rule 121/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_shadow'")
+(>&2 echo "Remediating rule 121/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_shadow'")
 
 
 
@@ -4048,9 +4048,9 @@ chgrp 0 /etc/shadow
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_etc_shadow'
 
 ###############################################################################
-# BEGIN fix (122 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_group'
+# BEGIN fix (122 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_group'
 ###############################################################################
-(>&2 echo "Remediating rule 122/200: 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_group'")
+(>&2 echo "Remediating rule 122/199: 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_group'")
 
 
 
@@ -4059,9 +4059,9 @@ chown 0 /etc/group-
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_group'
 
 ###############################################################################
-# BEGIN fix (123 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_gshadow'
+# BEGIN fix (123 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_gshadow'
 ###############################################################################
-(>&2 echo "Remediating rule 123/200: 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_gshadow'")
+(>&2 echo "Remediating rule 123/199: 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_gshadow'")
 
 
 
@@ -4070,9 +4070,9 @@ chown 0 /etc/gshadow-
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_gshadow'
 
 ###############################################################################
-# BEGIN fix (124 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_passwd'
+# BEGIN fix (124 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_passwd'
 ###############################################################################
-(>&2 echo "Remediating rule 124/200: 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_passwd'")
+(>&2 echo "Remediating rule 124/199: 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_passwd'")
 
 
 
@@ -4081,9 +4081,9 @@ chown 0 /etc/passwd-
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_passwd'
 
 ###############################################################################
-# BEGIN fix (125 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_shadow'
+# BEGIN fix (125 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_shadow'
 ###############################################################################
-(>&2 echo "Remediating rule 125/200: 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_shadow'")
+(>&2 echo "Remediating rule 125/199: 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_shadow'")
 
 
 
@@ -4092,9 +4092,9 @@ chown 0 /etc/shadow-
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_backup_etc_shadow'
 
 ###############################################################################
-# BEGIN fix (126 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_group'
+# BEGIN fix (126 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_group'
 ###############################################################################
-(>&2 echo "Remediating rule 126/200: 'xccdf_org.ssgproject.content_rule_file_owner_etc_group'")
+(>&2 echo "Remediating rule 126/199: 'xccdf_org.ssgproject.content_rule_file_owner_etc_group'")
 
 
 
@@ -4103,9 +4103,9 @@ chown 0 /etc/group
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_etc_group'
 
 ###############################################################################
-# BEGIN fix (127 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_gshadow'
+# BEGIN fix (127 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_gshadow'
 ###############################################################################
-(>&2 echo "Remediating rule 127/200: 'xccdf_org.ssgproject.content_rule_file_owner_etc_gshadow'")
+(>&2 echo "Remediating rule 127/199: 'xccdf_org.ssgproject.content_rule_file_owner_etc_gshadow'")
 
 
 
@@ -4114,9 +4114,9 @@ chown 0 /etc/gshadow
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_etc_gshadow'
 
 ###############################################################################
-# BEGIN fix (128 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_passwd'
+# BEGIN fix (128 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_passwd'
 ###############################################################################
-(>&2 echo "Remediating rule 128/200: 'xccdf_org.ssgproject.content_rule_file_owner_etc_passwd'")
+(>&2 echo "Remediating rule 128/199: 'xccdf_org.ssgproject.content_rule_file_owner_etc_passwd'")
 
 
 
@@ -4125,9 +4125,9 @@ chown 0 /etc/passwd
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_etc_passwd'
 
 ###############################################################################
-# BEGIN fix (129 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_shadow'
+# BEGIN fix (129 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_etc_shadow'
 ###############################################################################
-(>&2 echo "Remediating rule 129/200: 'xccdf_org.ssgproject.content_rule_file_owner_etc_shadow'")
+(>&2 echo "Remediating rule 129/199: 'xccdf_org.ssgproject.content_rule_file_owner_etc_shadow'")
 
 
 
@@ -4136,9 +4136,9 @@ chown 0 /etc/shadow
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_etc_shadow'
 
 ###############################################################################
-# BEGIN fix (130 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_group'
+# BEGIN fix (130 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_group'
 ###############################################################################
-(>&2 echo "Remediating rule 130/200: 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_group'")
+(>&2 echo "Remediating rule 130/199: 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_group'")
 
 
 
@@ -4148,9 +4148,9 @@ chmod u-xs,g-xws,o-xwt /etc/group-
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_group'
 
 ###############################################################################
-# BEGIN fix (131 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_gshadow'
+# BEGIN fix (131 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_gshadow'
 ###############################################################################
-(>&2 echo "Remediating rule 131/200: 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_gshadow'")
+(>&2 echo "Remediating rule 131/199: 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_gshadow'")
 
 
 
@@ -4160,9 +4160,9 @@ chmod u-xwrs,g-xwrs,o-xwrt /etc/gshadow-
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_gshadow'
 
 ###############################################################################
-# BEGIN fix (132 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_passwd'
+# BEGIN fix (132 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_passwd'
 ###############################################################################
-(>&2 echo "Remediating rule 132/200: 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_passwd'")
+(>&2 echo "Remediating rule 132/199: 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_passwd'")
 
 
 
@@ -4172,9 +4172,9 @@ chmod u-xs,g-xws,o-xwt /etc/passwd-
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_passwd'
 
 ###############################################################################
-# BEGIN fix (133 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_shadow'
+# BEGIN fix (133 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_shadow'
 ###############################################################################
-(>&2 echo "Remediating rule 133/200: 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_shadow'")
+(>&2 echo "Remediating rule 133/199: 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_shadow'")
 
 
 
@@ -4184,9 +4184,9 @@ chmod u-xwrs,g-xwrs,o-xwrt /etc/shadow-
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_backup_etc_shadow'
 
 ###############################################################################
-# BEGIN fix (134 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_group'
+# BEGIN fix (134 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_group'
 ###############################################################################
-(>&2 echo "Remediating rule 134/200: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_group'")
+(>&2 echo "Remediating rule 134/199: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_group'")
 
 
 
@@ -4196,9 +4196,9 @@ chmod u-xs,g-xws,o-xwt /etc/group
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_group'
 
 ###############################################################################
-# BEGIN fix (135 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_gshadow'
+# BEGIN fix (135 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_gshadow'
 ###############################################################################
-(>&2 echo "Remediating rule 135/200: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_gshadow'")
+(>&2 echo "Remediating rule 135/199: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_gshadow'")
 
 
 
@@ -4208,9 +4208,9 @@ chmod u-xwrs,g-xwrs,o-xwrt /etc/gshadow
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_gshadow'
 
 ###############################################################################
-# BEGIN fix (136 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_passwd'
+# BEGIN fix (136 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_passwd'
 ###############################################################################
-(>&2 echo "Remediating rule 136/200: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_passwd'")
+(>&2 echo "Remediating rule 136/199: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_passwd'")
 
 
 
@@ -4220,9 +4220,9 @@ chmod u-xs,g-xws,o-xwt /etc/passwd
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_passwd'
 
 ###############################################################################
-# BEGIN fix (137 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_shadow'
+# BEGIN fix (137 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_shadow'
 ###############################################################################
-(>&2 echo "Remediating rule 137/200: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_shadow'")
+(>&2 echo "Remediating rule 137/199: 'xccdf_org.ssgproject.content_rule_file_permissions_etc_shadow'")
 
 
 
@@ -4232,9 +4232,9 @@ chmod u-xwrs,g-xwrs,o-xwrt /etc/shadow
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_etc_shadow'
 
 ###############################################################################
-# BEGIN fix (138 / 200) for 'xccdf_org.ssgproject.content_rule_service_autofs_disabled'
+# BEGIN fix (138 / 199) for 'xccdf_org.ssgproject.content_rule_service_autofs_disabled'
 ###############################################################################
-(>&2 echo "Remediating rule 138/200: 'xccdf_org.ssgproject.content_rule_service_autofs_disabled'")
+(>&2 echo "Remediating rule 138/199: 'xccdf_org.ssgproject.content_rule_service_autofs_disabled'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4259,9 +4259,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_service_autofs_disabled'
 
 ###############################################################################
-# BEGIN fix (139 / 200) for 'xccdf_org.ssgproject.content_rule_kernel_module_cramfs_disabled'
+# BEGIN fix (139 / 199) for 'xccdf_org.ssgproject.content_rule_kernel_module_cramfs_disabled'
 ###############################################################################
-(>&2 echo "Remediating rule 139/200: 'xccdf_org.ssgproject.content_rule_kernel_module_cramfs_disabled'")
+(>&2 echo "Remediating rule 139/199: 'xccdf_org.ssgproject.content_rule_kernel_module_cramfs_disabled'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4284,9 +4284,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_kernel_module_cramfs_disabled'
 
 ###############################################################################
-# BEGIN fix (140 / 200) for 'xccdf_org.ssgproject.content_rule_kernel_module_squashfs_disabled'
+# BEGIN fix (140 / 199) for 'xccdf_org.ssgproject.content_rule_kernel_module_squashfs_disabled'
 ###############################################################################
-(>&2 echo "Remediating rule 140/200: 'xccdf_org.ssgproject.content_rule_kernel_module_squashfs_disabled'")
+(>&2 echo "Remediating rule 140/199: 'xccdf_org.ssgproject.content_rule_kernel_module_squashfs_disabled'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4309,9 +4309,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_kernel_module_squashfs_disabled'
 
 ###############################################################################
-# BEGIN fix (141 / 200) for 'xccdf_org.ssgproject.content_rule_kernel_module_usb-storage_disabled'
+# BEGIN fix (141 / 199) for 'xccdf_org.ssgproject.content_rule_kernel_module_usb-storage_disabled'
 ###############################################################################
-(>&2 echo "Remediating rule 141/200: 'xccdf_org.ssgproject.content_rule_kernel_module_usb-storage_disabled'")
+(>&2 echo "Remediating rule 141/199: 'xccdf_org.ssgproject.content_rule_kernel_module_usb-storage_disabled'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4334,9 +4334,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_kernel_module_usb-storage_disabled'
 
 ###############################################################################
-# BEGIN fix (142 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_nodev'
+# BEGIN fix (142 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_nodev'
 ###############################################################################
-(>&2 echo "Remediating rule 142/200: 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_nodev'")
+(>&2 echo "Remediating rule 142/199: 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_nodev'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4378,9 +4378,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_nodev'
 
 ###############################################################################
-# BEGIN fix (143 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_noexec'
+# BEGIN fix (143 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_noexec'
 ###############################################################################
-(>&2 echo "Remediating rule 143/200: 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_noexec'")
+(>&2 echo "Remediating rule 143/199: 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_noexec'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4422,9 +4422,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_noexec'
 
 ###############################################################################
-# BEGIN fix (144 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_nosuid'
+# BEGIN fix (144 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_nosuid'
 ###############################################################################
-(>&2 echo "Remediating rule 144/200: 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_nosuid'")
+(>&2 echo "Remediating rule 144/199: 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_nosuid'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4466,9 +4466,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_dev_shm_nosuid'
 
 ###############################################################################
-# BEGIN fix (145 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_home_grpquota'
+# BEGIN fix (145 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_home_grpquota'
 ###############################################################################
-(>&2 echo "Remediating rule 145/200: 'xccdf_org.ssgproject.content_rule_mount_option_home_grpquota'")
+(>&2 echo "Remediating rule 145/199: 'xccdf_org.ssgproject.content_rule_mount_option_home_grpquota'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4520,9 +4520,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_home_grpquota'
 
 ###############################################################################
-# BEGIN fix (146 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_home_nodev'
+# BEGIN fix (146 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_home_nodev'
 ###############################################################################
-(>&2 echo "Remediating rule 146/200: 'xccdf_org.ssgproject.content_rule_mount_option_home_nodev'")
+(>&2 echo "Remediating rule 146/199: 'xccdf_org.ssgproject.content_rule_mount_option_home_nodev'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4570,9 +4570,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_home_nodev'
 
 ###############################################################################
-# BEGIN fix (147 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_home_nosuid'
+# BEGIN fix (147 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_home_nosuid'
 ###############################################################################
-(>&2 echo "Remediating rule 147/200: 'xccdf_org.ssgproject.content_rule_mount_option_home_nosuid'")
+(>&2 echo "Remediating rule 147/199: 'xccdf_org.ssgproject.content_rule_mount_option_home_nosuid'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4624,9 +4624,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_home_nosuid'
 
 ###############################################################################
-# BEGIN fix (148 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_home_usrquota'
+# BEGIN fix (148 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_home_usrquota'
 ###############################################################################
-(>&2 echo "Remediating rule 148/200: 'xccdf_org.ssgproject.content_rule_mount_option_home_usrquota'")
+(>&2 echo "Remediating rule 148/199: 'xccdf_org.ssgproject.content_rule_mount_option_home_usrquota'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4678,9 +4678,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_home_usrquota'
 
 ###############################################################################
-# BEGIN fix (149 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_tmp_nodev'
+# BEGIN fix (149 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_tmp_nodev'
 ###############################################################################
-(>&2 echo "Remediating rule 149/200: 'xccdf_org.ssgproject.content_rule_mount_option_tmp_nodev'")
+(>&2 echo "Remediating rule 149/199: 'xccdf_org.ssgproject.content_rule_mount_option_tmp_nodev'")
 # Remediation is applicable only in certain platforms
 if ( [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ] && findmnt --kernel "/tmp" > /dev/null ); then
 
@@ -4728,9 +4728,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_tmp_nodev'
 
 ###############################################################################
-# BEGIN fix (150 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_tmp_noexec'
+# BEGIN fix (150 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_tmp_noexec'
 ###############################################################################
-(>&2 echo "Remediating rule 150/200: 'xccdf_org.ssgproject.content_rule_mount_option_tmp_noexec'")
+(>&2 echo "Remediating rule 150/199: 'xccdf_org.ssgproject.content_rule_mount_option_tmp_noexec'")
 # Remediation is applicable only in certain platforms
 if ( [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ] && findmnt --kernel "/tmp" > /dev/null ); then
 
@@ -4778,9 +4778,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_tmp_noexec'
 
 ###############################################################################
-# BEGIN fix (151 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_tmp_nosuid'
+# BEGIN fix (151 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_tmp_nosuid'
 ###############################################################################
-(>&2 echo "Remediating rule 151/200: 'xccdf_org.ssgproject.content_rule_mount_option_tmp_nosuid'")
+(>&2 echo "Remediating rule 151/199: 'xccdf_org.ssgproject.content_rule_mount_option_tmp_nosuid'")
 # Remediation is applicable only in certain platforms
 if ( [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ] && findmnt --kernel "/tmp" > /dev/null ); then
 
@@ -4828,9 +4828,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_tmp_nosuid'
 
 ###############################################################################
-# BEGIN fix (152 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_nodev'
+# BEGIN fix (152 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_nodev'
 ###############################################################################
-(>&2 echo "Remediating rule 152/200: 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_nodev'")
+(>&2 echo "Remediating rule 152/199: 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_nodev'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4878,9 +4878,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_nodev'
 
 ###############################################################################
-# BEGIN fix (153 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_noexec'
+# BEGIN fix (153 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_noexec'
 ###############################################################################
-(>&2 echo "Remediating rule 153/200: 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_noexec'")
+(>&2 echo "Remediating rule 153/199: 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_noexec'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4928,9 +4928,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_noexec'
 
 ###############################################################################
-# BEGIN fix (154 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_nosuid'
+# BEGIN fix (154 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_nosuid'
 ###############################################################################
-(>&2 echo "Remediating rule 154/200: 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_nosuid'")
+(>&2 echo "Remediating rule 154/199: 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_nosuid'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -4978,9 +4978,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_audit_nosuid'
 
 ###############################################################################
-# BEGIN fix (155 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_nodev'
+# BEGIN fix (155 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_nodev'
 ###############################################################################
-(>&2 echo "Remediating rule 155/200: 'xccdf_org.ssgproject.content_rule_mount_option_var_log_nodev'")
+(>&2 echo "Remediating rule 155/199: 'xccdf_org.ssgproject.content_rule_mount_option_var_log_nodev'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5028,9 +5028,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_nodev'
 
 ###############################################################################
-# BEGIN fix (156 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_noexec'
+# BEGIN fix (156 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_noexec'
 ###############################################################################
-(>&2 echo "Remediating rule 156/200: 'xccdf_org.ssgproject.content_rule_mount_option_var_log_noexec'")
+(>&2 echo "Remediating rule 156/199: 'xccdf_org.ssgproject.content_rule_mount_option_var_log_noexec'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5078,9 +5078,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_noexec'
 
 ###############################################################################
-# BEGIN fix (157 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_nosuid'
+# BEGIN fix (157 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_nosuid'
 ###############################################################################
-(>&2 echo "Remediating rule 157/200: 'xccdf_org.ssgproject.content_rule_mount_option_var_log_nosuid'")
+(>&2 echo "Remediating rule 157/199: 'xccdf_org.ssgproject.content_rule_mount_option_var_log_nosuid'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5128,9 +5128,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_var_log_nosuid'
 
 ###############################################################################
-# BEGIN fix (158 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_var_nodev'
+# BEGIN fix (158 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_var_nodev'
 ###############################################################################
-(>&2 echo "Remediating rule 158/200: 'xccdf_org.ssgproject.content_rule_mount_option_var_nodev'")
+(>&2 echo "Remediating rule 158/199: 'xccdf_org.ssgproject.content_rule_mount_option_var_nodev'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5178,59 +5178,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_var_nodev'
 
 ###############################################################################
-# BEGIN fix (159 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_var_noexec'
+# BEGIN fix (159 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_var_nosuid'
 ###############################################################################
-(>&2 echo "Remediating rule 159/200: 'xccdf_org.ssgproject.content_rule_mount_option_var_noexec'")
-# Remediation is applicable only in certain platforms
-if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
-
-function perform_remediation {
-    
-        mount_point_match_regexp="$(printf "[[:space:]]%s[[:space:]]" "/var")"
-
-    grep "$mount_point_match_regexp" -q /etc/fstab \
-        || { echo "The mount point '/var' is not even in /etc/fstab, so we can't set up mount options" >&2;
-                echo "Not remediating, because there is no record of /var in /etc/fstab" >&2; return 1; }
-    
-
-
-    mount_point_match_regexp="$(printf "[[:space:]]%s[[:space:]]" /var)"
-
-    # If the mount point is not in /etc/fstab, get previous mount options from /etc/mtab
-    if [ "$(grep -c "$mount_point_match_regexp" /etc/fstab)" -eq 0 ]; then
-        # runtime opts without some automatic kernel/userspace-added defaults
-        previous_mount_opts=$(grep "$mount_point_match_regexp" /etc/mtab | head -1 |  awk '{print $4}' \
-                    | sed -E "s/(rw|defaults|seclabel|noexec)(,|$)//g;s/,$//")
-        [ "$previous_mount_opts" ] && previous_mount_opts+=","
-        echo " /var  defaults,${previous_mount_opts}noexec 0 0" >> /etc/fstab
-    # If the mount_opt option is not already in the mount point's /etc/fstab entry, add it
-    elif [ "$(grep "$mount_point_match_regexp" /etc/fstab | grep -c "noexec")" -eq 0 ]; then
-        previous_mount_opts=$(grep "$mount_point_match_regexp" /etc/fstab | awk '{print $4}')
-        sed -i "s|\(${mount_point_match_regexp}.*${previous_mount_opts}\)|\1,noexec|" /etc/fstab
-    fi
-
-
-    if mkdir -p "/var"; then
-        if mountpoint -q "/var"; then
-            mount -o remount --target "/var"
-        else
-            mount --target "/var"
-        fi
-    fi
-}
-
-perform_remediation
-
-else
-    >&2 echo 'Remediation is not applicable, nothing was done'
-fi
-
-# END fix for 'xccdf_org.ssgproject.content_rule_mount_option_var_noexec'
-
-###############################################################################
-# BEGIN fix (160 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_var_nosuid'
-###############################################################################
-(>&2 echo "Remediating rule 160/200: 'xccdf_org.ssgproject.content_rule_mount_option_var_nosuid'")
+(>&2 echo "Remediating rule 159/199: 'xccdf_org.ssgproject.content_rule_mount_option_var_nosuid'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5278,9 +5228,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_var_nosuid'
 
 ###############################################################################
-# BEGIN fix (161 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_nodev'
+# BEGIN fix (160 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_nodev'
 ###############################################################################
-(>&2 echo "Remediating rule 161/200: 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_nodev'")
+(>&2 echo "Remediating rule 160/199: 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_nodev'")
 # Remediation is applicable only in certain platforms
 if ( [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ] && findmnt --kernel "/var/tmp" > /dev/null ); then
 
@@ -5328,9 +5278,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_nodev'
 
 ###############################################################################
-# BEGIN fix (162 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_noexec'
+# BEGIN fix (161 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_noexec'
 ###############################################################################
-(>&2 echo "Remediating rule 162/200: 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_noexec'")
+(>&2 echo "Remediating rule 161/199: 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_noexec'")
 # Remediation is applicable only in certain platforms
 if ( [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ] && findmnt --kernel "/var/tmp" > /dev/null ); then
 
@@ -5378,9 +5328,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_noexec'
 
 ###############################################################################
-# BEGIN fix (163 / 200) for 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_nosuid'
+# BEGIN fix (162 / 199) for 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_nosuid'
 ###############################################################################
-(>&2 echo "Remediating rule 163/200: 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_nosuid'")
+(>&2 echo "Remediating rule 162/199: 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_nosuid'")
 # Remediation is applicable only in certain platforms
 if ( [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ] && findmnt --kernel "/var/tmp" > /dev/null ); then
 
@@ -5428,9 +5378,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_mount_option_var_tmp_nosuid'
 
 ###############################################################################
-# BEGIN fix (164 / 200) for 'xccdf_org.ssgproject.content_rule_coredump_disable_backtraces'
+# BEGIN fix (163 / 199) for 'xccdf_org.ssgproject.content_rule_coredump_disable_backtraces'
 ###############################################################################
-(>&2 echo "Remediating rule 164/200: 'xccdf_org.ssgproject.content_rule_coredump_disable_backtraces'")
+(>&2 echo "Remediating rule 163/199: 'xccdf_org.ssgproject.content_rule_coredump_disable_backtraces'")
 if [ -e "/etc/systemd/coredump.conf" ] ; then
     
     LC_ALL=C sed -i "/^\s*ProcessSizeMax\s*=\s*/Id" "/etc/systemd/coredump.conf"
@@ -5449,9 +5399,9 @@ rm "/etc/systemd/coredump.conf.bak"
 # END fix for 'xccdf_org.ssgproject.content_rule_coredump_disable_backtraces'
 
 ###############################################################################
-# BEGIN fix (165 / 200) for 'xccdf_org.ssgproject.content_rule_coredump_disable_storage'
+# BEGIN fix (164 / 199) for 'xccdf_org.ssgproject.content_rule_coredump_disable_storage'
 ###############################################################################
-(>&2 echo "Remediating rule 165/200: 'xccdf_org.ssgproject.content_rule_coredump_disable_storage'")
+(>&2 echo "Remediating rule 164/199: 'xccdf_org.ssgproject.content_rule_coredump_disable_storage'")
 if [ -e "/etc/systemd/coredump.conf" ] ; then
     
     LC_ALL=C sed -i "/^\s*Storage\s*=\s*/Id" "/etc/systemd/coredump.conf"
@@ -5470,9 +5420,9 @@ rm "/etc/systemd/coredump.conf.bak"
 # END fix for 'xccdf_org.ssgproject.content_rule_coredump_disable_storage'
 
 ###############################################################################
-# BEGIN fix (166 / 200) for 'xccdf_org.ssgproject.content_rule_sysctl_kernel_randomize_va_space'
+# BEGIN fix (165 / 199) for 'xccdf_org.ssgproject.content_rule_sysctl_kernel_randomize_va_space'
 ###############################################################################
-(>&2 echo "Remediating rule 166/200: 'xccdf_org.ssgproject.content_rule_sysctl_kernel_randomize_va_space'")
+(>&2 echo "Remediating rule 165/199: 'xccdf_org.ssgproject.content_rule_sysctl_kernel_randomize_va_space'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5532,9 +5482,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sysctl_kernel_randomize_va_space'
 
 ###############################################################################
-# BEGIN fix (167 / 200) for 'xccdf_org.ssgproject.content_rule_service_crond_enabled'
+# BEGIN fix (166 / 199) for 'xccdf_org.ssgproject.content_rule_service_crond_enabled'
 ###############################################################################
-(>&2 echo "Remediating rule 167/200: 'xccdf_org.ssgproject.content_rule_service_crond_enabled'")
+(>&2 echo "Remediating rule 166/199: 'xccdf_org.ssgproject.content_rule_service_crond_enabled'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5550,9 +5500,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_service_crond_enabled'
 
 ###############################################################################
-# BEGIN fix (168 / 200) for 'xccdf_org.ssgproject.content_rule_file_groupowner_cron_allow'
+# BEGIN fix (167 / 199) for 'xccdf_org.ssgproject.content_rule_file_groupowner_cron_allow'
 ###############################################################################
-(>&2 echo "Remediating rule 168/200: 'xccdf_org.ssgproject.content_rule_file_groupowner_cron_allow'")
+(>&2 echo "Remediating rule 167/199: 'xccdf_org.ssgproject.content_rule_file_groupowner_cron_allow'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5565,9 +5515,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_groupowner_cron_allow'
 
 ###############################################################################
-# BEGIN fix (169 / 200) for 'xccdf_org.ssgproject.content_rule_file_owner_cron_allow'
+# BEGIN fix (168 / 199) for 'xccdf_org.ssgproject.content_rule_file_owner_cron_allow'
 ###############################################################################
-(>&2 echo "Remediating rule 169/200: 'xccdf_org.ssgproject.content_rule_file_owner_cron_allow'")
+(>&2 echo "Remediating rule 168/199: 'xccdf_org.ssgproject.content_rule_file_owner_cron_allow'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5580,9 +5530,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_owner_cron_allow'
 
 ###############################################################################
-# BEGIN fix (170 / 200) for 'xccdf_org.ssgproject.content_rule_package_vsftpd_removed'
+# BEGIN fix (169 / 199) for 'xccdf_org.ssgproject.content_rule_package_vsftpd_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 170/200: 'xccdf_org.ssgproject.content_rule_package_vsftpd_removed'")
+(>&2 echo "Remediating rule 169/199: 'xccdf_org.ssgproject.content_rule_package_vsftpd_removed'")
 
 # CAUTION: This remediation script will remove vsftpd
 #	   from the system, and may remove any packages
@@ -5599,9 +5549,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_vsftpd_removed'
 
 ###############################################################################
-# BEGIN fix (171 / 200) for 'xccdf_org.ssgproject.content_rule_package_openldap-clients_removed'
+# BEGIN fix (170 / 199) for 'xccdf_org.ssgproject.content_rule_package_openldap-clients_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 171/200: 'xccdf_org.ssgproject.content_rule_package_openldap-clients_removed'")
+(>&2 echo "Remediating rule 170/199: 'xccdf_org.ssgproject.content_rule_package_openldap-clients_removed'")
 
 # CAUTION: This remediation script will remove openldap-clients
 #	   from the system, and may remove any packages
@@ -5618,9 +5568,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_openldap-clients_removed'
 
 ###############################################################################
-# BEGIN fix (172 / 200) for 'xccdf_org.ssgproject.content_rule_postfix_network_listening_disabled'
+# BEGIN fix (171 / 199) for 'xccdf_org.ssgproject.content_rule_postfix_network_listening_disabled'
 ###############################################################################
-(>&2 echo "Remediating rule 172/200: 'xccdf_org.ssgproject.content_rule_postfix_network_listening_disabled'")
+(>&2 echo "Remediating rule 171/199: 'xccdf_org.ssgproject.content_rule_postfix_network_listening_disabled'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ] && { rpm --quiet -q postfix; }; then
 
@@ -5649,9 +5599,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_postfix_network_listening_disabled'
 
 ###############################################################################
-# BEGIN fix (173 / 200) for 'xccdf_org.ssgproject.content_rule_chronyd_specify_remote_server'
+# BEGIN fix (172 / 199) for 'xccdf_org.ssgproject.content_rule_chronyd_specify_remote_server'
 ###############################################################################
-(>&2 echo "Remediating rule 173/200: 'xccdf_org.ssgproject.content_rule_chronyd_specify_remote_server'")
+(>&2 echo "Remediating rule 172/199: 'xccdf_org.ssgproject.content_rule_chronyd_specify_remote_server'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ] && { rpm --quiet -q chrony; }; then
 
@@ -5677,9 +5627,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_chronyd_specify_remote_server'
 
 ###############################################################################
-# BEGIN fix (174 / 200) for 'xccdf_org.ssgproject.content_rule_package_xinetd_removed'
+# BEGIN fix (173 / 199) for 'xccdf_org.ssgproject.content_rule_package_xinetd_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 174/200: 'xccdf_org.ssgproject.content_rule_package_xinetd_removed'")
+(>&2 echo "Remediating rule 173/199: 'xccdf_org.ssgproject.content_rule_package_xinetd_removed'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5702,9 +5652,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_xinetd_removed'
 
 ###############################################################################
-# BEGIN fix (175 / 200) for 'xccdf_org.ssgproject.content_rule_package_ypbind_removed'
+# BEGIN fix (174 / 199) for 'xccdf_org.ssgproject.content_rule_package_ypbind_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 175/200: 'xccdf_org.ssgproject.content_rule_package_ypbind_removed'")
+(>&2 echo "Remediating rule 174/199: 'xccdf_org.ssgproject.content_rule_package_ypbind_removed'")
 
 # CAUTION: This remediation script will remove ypbind
 #	   from the system, and may remove any packages
@@ -5721,9 +5671,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_ypbind_removed'
 
 ###############################################################################
-# BEGIN fix (176 / 200) for 'xccdf_org.ssgproject.content_rule_package_ypserv_removed'
+# BEGIN fix (175 / 199) for 'xccdf_org.ssgproject.content_rule_package_ypserv_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 176/200: 'xccdf_org.ssgproject.content_rule_package_ypserv_removed'")
+(>&2 echo "Remediating rule 175/199: 'xccdf_org.ssgproject.content_rule_package_ypserv_removed'")
 
 # CAUTION: This remediation script will remove ypserv
 #	   from the system, and may remove any packages
@@ -5740,9 +5690,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_ypserv_removed'
 
 ###############################################################################
-# BEGIN fix (177 / 200) for 'xccdf_org.ssgproject.content_rule_package_rsh_removed'
+# BEGIN fix (176 / 199) for 'xccdf_org.ssgproject.content_rule_package_rsh_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 177/200: 'xccdf_org.ssgproject.content_rule_package_rsh_removed'")
+(>&2 echo "Remediating rule 176/199: 'xccdf_org.ssgproject.content_rule_package_rsh_removed'")
 
 # CAUTION: This remediation script will remove rsh
 #	   from the system, and may remove any packages
@@ -5759,9 +5709,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_rsh_removed'
 
 ###############################################################################
-# BEGIN fix (178 / 200) for 'xccdf_org.ssgproject.content_rule_no_rsh_trust_files'
+# BEGIN fix (177 / 199) for 'xccdf_org.ssgproject.content_rule_no_rsh_trust_files'
 ###############################################################################
-(>&2 echo "Remediating rule 178/200: 'xccdf_org.ssgproject.content_rule_no_rsh_trust_files'")
+(>&2 echo "Remediating rule 177/199: 'xccdf_org.ssgproject.content_rule_no_rsh_trust_files'")
 
 find /root -xdev -type f -name ".rhosts" -exec rm -f {} \;
 find /home -maxdepth 2 -xdev -type f -name ".rhosts" -exec rm -f {} \;
@@ -5770,9 +5720,9 @@ rm -f /etc/hosts.equiv
 # END fix for 'xccdf_org.ssgproject.content_rule_no_rsh_trust_files'
 
 ###############################################################################
-# BEGIN fix (179 / 200) for 'xccdf_org.ssgproject.content_rule_package_talk_removed'
+# BEGIN fix (178 / 199) for 'xccdf_org.ssgproject.content_rule_package_talk_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 179/200: 'xccdf_org.ssgproject.content_rule_package_talk_removed'")
+(>&2 echo "Remediating rule 178/199: 'xccdf_org.ssgproject.content_rule_package_talk_removed'")
 
 # CAUTION: This remediation script will remove talk
 #	   from the system, and may remove any packages
@@ -5789,9 +5739,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_talk_removed'
 
 ###############################################################################
-# BEGIN fix (180 / 200) for 'xccdf_org.ssgproject.content_rule_package_telnet-server_removed'
+# BEGIN fix (179 / 199) for 'xccdf_org.ssgproject.content_rule_package_telnet-server_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 180/200: 'xccdf_org.ssgproject.content_rule_package_telnet-server_removed'")
+(>&2 echo "Remediating rule 179/199: 'xccdf_org.ssgproject.content_rule_package_telnet-server_removed'")
 
 # CAUTION: This remediation script will remove telnet-server
 #	   from the system, and may remove any packages
@@ -5808,9 +5758,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_telnet-server_removed'
 
 ###############################################################################
-# BEGIN fix (181 / 200) for 'xccdf_org.ssgproject.content_rule_package_telnet_removed'
+# BEGIN fix (180 / 199) for 'xccdf_org.ssgproject.content_rule_package_telnet_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 181/200: 'xccdf_org.ssgproject.content_rule_package_telnet_removed'")
+(>&2 echo "Remediating rule 180/199: 'xccdf_org.ssgproject.content_rule_package_telnet_removed'")
 
 # CAUTION: This remediation script will remove telnet
 #	   from the system, and may remove any packages
@@ -5827,9 +5777,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_telnet_removed'
 
 ###############################################################################
-# BEGIN fix (182 / 200) for 'xccdf_org.ssgproject.content_rule_package_tftp-server_removed'
+# BEGIN fix (181 / 199) for 'xccdf_org.ssgproject.content_rule_package_tftp-server_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 182/200: 'xccdf_org.ssgproject.content_rule_package_tftp-server_removed'")
+(>&2 echo "Remediating rule 181/199: 'xccdf_org.ssgproject.content_rule_package_tftp-server_removed'")
 
 # CAUTION: This remediation script will remove tftp-server
 #	   from the system, and may remove any packages
@@ -5846,9 +5796,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_tftp-server_removed'
 
 ###############################################################################
-# BEGIN fix (183 / 200) for 'xccdf_org.ssgproject.content_rule_package_tftp_removed'
+# BEGIN fix (182 / 199) for 'xccdf_org.ssgproject.content_rule_package_tftp_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 183/200: 'xccdf_org.ssgproject.content_rule_package_tftp_removed'")
+(>&2 echo "Remediating rule 182/199: 'xccdf_org.ssgproject.content_rule_package_tftp_removed'")
 
 # CAUTION: This remediation script will remove tftp
 #	   from the system, and may remove any packages
@@ -5865,9 +5815,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_tftp_removed'
 
 ###############################################################################
-# BEGIN fix (184 / 200) for 'xccdf_org.ssgproject.content_rule_package_squid_removed'
+# BEGIN fix (183 / 199) for 'xccdf_org.ssgproject.content_rule_package_squid_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 184/200: 'xccdf_org.ssgproject.content_rule_package_squid_removed'")
+(>&2 echo "Remediating rule 183/199: 'xccdf_org.ssgproject.content_rule_package_squid_removed'")
 
 # CAUTION: This remediation script will remove squid
 #	   from the system, and may remove any packages
@@ -5884,9 +5834,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_squid_removed'
 
 ###############################################################################
-# BEGIN fix (185 / 200) for 'xccdf_org.ssgproject.content_rule_package_net-snmp_removed'
+# BEGIN fix (184 / 199) for 'xccdf_org.ssgproject.content_rule_package_net-snmp_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 185/200: 'xccdf_org.ssgproject.content_rule_package_net-snmp_removed'")
+(>&2 echo "Remediating rule 184/199: 'xccdf_org.ssgproject.content_rule_package_net-snmp_removed'")
 
 # CAUTION: This remediation script will remove net-snmp
 #	   from the system, and may remove any packages
@@ -5903,9 +5853,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_package_net-snmp_removed'
 
 ###############################################################################
-# BEGIN fix (186 / 200) for 'xccdf_org.ssgproject.content_rule_file_permissions_sshd_pub_key'
+# BEGIN fix (185 / 199) for 'xccdf_org.ssgproject.content_rule_file_permissions_sshd_pub_key'
 ###############################################################################
-(>&2 echo "Remediating rule 186/200: 'xccdf_org.ssgproject.content_rule_file_permissions_sshd_pub_key'")
+(>&2 echo "Remediating rule 185/199: 'xccdf_org.ssgproject.content_rule_file_permissions_sshd_pub_key'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5918,9 +5868,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_file_permissions_sshd_pub_key'
 
 ###############################################################################
-# BEGIN fix (187 / 200) for 'xccdf_org.ssgproject.content_rule_sshd_set_keepalive'
+# BEGIN fix (186 / 199) for 'xccdf_org.ssgproject.content_rule_sshd_set_keepalive'
 ###############################################################################
-(>&2 echo "Remediating rule 187/200: 'xccdf_org.ssgproject.content_rule_sshd_set_keepalive'")
+(>&2 echo "Remediating rule 186/199: 'xccdf_org.ssgproject.content_rule_sshd_set_keepalive'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5958,9 +5908,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sshd_set_keepalive'
 
 ###############################################################################
-# BEGIN fix (188 / 200) for 'xccdf_org.ssgproject.content_rule_sshd_set_idle_timeout'
+# BEGIN fix (187 / 199) for 'xccdf_org.ssgproject.content_rule_sshd_set_idle_timeout'
 ###############################################################################
-(>&2 echo "Remediating rule 188/200: 'xccdf_org.ssgproject.content_rule_sshd_set_idle_timeout'")
+(>&2 echo "Remediating rule 187/199: 'xccdf_org.ssgproject.content_rule_sshd_set_idle_timeout'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -5998,9 +5948,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sshd_set_idle_timeout'
 
 ###############################################################################
-# BEGIN fix (189 / 200) for 'xccdf_org.ssgproject.content_rule_disable_host_auth'
+# BEGIN fix (188 / 199) for 'xccdf_org.ssgproject.content_rule_disable_host_auth'
 ###############################################################################
-(>&2 echo "Remediating rule 189/200: 'xccdf_org.ssgproject.content_rule_disable_host_auth'")
+(>&2 echo "Remediating rule 188/199: 'xccdf_org.ssgproject.content_rule_disable_host_auth'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -6035,9 +5985,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_disable_host_auth'
 
 ###############################################################################
-# BEGIN fix (190 / 200) for 'xccdf_org.ssgproject.content_rule_sshd_disable_empty_passwords'
+# BEGIN fix (189 / 199) for 'xccdf_org.ssgproject.content_rule_sshd_disable_empty_passwords'
 ###############################################################################
-(>&2 echo "Remediating rule 190/200: 'xccdf_org.ssgproject.content_rule_sshd_disable_empty_passwords'")
+(>&2 echo "Remediating rule 189/199: 'xccdf_org.ssgproject.content_rule_sshd_disable_empty_passwords'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -6072,9 +6022,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sshd_disable_empty_passwords'
 
 ###############################################################################
-# BEGIN fix (191 / 200) for 'xccdf_org.ssgproject.content_rule_sshd_disable_rhosts'
+# BEGIN fix (190 / 199) for 'xccdf_org.ssgproject.content_rule_sshd_disable_rhosts'
 ###############################################################################
-(>&2 echo "Remediating rule 191/200: 'xccdf_org.ssgproject.content_rule_sshd_disable_rhosts'")
+(>&2 echo "Remediating rule 190/199: 'xccdf_org.ssgproject.content_rule_sshd_disable_rhosts'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -6109,9 +6059,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sshd_disable_rhosts'
 
 ###############################################################################
-# BEGIN fix (192 / 200) for 'xccdf_org.ssgproject.content_rule_sshd_disable_root_login'
+# BEGIN fix (191 / 199) for 'xccdf_org.ssgproject.content_rule_sshd_disable_root_login'
 ###############################################################################
-(>&2 echo "Remediating rule 192/200: 'xccdf_org.ssgproject.content_rule_sshd_disable_root_login'")
+(>&2 echo "Remediating rule 191/199: 'xccdf_org.ssgproject.content_rule_sshd_disable_root_login'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -6146,9 +6096,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sshd_disable_root_login'
 
 ###############################################################################
-# BEGIN fix (193 / 200) for 'xccdf_org.ssgproject.content_rule_sshd_do_not_permit_user_env'
+# BEGIN fix (192 / 199) for 'xccdf_org.ssgproject.content_rule_sshd_do_not_permit_user_env'
 ###############################################################################
-(>&2 echo "Remediating rule 193/200: 'xccdf_org.ssgproject.content_rule_sshd_do_not_permit_user_env'")
+(>&2 echo "Remediating rule 192/199: 'xccdf_org.ssgproject.content_rule_sshd_do_not_permit_user_env'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -6183,9 +6133,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sshd_do_not_permit_user_env'
 
 ###############################################################################
-# BEGIN fix (194 / 200) for 'xccdf_org.ssgproject.content_rule_sshd_enable_pam'
+# BEGIN fix (193 / 199) for 'xccdf_org.ssgproject.content_rule_sshd_enable_pam'
 ###############################################################################
-(>&2 echo "Remediating rule 194/200: 'xccdf_org.ssgproject.content_rule_sshd_enable_pam'")
+(>&2 echo "Remediating rule 193/199: 'xccdf_org.ssgproject.content_rule_sshd_enable_pam'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -6220,9 +6170,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sshd_enable_pam'
 
 ###############################################################################
-# BEGIN fix (195 / 200) for 'xccdf_org.ssgproject.content_rule_sshd_set_login_grace_time'
+# BEGIN fix (194 / 199) for 'xccdf_org.ssgproject.content_rule_sshd_set_login_grace_time'
 ###############################################################################
-(>&2 echo "Remediating rule 195/200: 'xccdf_org.ssgproject.content_rule_sshd_set_login_grace_time'")
+(>&2 echo "Remediating rule 194/199: 'xccdf_org.ssgproject.content_rule_sshd_set_login_grace_time'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -6260,9 +6210,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sshd_set_login_grace_time'
 
 ###############################################################################
-# BEGIN fix (196 / 200) for 'xccdf_org.ssgproject.content_rule_sshd_set_loglevel_verbose'
+# BEGIN fix (195 / 199) for 'xccdf_org.ssgproject.content_rule_sshd_set_loglevel_verbose'
 ###############################################################################
-(>&2 echo "Remediating rule 196/200: 'xccdf_org.ssgproject.content_rule_sshd_set_loglevel_verbose'")
+(>&2 echo "Remediating rule 195/199: 'xccdf_org.ssgproject.content_rule_sshd_set_loglevel_verbose'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -6297,9 +6247,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sshd_set_loglevel_verbose'
 
 ###############################################################################
-# BEGIN fix (197 / 200) for 'xccdf_org.ssgproject.content_rule_sshd_set_max_auth_tries'
+# BEGIN fix (196 / 199) for 'xccdf_org.ssgproject.content_rule_sshd_set_max_auth_tries'
 ###############################################################################
-(>&2 echo "Remediating rule 197/200: 'xccdf_org.ssgproject.content_rule_sshd_set_max_auth_tries'")
+(>&2 echo "Remediating rule 196/199: 'xccdf_org.ssgproject.content_rule_sshd_set_max_auth_tries'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -6337,9 +6287,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sshd_set_max_auth_tries'
 
 ###############################################################################
-# BEGIN fix (198 / 200) for 'xccdf_org.ssgproject.content_rule_sshd_set_max_sessions'
+# BEGIN fix (197 / 199) for 'xccdf_org.ssgproject.content_rule_sshd_set_max_sessions'
 ###############################################################################
-(>&2 echo "Remediating rule 198/200: 'xccdf_org.ssgproject.content_rule_sshd_set_max_sessions'")
+(>&2 echo "Remediating rule 197/199: 'xccdf_org.ssgproject.content_rule_sshd_set_max_sessions'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -6377,9 +6327,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sshd_set_max_sessions'
 
 ###############################################################################
-# BEGIN fix (199 / 200) for 'xccdf_org.ssgproject.content_rule_sshd_set_maxstartups'
+# BEGIN fix (198 / 199) for 'xccdf_org.ssgproject.content_rule_sshd_set_maxstartups'
 ###############################################################################
-(>&2 echo "Remediating rule 199/200: 'xccdf_org.ssgproject.content_rule_sshd_set_maxstartups'")
+(>&2 echo "Remediating rule 198/199: 'xccdf_org.ssgproject.content_rule_sshd_set_maxstartups'")
 # Remediation is applicable only in certain platforms
 if [ ! -f /.dockerenv ] && [ ! -f /run/.containerenv ]; then
 
@@ -6417,9 +6367,9 @@ fi
 # END fix for 'xccdf_org.ssgproject.content_rule_sshd_set_maxstartups'
 
 ###############################################################################
-# BEGIN fix (200 / 200) for 'xccdf_org.ssgproject.content_rule_package_xorg-x11-server-common_removed'
+# BEGIN fix (199 / 199) for 'xccdf_org.ssgproject.content_rule_package_xorg-x11-server-common_removed'
 ###############################################################################
-(>&2 echo "Remediating rule 200/200: 'xccdf_org.ssgproject.content_rule_package_xorg-x11-server-common_removed'")
+(>&2 echo "Remediating rule 199/199: 'xccdf_org.ssgproject.content_rule_package_xorg-x11-server-common_removed'")
 
 # CAUTION: This remediation script will remove xorg-x11-server-common
 #	   from the system, and may remove any packages

@@ -44,6 +44,9 @@ COVERAGE_TEXT = "coverage.txt"
 PROVENANCE_NAME = "provenance.json"
 
 
+SEAL_FIX_GLOB = "cis-ol8-seal-*.sh"
+
+
 def seal_fix_name(step: int, rule: str) -> str:
     """Seal fix scripts sort in the order seal must run them."""
     return f"cis-ol8-seal-{step:02d}-{short_rule_id(rule)}.sh"
@@ -186,8 +189,15 @@ def derive_tailoring(
         write_atomic(staging / COVERAGE_TEXT, cov.render_text(report))
         provenance = _provenance(inputs, digest, fixes, staging)
         write_json_atomic(staging / PROVENANCE_NAME, provenance)
-        for produced in sorted(staging.iterdir()):
-            os.replace(produced, out_dir / produced.name)
+        made = sorted(p.name for p in staging.iterdir())
+        for name in made:
+            os.replace(staging / name, out_dir / name)
+        if generate_fixes:
+            # A seal rule that became a waiver of another kind must not leave its script
+            # behind: the seal layer would still run it.
+            for stale in out_dir.glob(SEAL_FIX_GLOB):
+                if stale.name not in made:
+                    stale.unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return TailoringResult(

@@ -58,6 +58,30 @@ def test_5_2_1_sshd_config_permissions(host):
     assert owner_group_mode(host, "/etc/ssh/sshd_config") == ("root", "root", 0o600)
 
 
+def sudoers_lines(host):
+    """Active (non-comment) lines of /etc/sudoers and every /etc/sudoers.d file."""
+    with host.sudo():
+        out = host.check_output("cat /etc/sudoers /etc/sudoers.d/*")
+    return [ln.strip() for ln in out.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def test_5_3_4_nopasswd_only_for_the_admin_user(host):
+    """The only NOPASSWD rule is the key-only admin user's (waiver: exception)."""
+    assert [ln for ln in sudoers_lines(host) if "NOPASSWD" in ln] == ["ops ALL=(ALL) NOPASSWD: ALL"]
+
+
+def test_5_3_4_no_rule_disables_authentication(host):
+    """No sudoers rule or default uses !authenticate."""
+    assert [ln for ln in sudoers_lines(host) if "!authenticate" in ln] == []
+
+
+def test_5_3_4_admin_password_is_locked(host):
+    """ops has no usable password, so NOPASSWD grants nothing a password would."""
+    with host.sudo():
+        status = host.check_output("passwd -S ops").split()
+    assert status[1] in ("L", "LK")
+
+
 def test_5_6_2_system_accounts_have_no_login_shell(host):
     """Accounts with 0 < UID < 1000 (except sync, shutdown, halt) have a nologin shell."""
     offenders = []
