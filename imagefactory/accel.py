@@ -2,8 +2,8 @@
 
 On some hosts /dev/kvm exists but guests hang (broken nested virtualisation): firmware may
 even finish POST while a 64-bit kernel never prints a line. So the probe boots a real Linux
-kernel (`-kernel`, no disk) and waits for its first console line; without a kernel at hand it
-falls back to waiting for the firmware to finish POST, and says that this proves less.
+kernel (`-kernel`, no disk) and waits for its first console line. Without a kernel at hand
+there is no proof, so the answer is TCG (firmware POST alone passes on such hosts).
 """
 
 from __future__ import annotations
@@ -79,11 +79,10 @@ def probe_kvm(timeout_s: float = 10.0, deb_dirs: tuple[Path, ...] = ()) -> tuple
             ok, why = _wait_for(argv, log, b"Linux version", timeout_s)
             return ok, ("a KVM guest booted a Linux kernel" if ok
                         else f"a KVM guest did not start a Linux kernel ({why})")
-        argv = [*base, "-chardev", f"file,id=dbg,path={log}",
-                "-device", "isa-debugcon,iobase=0x402,chardev=dbg"]
-        ok, why = _wait_for(argv, log, b"No bootable device", timeout_s)
-        return ok, ("a KVM guest finished firmware POST (no kernel found for a fuller probe)"
-                    if ok else f"a KVM guest did not finish firmware POST ({why})")
+        # Firmware POST alone proves nothing here: on this kind of host it completes under
+        # KVM while a kernel never runs (seen: the e2e picked KVM and timed out on SSH).
+        return False, ("no Linux kernel to probe KVM with (no readable /boot/vmlinuz-* and no "
+                       "cached linux-image .deb); set build.accelerator: kvm to use it anyway")
 
 
 @functools.cache

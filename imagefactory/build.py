@@ -16,10 +16,17 @@ from typing import Any
 from imagefactory import accel, install, packer, progress, provenance, seal, sources, standin
 from imagefactory.buildkey import BuildKey, ensure_build_key
 from imagefactory.cache import LAYER_IMAGE, SEALED_IMAGE, LayerCache
-from imagefactory.config import Config, IsoSource, StandinSource
+from imagefactory.config import Config, IsoSource, LayerDef, StandinSource
 from imagefactory.errors import BuildError
 from imagefactory.fsutil import sha256_file, write_json_atomic
-from imagefactory.plan import SEAL_FINALIZE, Plan, Step, make_plan, template_of
+from imagefactory.plan import (
+    IDEMPOTENCE_CHECK,
+    SEAL_FINALIZE,
+    Plan,
+    Step,
+    make_plan,
+    template_of,
+)
 from imagefactory.tools import run
 
 
@@ -190,6 +197,7 @@ def _layer_variables(cfg: Config, art: Artifacts, plan: Plan, step: Step,
     if step.layer.per_family:
         env["IF_FAMILY"] = plan.family.name
     shutdown = "sudo systemctl poweroff"
+    reboot = _reboot_variables(step.layer, files)
     if step.layer.seal:
         shutdown = f"sudo /bin/bash {packer.FILES_TARGET}/{SEAL_FINALIZE} {cfg.build.build_user}"
     return {
@@ -199,6 +207,33 @@ def _layer_variables(cfg: Config, art: Artifacts, plan: Plan, step: Step,
         "scripts": [str(p) for p in step.layer.scripts],
         "env_vars": [f"{k}={v}" for k, v in sorted(env.items())],
         "shutdown_command": shutdown,
+        **reboot,
+    }
+
+
+def _reboot_variables(layer: LayerDef, files: Path) -> dict[str, Any]:
+    """A layer with `reboot: true` records /etc, reboots, runs its scripts a second time
+    and fails if that second run changed anything; the template runs these commands."""
+    if not layer.reboot:
+        return {"reboot_inline": ["true"], "after_reboot_inline": ["true"],
+                "after_reboot_pause": "0s"}
+    staged = files / ".layer"
+    (staged / "scripts").mkdir(parents=True)
+    shutil.copy2(IDEMPOTENCE_CHECK, staged / IDEMPOTENCE_CHECK.name)
+    for script in layer.scripts:
+        shutil.copy2(script, staged / "scripts" / script.name)
+    guest = f"{packer.FILES_TARGET}/.layer"
+    check = f"/bin/bash {guest}/{IDEMPOTENCE_CHECK.name}"
+    state = f"{guest}/etc.state"
+    rerun = [f"echo 'second run after the reboot: {s.name}' && /bin/bash {guest}/scripts/{s.name}"
+             for s in layer.scripts]
+    return {
+        # The template runs inline commands with plain bash: no -e unless we say so.
+        "reboot_inline": ["set -euo pipefail", f"{check} record {state}", "systemctl reboot"],
+        "after_reboot_inline": ["set -euo pipefail", *rerun, f"{check} compare {state}",
+                                f"rm -rf {guest}"],
+        # The old system may still answer SSH for a moment after `systemctl reboot`.
+        "after_reboot_pause": "15s",
     }
 
 

@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 
 from imagefactory.errors import ConfigError, Problem
+from imagefactory.install import settings_problems as install_settings_problems
 from imagefactory.store.settings import StoreSettings, store_settings_from_dict
 
 SCALAR = str | int | bool
@@ -71,6 +72,7 @@ class LayerDef:
     epoch: str | None = None
     per_family: bool = False
     seal: bool = False
+    reboot: bool = False  # reboot after the scripts, run them again, prove /etc unchanged
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,7 @@ def _model(path: Path, doc: dict[str, Any]) -> Config:
             epoch=ld.get("epoch"),
             per_family=ld.get("per_family", False),
             seal=ld.get("seal", False),
+            reboot=ld.get("reboot", False),
         )
     families = {
         name: Family(name=name, layers=tuple(f["layers"]), description=f.get("description", ""),
@@ -293,10 +296,15 @@ def _semantic_problems(cfg: Config) -> list[Problem]:
         if isinstance(src, IsoSource) and layer.template is None:
             out.append(Problem(file, f"{where}.template", "an ISO install layer needs a template",
                                "e.g. template: packer/install-ol8.pkr.hcl"))
+        if isinstance(src, IsoSource):  # IF_FIRMWARE, IF_DISK_SIZE_MIB, the kickstart
+            out += install_settings_problems(cfg, layer)
         if layer.source is None and not layer.scripts:
             out.append(Problem(file, f"{where}.scripts", "a layer needs at least one script"))
         if layer.seal and layer.source is not None:
             out.append(Problem(file, where, "a seal layer cannot be a root layer"))
+        if layer.reboot and (layer.seal or layer.source is not None):
+            out.append(Problem(file, f"{where}.reboot", "only a scripts layer can reboot",
+                               "seal and root layers end with their own shutdown"))
         for kind, paths in (("scripts", layer.scripts), ("files", layer.files)):
             for i, p in enumerate(paths):
                 if not p.exists():

@@ -49,6 +49,10 @@ def explain(old: Inputs | None, new: Inputs) -> list[str]:
     if old.get("parent") != new.get("parent"):
         reasons.append("parent layer changed")
     reasons += _files_changed(old.get("template"), new.get("template"))
+    if bool(old.get("reboot")) != bool(new.get("reboot")):
+        reasons.append(f"reboot {'added' if new.get('reboot') else 'removed'}")
+    else:
+        reasons += _files_changed(old.get("reboot"), new.get("reboot"))
     for kind in ("scripts", "files", "source_files"):
         reasons += _list_changed(old.get(kind) or [], new.get(kind) or [], kind)
     for kind in ("variables", "source", "tools"):

@@ -18,6 +18,8 @@ from imagefactory.keys import Inputs, explain, file_entry, layer_key
 REPO = Path(__file__).resolve().parent.parent
 LAYER_TEMPLATE = REPO / "packer" / "layer.pkr.hcl"
 PACKER_TOOLS = ("packer", "qemu-img", "qemu-system-x86_64")
+# Staged into a layer with `reboot: true`: records /etc, then compares after the second run.
+IDEMPOTENCE_CHECK = REPO / "packer" / "files" / "layer" / "check-idempotence.sh"
 SEAL_FINALIZE = "finalize-seal.sh"
 
 
@@ -83,6 +85,8 @@ def layer_inputs(cfg: Config, family: Family, layer: LayerDef, parent: str | Non
             doc["source"] = {"url": src.url, "sha256": src.sha256}
         if layer.seal:
             doc["compression"] = cfg.build.compression
+        if layer.reboot:
+            doc["reboot"] = file_entry(IDEMPOTENCE_CHECK, REPO)
     if parent is None:
         doc |= {"build_user": cfg.build.build_user, "build_key": key.fingerprint}
     else:

@@ -1,6 +1,7 @@
 # Install layer: boot the OL8 DVD, feed it the rendered kickstart over Packer's HTTP server,
 # and keep the installed disk as the root layer of both families. The engine renders every
-# variable (imagefactory.install); there is no logic here. Packer 1.6.6 and current Packer.
+# variable (imagefactory.install); the only logic here is the BIOS/UEFI switch on
+# uefi_firmware. Packer 1.6.6 and current Packer.
 packer {
   required_version = ">= 1.6.6"
 }
@@ -24,6 +25,17 @@ variable "ssh_username" { type = string }
 variable "ssh_private_key_file" { type = string }
 variable "ssh_timeout" { type = string }
 variable "serial_log" { type = string }
+variable "uefi_firmware" {
+  type        = string
+  description = "UEFI: the OVMF image QEMU boots with -bios. BIOS (SeaBIOS, QEMU's default): \"\"."
+}
+
+locals {
+  uefi = var.uefi_firmware != ""
+  ks   = "inst.text inst.ks=http://{{ .HTTPIP }}:{{ .HTTPPort }}/ol8.ks"
+  # Packer 1.6.6's qemu builder has no firmware option, so the firmware is a QEMU argument.
+  firmware_args = local.uefi ? [["-bios", var.uefi_firmware]] : []
+}
 
 source "qemu" "install" {
   iso_url            = var.iso_path
@@ -43,10 +55,15 @@ source "qemu" "install" {
   net_device         = "virtio-net"
   output_directory   = var.output_dir
   vm_name            = var.vm_name
-  # BIOS isolinux menu: leave "Test this media", add the kickstart to the install entry.
-  boot_wait = "10s"
-  boot_command = [
-    "<up><wait><tab> inst.text inst.ks=http://{{ .HTTPIP }}:{{ .HTTPPort }}/ol8.ks<enter><wait>",
+  # Both menus default to "Test this media & install"; <up> selects "Install" instead.
+  # BIOS isolinux: <tab> opens the kernel command line; add the kickstart, boot.
+  # UEFI GRUB (slower to appear under OVMF): e edits the entry; two lines down (past setparams
+  # and a blank line) is the linuxefi line; add the kickstart at its end, boot with Ctrl-x.
+  boot_wait = local.uefi ? "30s" : "10s"
+  boot_command = local.uefi ? [
+    "<up><wait>e<wait><down><down><end> ${local.ks}<wait><leftCtrlOn>x<leftCtrlOff><wait>",
+    ] : [
+    "<up><wait><tab> ${local.ks}<enter><wait>",
   ]
   communicator         = "ssh"
   ssh_username         = var.ssh_username
@@ -54,10 +71,10 @@ source "qemu" "install" {
   ssh_timeout          = var.ssh_timeout
   shutdown_command     = "sudo systemctl poweroff"
   shutdown_timeout     = "5m"
-  qemuargs = [
+  qemuargs = concat([
     ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
     ["-serial", "file:${var.serial_log}"],
-  ]
+  ], local.firmware_args)
 }
 
 build {

@@ -41,6 +41,18 @@ variable "env_vars" {
   description = "IF_* inputs of the layer, as NAME=value."
 }
 variable "shutdown_command" { type = string }
+variable "reboot_inline" {
+  type        = list(string)
+  description = "Layers with reboot = true: record /etc, then reboot. Otherwise [\"true\"]."
+}
+variable "after_reboot_inline" {
+  type        = list(string)
+  description = "Layers with reboot = true: re-run the scripts, compare /etc. Otherwise [\"true\"]."
+}
+variable "after_reboot_pause" {
+  type        = string
+  description = "Wait before reconnecting, so the old system is gone (\"0s\" without a reboot)."
+}
 
 source "qemu" "layer" {
   iso_url          = var.parent_image
@@ -98,5 +110,23 @@ build {
     environment_vars = var.env_vars
     execute_command  = "chmod +x '{{ .Path }}'; sudo {{ .Vars }} /bin/bash '{{ .Path }}'"
     remote_folder    = "/var/tmp"
+  }
+
+  # Reboot and idempotence proof (layers with `reboot: true`; both are no-ops otherwise).
+  provisioner "shell" {
+    inline            = var.reboot_inline
+    environment_vars  = var.env_vars
+    execute_command   = "chmod +x '{{ .Path }}'; sudo {{ .Vars }} /bin/bash '{{ .Path }}'"
+    remote_folder     = "/var/tmp"
+    expect_disconnect = true
+  }
+
+  provisioner "shell" {
+    pause_before        = var.after_reboot_pause
+    start_retry_timeout = var.ssh_timeout
+    inline              = var.after_reboot_inline
+    environment_vars    = var.env_vars
+    execute_command     = "chmod +x '{{ .Path }}'; sudo {{ .Vars }} /bin/bash '{{ .Path }}'"
+    remote_folder       = "/var/tmp"
   }
 }

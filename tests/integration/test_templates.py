@@ -12,7 +12,8 @@ import pytest
 
 from imagefactory.buildkey import generate_key
 from imagefactory.config import load_config
-from imagefactory.install import render_kickstart
+from imagefactory.install import FIRMWARES, OVMF_CODE, render_kickstart
+from imagefactory.kickstart_check import check_kickstart
 from imagefactory.tools import which
 from tests.conftest import require_tool
 
@@ -41,6 +42,9 @@ LAYER_VARS = {
     "scripts": ["SCRIPT"],
     "env_vars": ["IF_LAYER=x"],
     "shutdown_command": "sudo systemctl poweroff",
+    "reboot_inline": ["true"],
+    "after_reboot_inline": ["true"],
+    "after_reboot_pause": "0s",
 }
 INSTALL_VARS = {
     "iso_path": "/dev/null",
@@ -51,11 +55,12 @@ INSTALL_VARS = {
     "accelerator": "tcg",
     "cpus": 2,
     "memory_mib": 2048,
-    "disk_size_mib": 20480,
+    "disk_size_mib": 21504,
     "ssh_username": "packer",
     "ssh_private_key_file": "/dev/null",
     "ssh_timeout": "45m",
     "serial_log": "/dev/null",
+    "uefi_firmware": "",  # BIOS; test_install_template_validates_for_uefi covers the other
 }
 RENDERED = {"layer.pkr.hcl": LAYER_VARS, "install-ol8.pkr.hcl": INSTALL_VARS}
 
@@ -117,8 +122,9 @@ def test_packer_validate_rejects_a_missing_variable(tmp_path: Path) -> None:
     assert proc.returncode != 0
 
 
-def test_rendered_kickstart_passes_ksvalidator(tmp_path: Path) -> None:
-    require_tool("ksvalidator", "ssh-keygen")
+def render_real_kickstart(tmp_path: Path, firmware: str) -> tuple[Path, str]:
+    """kickstart/ol8.ks rendered as the install layer does, with test values."""
+    require_tool("ssh-keygen")
     key = generate_key(tmp_path / "k", "test")
     out = tmp_path / "ol8.ks"
     render_kickstart(
@@ -127,12 +133,46 @@ def test_rendered_kickstart_passes_ksvalidator(tmp_path: Path) -> None:
         build_user="packer",
         key=key,
         grub_hash="grub.pbkdf2.sha512.10000.AB12.CD34",
+        firmware=firmware,
     )
+    return out, key.public_line
+
+
+@pytest.mark.parametrize("firmware", FIRMWARES)
+def test_rendered_kickstart_passes_ksvalidator(tmp_path: Path, firmware: str) -> None:
+    require_tool("ksvalidator")
+    out, public_line = render_real_kickstart(tmp_path, firmware)
     text = out.read_text()
-    assert key.public_line in text
+    assert public_line in text
     assert re.findall(r"@[A-Z_]+@", text) == []
+    efi = [ln for ln in text.splitlines() if ln.startswith("part /boot/efi ")]
+    assert len(efi) == (1 if firmware == "uefi" else 0)
     proc = subprocess.run(
         [str(which("ksvalidator")), "-v", "RHEL8", str(out)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("firmware", FIRMWARES)
+def test_rendered_kickstart_passes_own_checks(tmp_path: Path, firmware: str) -> None:
+    """The factory's own rules (imagefactory.kickstart_check) hold for the real kickstart."""
+    out, _ = render_real_kickstart(tmp_path, firmware)
+    assert check_kickstart(out.read_text(), "ol8.ks", uefi=firmware == "uefi") == []
+
+
+def test_install_template_validates_for_uefi(tmp_path: Path) -> None:
+    """The UEFI variant (OVMF as QEMU's -bios, the GRUB boot command) validates too."""
+    require_tool("packer", "ssh-keygen")
+    key = generate_key(tmp_path / "k", "test")
+    variables = {**INSTALL_VARS, "output_dir": str(tmp_path / "out")}
+    variables |= {"ssh_private_key_file": str(key.private), "uefi_firmware": str(OVMF_CODE)}
+    var_file = tmp_path / "vars.pkrvars.json"
+    var_file.write_text(json.dumps(variables))
+    proc = subprocess.run(
+        ["packer", "validate", f"-var-file={var_file}", str(REPO / "packer/install-ol8.pkr.hcl")],
+        capture_output=True,
+        text=True,
+        env={"CHECKPOINT_DISABLE": "1", "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory import packer
+from imagefactory import accel, packer
 from imagefactory.cache import LayerCache
 from imagefactory.errors import BuildError, CacheError, MissingToolError, ToolError
 from imagefactory.tools import require, run
+from tests.conftest import require_tool
 
 
 def test_staging_is_removed_when_build_fails(tmp_path: Path) -> None:
@@ -125,3 +126,13 @@ def test_packer_ssh_timeout_message(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     )
     with pytest.raises(BuildError, match=r"no SSH connection .* ssh_timeout=3m.*serial\.log"):
         packer.build(run_)
+
+
+def test_kvm_probe_without_a_kernel_chooses_tcg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No kernel to boot means no proof that KVM runs guests: the probe says no, and why."""
+    require_tool("qemu-system-x86_64")
+    monkeypatch.setattr(accel.os, "access", lambda *_: True)
+    monkeypatch.setattr(accel, "find_probe_kernel", lambda *_: None)
+    ok, why = accel.probe_kvm(timeout_s=1.0, deb_dirs=())
+    assert not ok
+    assert why.startswith("no Linux kernel to probe KVM with")

@@ -109,3 +109,17 @@ def test_shipped_standin_copy_still_valid(tmp_path: Path) -> None:
     for rel in ("standin", "packer", "tests/images", "appcore", "hardening"):
         shutil.copytree(REPO / rel, tmp_path / rel)
     assert load_config(tmp_path / "standin.yaml").families["standin-alpha"].layers[-1] == "seal"
+
+
+def test_only_a_scripts_layer_can_reboot(tmp_path: Path) -> None:
+    """`reboot: true` on a seal or root layer is refused with its path and a hint."""
+    bad = GOOD.replace("seal: true}", "seal: true, reboot: true}").replace(
+        "base: {source: deb}", "base: {source: deb, reboot: true}"
+    )
+    found = problems(tmp_path, bad)
+    assert [p for p in found if "only a scripts layer can reboot" in p] == [
+        f"{tmp_path / 'factory.yaml'}: .layers.base.reboot: only a scripts layer can reboot"
+        " (hint: seal and root layers end with their own shutdown)",
+        f"{tmp_path / 'factory.yaml'}: .layers.seal.reboot: only a scripts layer can reboot"
+        " (hint: seal and root layers end with their own shutdown)",
+    ]

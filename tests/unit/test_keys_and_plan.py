@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,33 @@ def test_tool_versions_are_parsed() -> None:
     require_tool("packer", "qemu-img")
     assert tools.version("packer").count(".") >= 2
     assert tools.version("qemu-img")[0].isdigit()
+
+
+def test_reboot_is_an_input_of_the_layer(project: Path) -> None:
+    """Turning on `reboot` rebuilds that layer and its children, and says why."""
+    fake_commit(project, plan_of(project))
+    text = (project / "f.yaml").read_text()
+    (project / "f.yaml").write_text(text.replace("a: {scripts:", "a: {reboot: true, scripts:"))
+    plan = plan_of(project)
+    assert [s.layer.name for s in plan.todo] == ["a", "seal"]
+    assert list(plan.steps[2].reasons) == ["reboot added"]
+
+
+def test_reboot_layer_runs_its_scripts_twice_under_set_e(project: Path, tmp_path: Path) -> None:
+    """A reboot layer stages its scripts and the /etc check; the rerun stops at a failure."""
+    from imagefactory.build import _reboot_variables
+
+    cfg = load_config(project / "f.yaml")
+    layer = dataclasses.replace(cfg.layers["a"], reboot=True)
+    files = tmp_path / "files"
+    files.mkdir()
+    got = _reboot_variables(layer, files)
+    assert got["reboot_inline"][0] == got["after_reboot_inline"][0] == "set -euo pipefail"
+    assert got["reboot_inline"][-1] == "systemctl reboot"
+    assert "/.layer/scripts/10-do-a.sh" in got["after_reboot_inline"][1]
+    assert "check-idempotence.sh compare" in got["after_reboot_inline"][-2]
+    assert (files / ".layer/scripts/10-do-a.sh").read_text() == "#!/bin/bash\necho a\n"
+    assert (files / ".layer/check-idempotence.sh").exists()
+    plain = _reboot_variables(cfg.layers["a"], files)
+    assert plain == {"reboot_inline": ["true"], "after_reboot_inline": ["true"],
+                     "after_reboot_pause": "0s"}
