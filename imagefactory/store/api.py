@@ -5,13 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imagefactory.store.backend import StoreBackend
-from imagefactory.store.channels import (
-    apply_prune,
-    format_images,
-    list_images,
-    plan_prune,
-    promote,
-)
+from imagefactory.store.channels import apply_prune, images_report, plan_prune, promote
 from imagefactory.store.publish import PublishResult, publish_image
 from imagefactory.store.pull import PullResult, pull_image
 from imagefactory.store.s3_backend import open_backend
@@ -63,14 +57,16 @@ def pull(
 
 
 def images(settings: StoreSettings, family: str | None = None) -> str:
-    """`invoke images`: a table of families, versions, channels, sizes, scores."""
-    return format_images(list_images(open_store(settings), family))
+    """`invoke images`: families, versions, channels (pointer signatures checked against
+    store.allowed_signers; untrusted ones are marked), sizes, scores."""
+    return images_report(open_store(settings), family, settings.allowed_signers.expanduser())
 
 
 def promote_version(settings: StoreSettings, family: str, version: str, channel: str) -> str:
-    """`invoke promote`: point a channel at a version (history kept in the pointer)."""
-    doc = promote(open_store(settings), family, version, channel)
-    return f"{family}: {channel} -> {doc['version']}"
+    """`invoke promote`: point a channel at a version with a pointer signed by
+    store.signing_key (history kept in the pointer)."""
+    doc = promote(open_store(settings), family, version, channel, settings.signing_key.expanduser())
+    return f"{family}: {channel} -> {doc['version']} (sequence {doc['sequence']})"
 
 
 def prune(settings: StoreSettings, keep: int = 5, apply: bool = False) -> str:

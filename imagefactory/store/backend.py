@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO
 
 from imagefactory.errors import FactoryError
 from imagefactory.store.progress import Progress
 
 READ_CHUNK = 4 * 1024 * 1024
+_HASH_QUEUE = 2  # chunks the background hasher may lag behind the reader (memory bound)
 
 
 class StoreError(FactoryError):
@@ -28,21 +32,57 @@ class ObjectMissing(StoreError):
 
 
 class HashingReader:
-    """Wraps a file: every read() also feeds sha256 and the progress bar (one read pass)."""
+    """Wraps a file: every read() also feeds sha256 and the progress bar (one read pass).
+
+    The digest is computed in a background thread fed by a small bounded queue, so reading
+    (and whatever the caller does with the data, e.g. uploading) overlaps with hashing; the
+    bytes objects are shared, not copied. Use it as a context manager, then `hexdigest()`.
+    """
 
     def __init__(self, fh: BinaryIO, progress: Progress | None) -> None:
         self._fh = fh
         self._progress = progress
-        self.digest = hashlib.sha256()
+        self._digest = hashlib.sha256()
         self.count = 0
+        self._pending: queue.Queue[bytes | None] = queue.Queue(maxsize=_HASH_QUEUE)
+        self._worker = threading.Thread(target=self._hash_loop, name="sha256", daemon=True)
+        self._worker.start()
+        self._closed = False
+
+    def _hash_loop(self) -> None:
+        while (data := self._pending.get()) is not None:
+            self._digest.update(data)
 
     def read(self, size: int = -1) -> bytes:
         data = self._fh.read(size)
-        self.digest.update(data)
-        self.count += len(data)
-        if self._progress is not None:
-            self._progress.update(len(data))
+        if data:
+            self._pending.put(data)
+            self.count += len(data)
+            if self._progress is not None:
+                self._progress.update(len(data))
         return data
+
+    def close(self) -> None:
+        """Stop the hashing thread (after it has hashed everything read so far)."""
+        if not self._closed:
+            self._closed = True
+            self._pending.put(None)
+            self._worker.join()
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._digest.hexdigest()
+
+    def __enter__(self) -> HashingReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 class StoreBackend(abc.ABC):

@@ -1,21 +1,39 @@
-"""Channels (small pointer objects with history), the image listing, and pruning."""
+"""Channels (small signed pointer objects with history), the image listing, and pruning.
+
+A pointer names family, channel, version, the sha256 of that version's manifest.json, a
+sequence that only grows, when and by whom it was promoted. It is signed like a manifest
+(`ssh-keygen -Y sign -n imagefactory`, `<channel>.json.sig` beside it), so a writer of the
+bucket cannot point a channel at another (older, validly signed) version.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from imagefactory.store import layout
 from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
 from imagefactory.store.progress import human_bytes
+from imagefactory.store.signing import SignatureError, SignatureMismatch, sign_bytes, verify_bytes
 
 HISTORY_LIMIT = 100  # entries kept inside a pointer; older moves are dropped
+POINTER_SCHEMA = 2  # schema 1 pointers (before signing) have no signature and are refused
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_MAX_SEQUENCE = 2**53  # stays exact as a JSON number everywhere
+_RACE_PAUSE = 0.2  # seconds: a promote writes the signature, then the pointer
 
 
 def read_channel(backend: StoreBackend, family: str, channel: str) -> dict[str, Any] | None:
-    """The channel pointer document, or None if the channel was never set."""
+    """The channel pointer document, UNVERIFIED, or None if the channel was never set.
+
+    For history, prune and display only; whatever installs an image must use
+    read_signed_channel.
+    """
     try:
         doc = json.loads(backend.get_bytes(layout.channel_key(family, channel)))
     except ObjectMissing:
@@ -31,68 +49,231 @@ def read_channel(backend: StoreBackend, family: str, channel: str) -> dict[str, 
     return doc
 
 
-def promote(backend: StoreBackend, family: str, version: str, channel: str) -> dict[str, Any]:
-    """Point `channel` of `family` at a visible version; the previous target goes to history."""
+@dataclass(frozen=True)
+class ChannelPointer:
+    """A channel pointer whose signature verified and which names its own family and channel."""
+
+    family: str
+    channel: str
+    version: str
+    manifest_sha256: str
+    sequence: int
+    promoted: str
+    by: str
+    signer: str
+
+
+def _sequence(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < _MAX_SEQUENCE
+    return value if ok else None
+
+
+def read_signed_channel(
+    backend: StoreBackend, family: str, channel: str, allowed_signers: Path
+) -> ChannelPointer | None:
+    """The verified pointer, or None if the channel was never set.
+
+    Raises SignatureError (unsigned, unknown signer, tampered) or StoreError (signed, but
+    for another family or channel, or malformed) rather than return a pointer it cannot trust.
+    """
+    what = f"{family} channel {channel!r} pointer"
+    for attempt in (1, 2):
+        try:
+            data = backend.get_bytes(layout.channel_key(family, channel))
+        except ObjectMissing:
+            return None
+        try:
+            sig = backend.get_bytes(layout.channel_signature_key(family, channel))
+        except ObjectMissing:
+            raise SignatureError(
+                f"{what}: not signed ({layout.channel_signature_key(family, channel)} is "
+                "missing); refusing it (hint: promote the version again with a signing key)"
+            ) from None
+        try:
+            signer = verify_bytes(data, sig, allowed_signers, what)
+            break
+        except SignatureMismatch as exc:
+            if attempt == 2:
+                raise SignatureMismatch(
+                    f"{exc}; refusing it (hint: if a promote was interrupted, run it again)"
+                ) from None
+            time.sleep(_RACE_PAUSE)  # read between a promote's two writes: read both again
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise StoreError(f"{what}: signed, but not a JSON object; refusing it")
+    if doc.get("family") != family or doc.get("channel") != channel:
+        raise StoreError(
+            f"{what}: signed, but for family {doc.get('family')!r} channel "
+            f"{doc.get('channel')!r} (copied from elsewhere?); refusing it"
+        )
+    version, sha = doc.get("version"), doc.get("manifest_sha256")
+    sequence = _sequence(doc.get("sequence"))
+    if (
+        not isinstance(version, str)
+        or not layout.VERSION_RE.match(version)
+        or not isinstance(sha, str)
+        or not _SHA256_RE.match(sha)
+        or sequence is None
+    ):
+        raise StoreError(
+            f"{what}: signed, but lacks a valid version, manifest_sha256 or sequence "
+            f"(schema {doc.get('schema')!r}); refusing it"
+        )
+    return ChannelPointer(
+        family,
+        channel,
+        version,
+        sha,
+        sequence,
+        str(doc.get("promoted", "")),
+        str(doc.get("by", "")),
+        signer,
+    )
+
+
+def _previous(backend: StoreBackend, family: str, channel: str) -> dict[str, Any]:
+    """The current pointer for history and sequence, {} if absent or unreadable (a broken
+    pointer must not stop the promote that repairs it)."""
+    try:
+        return read_channel(backend, family, channel) or {}
+    except StoreError:
+        return {}
+
+
+def promote(
+    backend: StoreBackend, family: str, version: str, channel: str, signing_key: Path
+) -> dict[str, Any]:
+    """Point `channel` of `family` at a visible version with a newly signed pointer.
+
+    The previous target goes to history when the version changes. Promoting the current
+    target again re-signs it with a higher sequence (that is how an unsigned or damaged
+    pointer is repaired).
+    """
     layout.check_name("family", family)
     layout.check_name("channel", channel)
     layout.check_version(version)
-    if layout.load_visible(backend, family, version) is None:
+    record = layout.load_visible(backend, family, version)
+    if record is None:
         raise StoreError(
             f"{backend.describe()}: {family} {version} is not a complete "
             "published image; cannot promote it"
         )
-    old = read_channel(backend, family, channel)
-    history: list[dict[str, Any]] = []
-    if old is not None:
-        if old["version"] == version:
-            return old
-        history = [{k: old.get(k) for k in ("version", "promoted", "by")}]
-        history += list(old.get("history") or [])
+    old = _previous(backend, family, channel)
+    history = [h for h in old.get("history") or [] if isinstance(h, dict)]
+    if old.get("version") not in (None, version):
+        keep = ("version", "promoted", "by", "sequence")
+        history.insert(0, {k: old[k] for k in keep if k in old})
+    # Grows with every promote, and starts from the clock (ms), so it keeps growing even if
+    # a pointer is deleted and created again.
+    sequence = max((_sequence(old.get("sequence")) or 0) + 1, time.time_ns() // 1_000_000)
     doc = {
-        "schema": 1,
+        "schema": POINTER_SCHEMA,
         "family": family,
         "channel": channel,
         "version": version,
+        "manifest_sha256": record.manifest_sha256,
+        "sequence": sequence,
         "promoted": datetime.now(UTC).isoformat(timespec="seconds"),
         "by": layout.actor(),
         "history": history[:HISTORY_LIMIT],
     }
-    backend.put_bytes(
-        layout.channel_key(family, channel),
-        (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(),
-    )
+    data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+    signature = sign_bytes(data, signing_key)  # fails before anything is written
+    backend.put_bytes(layout.channel_signature_key(family, channel), signature)
+    backend.put_bytes(layout.channel_key(family, channel), data)
     return doc
 
 
 def all_channels(backend: StoreBackend) -> dict[tuple[str, str], str]:
-    """(family, version) -> comma-separated channel names pointing at it."""
+    """(family, version) -> comma-separated channel names pointing at it (UNVERIFIED: used to
+    keep pinned versions from being pruned, where trusting a forged pointer only keeps more;
+    an unreadable pointer is an error, as it might pin anything)."""
     out: dict[tuple[str, str], list[str]] = {}
-    for key in backend.list_keys("channels/"):
-        parts = key.split("/")
-        if len(parts) != 3 or not parts[2].endswith(".json"):
-            continue
-        family, channel = parts[1], parts[2][: -len(".json")]
+    for family, channel in _channel_names(backend, None):
         doc = read_channel(backend, family, channel)
         if doc is not None:
             out.setdefault((family, str(doc["version"])), []).append(channel)
     return {k: ",".join(sorted(v)) for k, v in out.items()}
 
 
+def _channel_names(backend: StoreBackend, family: str | None) -> list[tuple[str, str]]:
+    names = []
+    for key in backend.list_keys(f"channels/{family}/" if family else "channels/"):
+        parts = key.split("/")
+        if len(parts) == 3 and parts[2].endswith(".json"):  # not the .json.sig beside it
+            names.append((parts[1], parts[2][: -len(".json")]))
+    return names
+
+
+@dataclass(frozen=True)
+class ChannelStatus:
+    """What `invoke images` says about one pointer; problem is "" only if it can be trusted."""
+
+    family: str
+    channel: str
+    version: str  # the version the pointer names ("" if unreadable)
+    problem: str
+    signer: str = ""
+    sequence: int | None = None
+
+
+def channel_statuses(
+    backend: StoreBackend,
+    records: list[layout.ImageRecord],
+    allowed_signers: Path | None,
+    family: str | None = None,
+) -> list[ChannelStatus]:
+    """Check every pointer as pull would: signature, family/channel, manifest sha256."""
+    visible = {(r.family, r.version): r for r in records}
+    out = []
+    for fam, chan in _channel_names(backend, family):
+        try:
+            claimed = str((read_channel(backend, fam, chan) or {}).get("version", ""))
+        except StoreError:
+            claimed = ""
+        if allowed_signers is None:
+            out.append(ChannelStatus(fam, chan, claimed, "signature not checked"))
+            continue
+        try:
+            ptr = read_signed_channel(backend, fam, chan, allowed_signers)
+        except (SignatureError, StoreError) as exc:
+            out.append(ChannelStatus(fam, chan, claimed, str(exc)))
+            continue
+        if ptr is None:
+            continue  # deleted meanwhile
+        record = visible.get((fam, ptr.version))
+        problem = ""
+        if record is None:
+            problem = f"points at {ptr.version}, which is not a complete published image"
+        elif record.manifest_sha256 != ptr.manifest_sha256:
+            problem = (
+                f"signed for a manifest.json with sha256 {ptr.manifest_sha256[:12]}..., "
+                f"but {ptr.version}'s has {record.manifest_sha256[:12]}..."
+            )
+        out.append(ChannelStatus(fam, chan, ptr.version, problem, ptr.signer, ptr.sequence))
+    return out
+
+
 @dataclass(frozen=True)
 class ImageRow:
     family: str
     version: str
-    channels: str
+    channels: str  # "nightly,stable"; an untrusted pointer shows as "stable(unverified)"
     size: int
     score: float | None
     verified: str  # "yes" | "no" | "override"
 
 
-def list_images(backend: StoreBackend, family: str | None = None) -> list[ImageRow]:
-    """Visible images with the channels pointing at them."""
-    channels = all_channels(backend)
+def _rows(records: list[layout.ImageRecord], statuses: list[ChannelStatus]) -> list[ImageRow]:
+    names: dict[tuple[str, str], list[str]] = {}
+    for st in statuses:
+        label = st.channel + ("(unverified)" if st.problem else "")
+        names.setdefault((st.family, st.version), []).append(label)
     rows = []
-    for rec in layout.visible_images(backend, family):
+    for rec in records:
         ver = rec.manifest.get("verification")
         verified = "yes" if isinstance(ver, dict) and ver.get("passed") is True else "no"
         if rec.manifest.get("store", {}).get("unverified_override"):
@@ -101,7 +282,7 @@ def list_images(backend: StoreBackend, family: str | None = None) -> list[ImageR
             ImageRow(
                 rec.family,
                 rec.version,
-                channels.get((rec.family, rec.version), ""),
+                ",".join(sorted(names.get((rec.family, rec.version), []))),
                 rec.size,
                 rec.score,
                 verified,
@@ -110,8 +291,24 @@ def list_images(backend: StoreBackend, family: str | None = None) -> list[ImageR
     return rows
 
 
-def format_images(rows: list[ImageRow]) -> str:
-    """A plain table for `invoke images`."""
+def list_images(
+    backend: StoreBackend, family: str | None = None, allowed_signers: Path | None = None
+) -> list[ImageRow]:
+    """Visible images with the channels pointing at them; without allowed_signers every
+    channel is shown as unverified."""
+    records = layout.visible_images(backend, family)
+    return _rows(records, channel_statuses(backend, records, allowed_signers, family))
+
+
+def images_report(backend: StoreBackend, family: str | None, allowed_signers: Path | None) -> str:
+    """The `invoke images` text: the table, then why any channel is marked unverified."""
+    records = layout.visible_images(backend, family)
+    statuses = channel_statuses(backend, records, allowed_signers, family)
+    return format_images(_rows(records, statuses), statuses)
+
+
+def format_images(rows: list[ImageRow], statuses: list[ChannelStatus] | None = None) -> str:
+    """A plain table for `invoke images`, and one line per untrusted channel pointer."""
     header = ("FAMILY", "VERSION", "CHANNELS", "SIZE", "SCORE", "VERIFIED")
     table = [header] + [
         (
@@ -129,7 +326,13 @@ def format_images(rows: list[ImageRow]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in table
     ]
-    return "\n".join(lines) if rows else "no images published"
+    out = "\n".join(lines) if rows else "no images published"
+    bad = [st for st in statuses or [] if st.problem]
+    if bad:
+        out += "\n\nunverified channel pointers (pull refuses them):\n" + "\n".join(
+            f"  {st.family}/{st.channel} -> {st.version or '?'}: {st.problem}" for st in bad
+        )
+    return out
 
 
 @dataclass(frozen=True)

@@ -64,12 +64,16 @@ class FsBackend(StoreBackend):
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}{_UPLOAD_MARK}{os.getpid()}")
         try:
-            with path.open("rb") as src, tmp.open("wb") as out:
-                reader = HashingReader(src, progress)
+            with (
+                path.open("rb") as src,
+                tmp.open("wb") as out,
+                HashingReader(src, progress) as reader,
+            ):
                 while chunk := reader.read(READ_CHUNK):
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
+                digest = reader.hexdigest()
             os.replace(tmp, dest)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -78,7 +82,7 @@ class FsBackend(StoreBackend):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return reader.digest.hexdigest()
+        return digest
 
     def copy(self, src: str, dst: str) -> None:
         source, dest = self._path(src), self._path(dst)

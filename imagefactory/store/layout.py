@@ -5,13 +5,15 @@ images/<family>/<version>/SHA256SUMS                  sha256sum -c compatible
 images/<family>/<version>/<report files>              compliance / test reports
 images/<family>/<version>/manifest.json.sig           OpenSSH signature (namespace imagefactory)
 images/<family>/<version>/manifest.json               written last: makes the version visible
-channels/<family>/<channel>.json                      pointer to a version, with history
+channels/<family>/<channel>.json                      signed pointer to a version, with history
+channels/<family>/<channel>.json.sig                  OpenSSH signature of the pointer
 sha256/<hex>                                          dedupe index: which blob has this content
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import re
@@ -86,6 +88,10 @@ def channel_key(family: str, channel: str) -> str:
     return f"channels/{family}/{channel}.json"
 
 
+def channel_signature_key(family: str, channel: str) -> str:
+    return channel_key(family, channel) + ".sig"
+
+
 def index_key(sha256: str) -> str:
     return f"sha256/{sha256}"
 
@@ -97,6 +103,7 @@ class ImageRecord:
     family: str
     version: str
     manifest: dict[str, Any]
+    manifest_sha256: str  # of the manifest.json bytes, which channel pointers are signed for
 
     @property
     def sha256(self) -> str:
@@ -133,7 +140,7 @@ def load_visible(backend: StoreBackend, family: str, version: str) -> ImageRecor
         return None
     if not ok or backend.size(blob_key(family, version)) != size:
         return None
-    return ImageRecord(family, version, doc)
+    return ImageRecord(family, version, doc, hashlib.sha256(raw).hexdigest())
 
 
 def scan_versions(backend: StoreBackend, family: str | None = None) -> dict[str, dict[str, bool]]:

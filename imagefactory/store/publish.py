@@ -191,7 +191,7 @@ def publish_image(
 
     def result(uploaded: int, dedup: str) -> PublishResult:
         if channel is not None:
-            promote(backend, family, version, channel)
+            promote(backend, family, version, channel, signing_key)
         elapsed = (datetime.now(UTC) - start).total_seconds()
         return PublishResult(family, version, sealed.sha256, uploaded, dedup, elapsed, channel)
 

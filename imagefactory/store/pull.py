@@ -1,11 +1,14 @@
-"""Pull a template onto a hypervisor: signature first, resumable download, atomic install.
+"""Pull a template onto a hypervisor: signatures first, resumable download, atomic install.
 
 Installed templates are never overwritten (VMs may use them as backing files): each
-version gets its own read-only file `<image_dir>/<family>-<version>.qcow2`.
+version gets its own read-only file `<image_dir>/<family>-<version>.qcow2`. The highest
+channel pointer sequence pulled per family/channel is kept in `<image_dir>/<SEEN_FILE>`, so a
+replayed older (validly signed) pointer is refused.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -13,15 +16,18 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from imagefactory.fsutil import write_atomic
 from imagefactory.store import layout
 from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
-from imagefactory.store.channels import read_channel
+from imagefactory.store.channels import ChannelPointer, read_signed_channel
 from imagefactory.store.progress import Progress
 from imagefactory.store.signing import SignatureError, verify_bytes
+
+SEEN_FILE = ".imagefactory-channels.json"
 
 _HASH_CHUNK = 4 * 1024 * 1024
 
@@ -35,27 +41,88 @@ class PullResult:
     resumed_from: int
     already_installed: bool
     signer: str
+    channel_sequence: int | None = None  # of the pointer used, when pulled by channel
 
 
 def resolve_version(
-    backend: StoreBackend, family: str, channel: str | None, version: str | None
-) -> str:
-    """An explicit version, else the channel's target, else the newest visible image."""
+    backend: StoreBackend,
+    family: str,
+    channel: str | None,
+    version: str | None,
+    allowed_signers: Path,
+) -> tuple[str, ChannelPointer | None]:
+    """An explicit version, else the target of the channel's verified pointer, else the
+    newest visible image."""
     layout.check_name("family", family)
     if version:
-        return layout.check_version(version)
+        return layout.check_version(version), None
     if channel:
-        doc = read_channel(backend, family, layout.check_name("channel", channel))
-        if doc is None:
+        pointer = read_signed_channel(
+            backend, family, layout.check_name("channel", channel), allowed_signers
+        )
+        if pointer is None:
             raise StoreError(
                 f"{backend.describe()}: {family} has no channel {channel!r} "
                 "(hint: invoke images; invoke promote)"
             )
-        return layout.check_version(str(doc["version"]))
+        return pointer.version, pointer
     records = layout.visible_images(backend, family)
     if not records:
         raise StoreError(f"{backend.describe()}: no published images of {family}")
-    return records[-1].version
+    return records[-1].version, None
+
+
+def _seen_key(pointer: ChannelPointer) -> str:
+    return f"{pointer.family}/{pointer.channel}"
+
+
+def _read_seen(image_dir: Path) -> dict[str, Any]:
+    path = image_dir / SEEN_FILE
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        doc = None
+    if not isinstance(doc, dict):
+        raise StoreError(
+            f"{path} is not a JSON object (hint: remove it to forget the channel sequences "
+            "this host has seen)"
+        )
+    return doc
+
+
+def check_not_rolled_back(image_dir: Path, pointer: ChannelPointer) -> None:
+    """Refuse a pointer older than one this host already pulled (a replayed old pointer)."""
+    entry = _read_seen(image_dir).get(_seen_key(pointer))
+    if not isinstance(entry, dict):
+        return
+    seen = entry.get("sequence")
+    if isinstance(seen, int) and pointer.sequence < seen:
+        raise StoreError(
+            f"{pointer.family} channel {pointer.channel!r}: the store's pointer (sequence "
+            f"{pointer.sequence}, {pointer.version}) is older than the one this host already "
+            f"pulled (sequence {seen}, {entry.get('version')}); refusing a rollback (hint: to "
+            "go back on purpose, promote that version again, or pull --version)"
+        )
+
+
+def record_seen(image_dir: Path, pointer: ChannelPointer) -> None:
+    """Remember the pointer's sequence if it is the highest seen for its channel."""
+    with (image_dir / f"{SEEN_FILE}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent pulls: read-modify-write one at a time
+        seen = _read_seen(image_dir)
+        entry = seen.get(_seen_key(pointer))
+        old = entry.get("sequence") if isinstance(entry, dict) else None
+        if isinstance(old, int) and old >= pointer.sequence:
+            return
+        seen[_seen_key(pointer)] = {
+            "sequence": pointer.sequence,
+            "version": pointer.version,
+            "signer": pointer.signer,
+            "pulled": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        write_atomic(image_dir / SEEN_FILE, json.dumps(seen, indent=2, sort_keys=True) + "\n")
 
 
 def fetch_verified_manifest(
@@ -147,8 +214,19 @@ def pull_image(
     show_progress: bool = True,
 ) -> PullResult:
     """Download, verify and install one template; a failed check installs nothing."""
-    version = resolve_version(backend, family, channel, version)
+    version, pointer = resolve_version(backend, family, channel, version, allowed_signers)
+    if pointer is not None:
+        check_not_rolled_back(image_dir, pointer)
     doc, raw_manifest, signer = fetch_verified_manifest(backend, family, version, allowed_signers)
+    manifest_sha = hashlib.sha256(raw_manifest).hexdigest()
+    if pointer is not None and manifest_sha != pointer.manifest_sha256:
+        raise StoreError(
+            f"{family} channel {pointer.channel!r}: the pointer was signed for a manifest.json "
+            f"with sha256 {pointer.manifest_sha256}, but {version}'s manifest.json has "
+            f"{manifest_sha}; refusing it (the manifest was replaced after promotion; if that "
+            "was intended, promote the version again)"
+        )
+    seq = pointer.sequence if pointer is not None else None
     size, sha = int(doc["image"]["size"]), str(doc["image"]["sha256"]).lower()
     name = layout.blob_name(family, version)
     final = image_dir / name
@@ -157,7 +235,9 @@ def pull_image(
     if final.exists():
         if _installed_matches(final, sidecar, sha):
             write_atomic(sidecar, raw_manifest, mode=0o444)
-            return PullResult(family, version, final, 0, 0, True, signer)
+            if pointer is not None:
+                record_seen(image_dir, pointer)
+            return PullResult(family, version, final, 0, 0, True, signer, seq)
         raise StoreError(
             f"{final} exists but is not this image; refusing to overwrite a "
             "template that VMs may be backed by"
@@ -203,8 +283,10 @@ def pull_image(
         raise StoreError(f"{final} appeared while pulling; not overwritten") from None
     part.unlink()
     write_atomic(sidecar, raw_manifest, mode=0o444)
+    if pointer is not None:
+        record_seen(image_dir, pointer)
     _fsync_dir(image_dir)
-    return PullResult(family, version, final, got, have, False, signer)
+    return PullResult(family, version, final, got, have, False, signer, seq)
 
 
 def _installed_matches(final: Path, sidecar: Path, sha: str) -> bool:

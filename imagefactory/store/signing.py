@@ -1,4 +1,5 @@
-"""Manifest signatures with OpenSSH (`ssh-keygen -Y`): no key server, keys hosts already have."""
+"""Signatures over manifests and channel pointers with OpenSSH (`ssh-keygen -Y`): no key
+server, only keys the hosts already have."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from imagefactory.store.layout import SIGNATURE_NAMESPACE
 
 
 class SignatureError(FactoryError):
-    """A manifest signature is missing, from an unknown key, or does not match."""
+    """A signature is missing, from an unknown key, or does not match."""
+
+
+class SignatureMismatch(SignatureError):
+    """A signature from a trusted key, but over other content than the one it came with."""
 
 
 def _ssh_keygen() -> str:
@@ -56,7 +61,7 @@ def verify_bytes(data: bytes, signature: bytes, allowed_signers: Path, what: str
         )
     exe = _ssh_keygen()
     with tempfile.TemporaryDirectory(prefix="imagefactory-sig-") as tmp:
-        sig_path = Path(tmp) / "manifest.json.sig"
+        sig_path = Path(tmp) / "content.sig"
         sig_path.write_bytes(signature)
         found = subprocess.run(
             [exe, "-Y", "find-principals", "-s", str(sig_path), "-f", str(allowed_signers)],
@@ -89,7 +94,8 @@ def verify_bytes(data: bytes, signature: bytes, allowed_signers: Path, what: str
             timeout=60,
         )
     if checked.returncode != 0:
-        raise SignatureError(
-            f"{what}: signature does not match its content (tampered manifest or wrong signature)"
+        raise SignatureMismatch(
+            f"{what}: signature does not match its content (changed after signing, or the "
+            "signature of something else)"
         )
     return principals[0]

@@ -17,14 +17,15 @@ from imagefactory.store import layout
 from imagefactory.store.backend import StoreBackend, StoreError
 from imagefactory.store.channels import (
     apply_prune,
+    images_report,
     list_images,
     plan_prune,
     promote,
     read_channel,
 )
 from imagefactory.store.publish import PublishResult, publish_image
-from imagefactory.store.pull import pull_image
-from imagefactory.store.signing import SignatureError
+from imagefactory.store.pull import SEEN_FILE, pull_image
+from imagefactory.store.signing import SignatureError, sign_bytes
 from imagefactory.store.testkit import SigningKeys, make_sealed_image, make_signing_keys
 
 pytestmark = pytest.mark.integration
@@ -88,7 +89,7 @@ def test_publish_layout_and_manifest(
     assert f"{sha}  persistence-{res.version}.qcow2\n" in sums
     html = (sealed / "compliance.html").read_bytes()
     assert f"{hashlib.sha256(html).hexdigest()}  compliance.html" in sums
-    rows = list_images(backend)
+    rows = list_images(backend, allowed_signers=keys.allowed_signers)
     assert [(r.family, r.version, r.channels, r.size, r.score) for r in rows] == [
         ("persistence", res.version, "nightly", 7 * MIB + 13, 97.1)
     ]
@@ -154,17 +155,22 @@ def test_channels_promote_with_history(
     v2 = _publish(
         backend, keys, tmp_path / "2", "nightly", size=MIB, seed=6, finished=when(2)
     ).version
-    promote(backend, "persistence", v1, "stable")
+    first = promote(backend, "persistence", v1, "stable", keys.private_key)
     doc = read_channel(backend, "persistence", "nightly")
     assert doc is not None and doc["version"] == v2
     assert [h["version"] for h in doc["history"]] == [v1]
-    promote(backend, "persistence", v2, "stable")
+    second = promote(backend, "persistence", v2, "stable", keys.private_key)
     stable = read_channel(backend, "persistence", "stable")
     assert stable is not None and stable["version"] == v2
     assert [h["version"] for h in stable["history"]] == [v1]
-    assert [r.channels for r in list_images(backend)] == ["", "nightly,stable"]
+    assert stable["history"][0]["sequence"] == first["sequence"] < second["sequence"]
+    # The same target again: re-signed with a higher sequence, history unchanged.
+    third = promote(backend, "persistence", v2, "stable", keys.private_key)
+    assert third["sequence"] > second["sequence"] and third["history"] == second["history"]
+    rows = list_images(backend, allowed_signers=keys.allowed_signers)
+    assert [r.channels for r in rows] == ["", "nightly,stable"]
     with pytest.raises(StoreError, match="not a complete published image"):
-        promote(backend, "persistence", "20990101T000000Z-000000000000", "stable")
+        promote(backend, "persistence", "20990101T000000Z-000000000000", "stable", keys.private_key)
 
 
 def test_prune_keeps_last_n_and_channel_targets(
@@ -179,7 +185,7 @@ def test_prune_keeps_last_n_and_channel_targets(
         ).version
         for day in range(1, 6)
     ]
-    promote(backend, "persistence", versions[0], "stable")
+    promote(backend, "persistence", versions[0], "stable", keys.private_key)
     # A killed publish: blob without manifest.
     backend.put_bytes(layout.blob_key("persistence", "20261101T000000Z-abcdefabcdef"), b"x")
     plan = plan_prune(backend, keep_last=2)
@@ -209,7 +215,12 @@ def test_pull_installs_read_only_versioned(
     assert got.path == hv / name and got.signer == keys.principal
     assert got.path.read_bytes() == (sealed / "persistence.qcow2").read_bytes()
     assert stat.S_IMODE(got.path.stat().st_mode) == 0o444
-    assert _installed(hv) == [f"persistence-{res.version}.manifest.json", name]
+    assert _installed(hv) == [
+        SEEN_FILE,  # highest channel sequence pulled, and its lock
+        f"{SEEN_FILE}.lock",
+        f"persistence-{res.version}.manifest.json",
+        name,
+    ]
     again = pull_image(
         backend, "persistence", hv, keys.allowed_signers, channel="stable", show_progress=False
     )
@@ -320,3 +331,184 @@ def test_unusable_signing_key_uploads_nothing(backend: StoreBackend, tmp_path: P
     with pytest.raises(SignatureError, match="signing key .* does not exist"):
         publish_image(backend, sealed, tmp_path / "no-key", show_progress=False)
     assert backend.list_keys("") == []
+
+
+# --- signed channel pointers -------------------------------------------------------------
+
+
+def _pull_stable(backend: StoreBackend, keys: SigningKeys, hv: Path) -> Any:
+    return pull_image(
+        backend, "persistence", hv, keys.allowed_signers, channel="stable", show_progress=False
+    )
+
+
+def _two_versions(backend: StoreBackend, keys: SigningKeys, tmp_path: Path) -> tuple[str, str]:
+    """v1 (older) and v2, stable -> v2, as after a normal promotion."""
+    v1 = _publish(backend, keys, tmp_path / "1", "stable", size=MIB, seed=50, finished=when(1))
+    v2 = _publish(backend, keys, tmp_path / "2", "stable", size=MIB, seed=51, finished=when(2))
+    return v1.version, v2.version
+
+
+def _put_pointer(backend: StoreBackend, doc: dict[str, Any], key: Path | None = None) -> None:
+    """Write stable's pointer as given, signed with `key` (left unsigned-as-is when None)."""
+    data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+    if key is not None:
+        backend.put_bytes(
+            layout.channel_signature_key("persistence", "stable"), sign_bytes(data, key)
+        )
+    backend.put_bytes(layout.channel_key("persistence", "stable"), data)
+
+
+def _unverified(backend: StoreBackend, keys: SigningKeys) -> dict[str, str]:
+    return {
+        r.version: r.channels
+        for r in list_images(backend, allowed_signers=keys.allowed_signers)
+        if "(unverified)" in r.channels
+    }
+
+
+def test_channel_pointer_is_signed_and_names_its_target(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    res = _publish(backend, keys, tmp_path / "s", "stable", size=MIB, seed=52)
+    data = backend.get_bytes(layout.channel_key("persistence", "stable"))
+    sig = backend.get_bytes(layout.channel_signature_key("persistence", "stable"))
+    assert sig.startswith(b"-----BEGIN SSH SIGNATURE-----")
+    doc = json.loads(data)
+    manifest = backend.get_bytes(layout.manifest_key("persistence", res.version))
+    assert doc["family"] == "persistence" and doc["channel"] == "stable"
+    assert doc["version"] == res.version
+    assert doc["manifest_sha256"] == hashlib.sha256(manifest).hexdigest()
+    assert isinstance(doc["sequence"], int) and doc["sequence"] > 0
+    assert doc["by"] and doc["promoted"] and doc["schema"] == 2
+    # Checkable by hand with the documented ssh-keygen command.
+    (tmp_path / "stable.json").write_bytes(data)
+    (tmp_path / "stable.json.sig").write_bytes(sig)
+    check = subprocess.run(
+        [
+            "ssh-keygen", "-Y", "verify", "-f", str(keys.allowed_signers), "-I", keys.principal,
+            "-n", "imagefactory", "-s", str(tmp_path / "stable.json.sig"),
+        ],
+        input=data,
+        capture_output=True,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    got = _pull_stable(backend, keys, tmp_path / "hv")
+    assert got.version == res.version and got.channel_sequence == doc["sequence"]
+    assert "unverified" not in images_report(backend, None, keys.allowed_signers)
+
+
+def test_tampered_channel_pointer_is_refused(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    v1, v2 = _two_versions(backend, keys, tmp_path)
+    key = layout.channel_key("persistence", "stable")
+    doc = json.loads(backend.get_bytes(key))
+    doc["version"] = v1  # roll stable back to the older, validly signed image
+    _put_pointer(backend, doc)
+    hv = tmp_path / "hv"
+    with pytest.raises(SignatureError, match="pointer: signature does not match"):
+        _pull_stable(backend, keys, hv)
+    assert _installed(hv) == []
+    assert _unverified(backend, keys) == {v1: "stable(unverified)"}
+    report = images_report(backend, None, keys.allowed_signers)
+    assert f"persistence/stable -> {v1}: persistence channel 'stable' pointer: signature" in report
+    # The explicit version still pulls: only the pointer is distrusted.
+    got = pull_image(backend, "persistence", hv, keys.allowed_signers, version=v2,
+                     show_progress=False)  # fmt: skip
+    assert got.channel_sequence is None
+
+
+def test_unsigned_channel_pointer_is_refused(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    v1, _ = _two_versions(backend, keys, tmp_path)
+    backend.delete(layout.channel_signature_key("persistence", "stable"))
+    hv = tmp_path / "hv"
+    with pytest.raises(SignatureError, match="pointer: not signed"):
+        _pull_stable(backend, keys, hv)
+    # A pointer in the old unsigned format (what a bucket writer could also put there).
+    _put_pointer(backend, {"version": v1, "history": []})
+    with pytest.raises(SignatureError, match="pointer: not signed"):
+        _pull_stable(backend, keys, hv)
+    assert _installed(hv) == []
+    assert _unverified(backend, keys) == {v1: "stable(unverified)"}
+    # Promoting again repairs it.
+    promote(backend, "persistence", v1, "stable", keys.private_key)
+    assert _pull_stable(backend, keys, hv).version == v1
+    assert _unverified(backend, keys) == {}
+
+
+def test_channel_pointer_signed_by_unknown_key_is_refused(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    v1, _ = _two_versions(backend, keys, tmp_path)
+    stranger = make_signing_keys(tmp_path / "stranger", principal="someone@elsewhere")
+    promote(backend, "persistence", v1, "stable", stranger.private_key)
+    with pytest.raises(SignatureError, match="pointer: signed by a key that is not in"):
+        _pull_stable(backend, keys, tmp_path / "hv")
+    assert _unverified(backend, keys) == {v1: "stable(unverified)"}
+
+
+def test_pointer_naming_another_family_or_channel_is_refused(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    _two_versions(backend, keys, tmp_path)
+    web = _publish(backend, keys, tmp_path / "w", "stable", family="web", size=MIB, seed=53)
+    _publish(backend, keys, tmp_path / "n", "nightly", size=MIB, seed=54, finished=when(3))
+    hv = tmp_path / "hv"
+    for family, channel in (("web", "stable"), ("persistence", "nightly")):
+        # A validly signed pointer copied over persistence's stable, signature and all.
+        for key in (layout.channel_key, layout.channel_signature_key):
+            backend.put_bytes(key("persistence", "stable"), backend.get_bytes(key(family, channel)))
+        with pytest.raises(
+            StoreError, match=f"signed, but for family '{family}' channel '{channel}'"
+        ):
+            _pull_stable(backend, keys, hv)
+    assert _installed(hv) == []
+    report = images_report(backend, "persistence", keys.allowed_signers)
+    assert "persistence/stable" in report and "signed, but for family" in report
+    assert web.version not in report  # the family filter also applies to channels
+
+
+def test_pointer_manifest_sha_mismatch_is_refused(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    _, v2 = _two_versions(backend, keys, tmp_path)
+    doc = json.loads(backend.get_bytes(layout.channel_key("persistence", "stable")))
+    doc["manifest_sha256"] = "0" * 64  # signed by a trusted key, for another manifest
+    doc["sequence"] += 1
+    _put_pointer(backend, doc, keys.private_key)
+    hv = tmp_path / "hv"
+    with pytest.raises(StoreError, match="pointer was signed for a manifest.json with sha256 0+,"):
+        _pull_stable(backend, keys, hv)
+    assert _installed(hv) == []
+    assert _unverified(backend, keys) == {v2: "stable(unverified)"}
+
+
+def test_replayed_older_pointer_is_refused_by_the_hypervisor(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    v1 = _publish(backend, keys, tmp_path / "1", "stable", size=MIB, seed=55, finished=when(1))
+    pointer_key = layout.channel_key("persistence", "stable")
+    sig_key = layout.channel_signature_key("persistence", "stable")
+    old_pair = backend.get_bytes(pointer_key), backend.get_bytes(sig_key)
+    hv = tmp_path / "hv"
+    assert _pull_stable(backend, keys, hv).version == v1.version
+    v2 = _publish(backend, keys, tmp_path / "2", "stable", size=MIB, seed=56, finished=when(2))
+    assert _pull_stable(backend, keys, hv).version == v2.version
+    seen = json.loads((hv / SEEN_FILE).read_text())["persistence/stable"]
+    # The old pointer is validly signed: only the host's memory of a newer one refuses it.
+    backend.put_bytes(sig_key, old_pair[1])
+    backend.put_bytes(pointer_key, old_pair[0])
+    with pytest.raises(StoreError, match="refusing a rollback"):
+        _pull_stable(backend, keys, hv)
+    assert json.loads((hv / SEEN_FILE).read_text())["persistence/stable"] == seen
+    # Going back on purpose: promote v1 again (a new, higher sequence).
+    doc = promote(backend, "persistence", v1.version, "stable", keys.private_key)
+    got = _pull_stable(backend, keys, hv)
+    assert got.version == v1.version and got.already_installed
+    assert (
+        json.loads((hv / SEEN_FILE).read_text())["persistence/stable"]["sequence"]
+        == (doc["sequence"])
+    )

@@ -16,7 +16,7 @@ from imagefactory.errors import ConfigError
 from imagefactory.store import api, layout
 from imagefactory.store.backend import StoreError
 from imagefactory.store.loopback_s3 import LoopbackS3
-from imagefactory.store.s3_backend import S3Backend
+from imagefactory.store.s3_backend import S3Backend, incomplete_uploads
 from imagefactory.store.settings import (
     ENV_ACCESS,
     ENV_CREDENTIALS_FILE,
@@ -73,7 +73,9 @@ def test_credentials_from_file_through_api(
     res = api.publish(
         settings, make_sealed_image(tmp_path / "s", size=MIB), channel="stable", show_progress=False
     )
-    assert "stable" in api.images(settings)
+    listing = api.images(settings)
+    assert "stable" in listing and "unverified" not in listing
+    assert "sequence" in api.promote_version(settings, "persistence", res.version, "stable")
     got = api.pull(settings, "persistence", channel="stable", show_progress=False)
     assert got.version == res.version and got.path.exists()
     cred.chmod(0o644)
@@ -146,3 +148,32 @@ def test_awscli_downloads_published_image(
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count(": OK") == 3
+
+
+def test_unfinished_multipart_uploads_are_listed_and_aborted(
+    s3_server: LoopbackS3, new_bucket: str, require_tool: Callable[[str], str]
+) -> None:
+    """Uploads started by another client (awscli) are found under a prefix and removed:
+    exercises the only private minio-py calls against a real server."""
+    aws = require_tool("aws")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    keys = ["images/a/1/a-1.qcow2", "images/a/1/a-1.qcow2", "images/b/2/b-2.qcow2", "other/x"]
+    for key in keys:
+        subprocess.run(
+            [aws, "--endpoint-url", s3_server.url, "s3api", "create-multipart-upload",
+             "--bucket", new_bucket, "--key", key],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
+    backend = S3Backend(s3_server.settings(new_bucket), s3_server.credentials())
+    assert backend.abandoned_uploads("images/a/") == keys[:2]
+    assert backend.abandoned_uploads("images/") == keys[:3]
+    assert backend.discard_abandoned("images/a/") == 2
+    assert backend.abandoned_uploads("images/") == keys[2:3]
+    assert backend.discard_abandoned("images/") == 1
+    assert backend.discard_abandoned("images/") == 0
+    assert [name for name, _ in incomplete_uploads(backend.client, new_bucket, "")] == ["other/x"]

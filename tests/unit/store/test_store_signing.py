@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.store.signing import SignatureError, sign_bytes, verify_bytes
+from imagefactory.store.signing import (
+    SignatureError,
+    SignatureMismatch,
+    sign_bytes,
+    verify_bytes,
+)
 from imagefactory.store.testkit import make_signing_keys
 
 
@@ -27,7 +32,7 @@ def test_sign_and_verify(tmp_path: Path) -> None:
     sig = sign_bytes(b'{"a":1}\n', keys.private_key)
     assert sig.startswith(b"-----BEGIN SSH SIGNATURE-----")
     assert verify_bytes(b'{"a":1}\n', sig, keys.allowed_signers, "m") == keys.principal
-    with pytest.raises(SignatureError, match="does not match"):
+    with pytest.raises(SignatureMismatch, match="does not match"):
         verify_bytes(b'{"a":2}\n', sig, keys.allowed_signers, "m")
     other = make_signing_keys(tmp_path / "o", principal="other@x")
     with pytest.raises(SignatureError, match="unknown signer"):
