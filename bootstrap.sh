@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(
-  packer qemu-system-x86 qemu-utils
+  packer qemu-system-x86 qemu-utils ovmf
   mmdebstrap mtools dosfstools syslinux syslinux-common e2fsprogs fdisk
   openssh-client git python3 python3-venv
   openscap-scanner ssg-nondebian shellcheck

@@ -207,6 +207,8 @@ def _layer_variables(cfg: Config, art: Artifacts, plan: Plan, step: Step,
         "scripts": [str(p) for p in step.layer.scripts],
         "env_vars": [f"{k}={v}" for k, v in sorted(env.items())],
         "shutdown_command": shutdown,
+        # The family's root layer decides: a UEFI-installed disk boots only with OVMF.
+        "uefi_firmware": install.uefi_firmware(install.firmware_of(cfg, plan.family.name)),
         **reboot,
     }
 
@@ -256,6 +258,9 @@ def _write_manifest(cfg: Config, art: Artifacts, plan: Plan, step: Step,
         "schema": 1,
         "family": plan.family.name,
         "os": plan.family.os,
+        # How a VM must boot the image: "uefi" needs OVMF (read-only code is enough, no
+        # NVRAM: install.OVMF_CODE), "bios" the default SeaBIOS. verify boots it this way.
+        "firmware": install.firmware_of(cfg, plan.family.name),
         "image": {"file": f"{plan.family.name}.qcow2", "sha256": facts["sha256"],
                   "size": facts["size"], "format": "qcow2",
                   "virtual_size": info["virtual-size"], "compression": cfg.build.compression},

@@ -70,6 +70,8 @@ class LayerDef:
     files: tuple[Path, ...] = ()
     variables: Mapping[str, SCALAR] = field(default_factory=dict)
     epoch: str | None = None
+    # epoch_from.repomd: repository base URLs whose repomd.xml state is an input (repostate.py)
+    epoch_from_repomd: tuple[str, ...] = ()
     per_family: bool = False
     seal: bool = False
     reboot: bool = False  # reboot after the scripts, run them again, prove /etc unchanged
@@ -225,6 +227,7 @@ def _model(path: Path, doc: dict[str, Any]) -> Config:
             files=tuple(root / f for f in ld.get("files", [])),
             variables=dict(ld.get("variables", {})),
             epoch=ld.get("epoch"),
+            epoch_from_repomd=tuple(ld.get("epoch_from", {}).get("repomd", [])),
             per_family=ld.get("per_family", False),
             seal=ld.get("seal", False),
             reboot=ld.get("reboot", False),

@@ -29,8 +29,11 @@ DISK_VAR = "IF_DISK_SIZE_MIB"
 FIRMWARES = ("bios", "uefi")
 DEFAULT_DISK_MIB = 21504  # the smallest whole GiB that holds kickstart/ol8.ks (BIOS and UEFI)
 # OVMF from Debian's `ovmf` package, given to QEMU as -bios (Packer 1.6.6 has no firmware
-# option). No NVRAM file: after the install the kickstart ejects the DVD, and OVMF boots the
-# disk's fallback loader (\EFI\BOOT\BOOTX64.EFI, installed by anaconda with shim).
+# option): QEMU maps a read-only copy of the file as the ROM, so the file is never written
+# and concurrent VMs can share it. No NVRAM file (OVMF keeps its variables in memory for the
+# boot). Assumption: OVMF finds the disk's fallback loader \EFI\BOOT\BOOTX64.EFI, which
+# anaconda installs with shim on OL8, so no boot entry has to survive from the install; after
+# the install the kickstart ejects the DVD.
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE.fd")
 UEFI_ONLY = "@UEFI_ONLY@"  # kickstart line prefix: kept for UEFI, commented out for BIOS
 
@@ -47,6 +50,32 @@ def install_settings(variables: Mapping[str, str | int | bool]) -> InstallSettin
         firmware=str(variables.get(FIRMWARE_VAR, "bios")),
         disk_size_mib=int(variables.get(DISK_VAR, DEFAULT_DISK_MIB)),
     )
+
+
+def firmware_of(cfg: Config, family: str) -> str:
+    """How every layer of `family` boots, and its sealed image: as its root layer was
+    installed. An install layer says so in IF_FIRMWARE (validated); any other root (the
+    stand-in) is BIOS. Part of each layer's key through the parent chain only: IF_FIRMWARE is
+    an input of the install layer."""
+    from imagefactory.config import IsoSource  # config imports this module
+
+    root = cfg.layers[cfg.family(family).layers[0]]
+    if isinstance(cfg.sources.get(root.source or ""), IsoSource):
+        return install_settings(root.variables).firmware
+    return "bios"
+
+
+def uefi_firmware(firmware: str) -> str:
+    """The `uefi_firmware` variable of the Packer templates: the OVMF image QEMU boots with
+    -bios for UEFI, "" for BIOS (QEMU's default SeaBIOS)."""
+    if firmware != "uefi":
+        return ""
+    if not OVMF_CODE.is_file():
+        raise BuildError(
+            f"{OVMF_CODE} not found: a UEFI image ({FIRMWARE_VAR}: uefi) boots with OVMF "
+            "(apt-get install ovmf)"
+        )
+    return str(OVMF_CODE)
 
 
 def kickstart_of(layer: LayerDef) -> Path | None:
@@ -173,14 +202,7 @@ def packer_variables(
     if kickstart is None:
         raise BuildError(f"layer {layer.name}: needs exactly one .ks file in files:")
     settings = install_settings(layer.variables)
-    firmware_file = ""
-    if settings.firmware == "uefi":
-        if not OVMF_CODE.is_file():
-            raise BuildError(
-                f"{OVMF_CODE} not found: a UEFI install ({FIRMWARE_VAR}: uefi) "
-                "needs OVMF (apt-get install ovmf)"
-            )
-        firmware_file = str(OVMF_CODE)
+    firmware_file = uefi_firmware(settings.firmware)
     render_kickstart(
         kickstart,
         http_dir / "ol8.ks",

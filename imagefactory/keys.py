@@ -57,6 +57,7 @@ def explain(old: Inputs | None, new: Inputs) -> list[str]:
         reasons += _list_changed(old.get(kind) or [], new.get(kind) or [], kind)
     for kind in ("variables", "source", "tools"):
         reasons += _dict_changed(old.get(kind) or {}, new.get(kind) or {}, kind)
+    reasons += _repos_changed(old.get("repo_state") or [], new.get("repo_state") or [])
     for scalar in ("epoch", "family", "build_key", "build_user", "disk_size_mib", "compression"):
         if old.get(scalar) != new.get(scalar):
             reasons.append(f"{scalar} changed: {old.get(scalar)!r} -> {new.get(scalar)!r}")
@@ -83,6 +84,29 @@ def _list_changed(old: list[dict[str, str]], new: list[dict[str, str]], kind: st
     out += [f"{kind}: {p} removed" for p in before if p not in after]
     if not out:
         out.append(f"{kind}: order changed")
+    return out
+
+
+def _repos_changed(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+    """Reasons from `epoch_from` repository states: new metadata, or a URL added/removed."""
+    if old == new:
+        return []
+    before = {r["url"]: r for r in old}
+    after = {r["url"]: r for r in new}
+    out = []
+    for url, now in after.items():
+        was = before.get(url)
+        if was is None:
+            out.append(f"repo state: {url} added")
+        elif was.get("revision") != now.get("revision"):
+            out.append(f"repo state changed: {url} revision {was.get('revision')} -> "
+                       f"{now.get('revision')}")
+        elif was.get("sha256") != now.get("sha256"):
+            out.append(f"repo state changed: {url} repomd.xml sha256 "
+                       f"{str(was.get('sha256'))[:12]} -> {str(now.get('sha256'))[:12]}")
+    out += [f"repo state: {url} removed" for url in before if url not in after]
+    if not out:
+        out.append("repo state: order changed")
     return out
 
 

@@ -14,6 +14,7 @@ from imagefactory.buildkey import BuildKey
 from imagefactory.cache import LayerCache
 from imagefactory.config import Config, Family, IsoSource, LayerDef, StandinSource
 from imagefactory.keys import Inputs, explain, file_entry, layer_key
+from imagefactory.repostate import RepoStates
 
 REPO = Path(__file__).resolve().parent.parent
 LAYER_TEMPLATE = REPO / "packer" / "layer.pkr.hcl"
@@ -60,10 +61,18 @@ def template_of(layer: LayerDef) -> Path:
 
 
 def layer_inputs(cfg: Config, family: Family, layer: LayerDef, parent: str | None,
-                 key: BuildKey) -> Inputs:
-    """The canonical description of a layer's inputs; its sha256 is the layer key."""
+                 key: BuildKey, repos: RepoStates | None = None) -> Inputs:
+    """The canonical description of a layer's inputs; its sha256 is the layer key.
+
+    A layer with `epoch_from` reads its repositories' state here (network, read-only).
+    """
     rel = cfg.root
     doc: Inputs = {"name": layer.name, "variables": dict(layer.variables), "epoch": layer.epoch}
+    if layer.epoch_from_repomd:
+        repos = repos or RepoStates()
+        where = f"{cfg.path}: .layers.{layer.name}.epoch_from.repomd"
+        doc["repo_state"] = [repos.of(url, f"{where}[{i}]").to_input()
+                             for i, url in enumerate(layer.epoch_from_repomd)]
     src = cfg.sources.get(layer.source or "")
     if isinstance(src, StandinSource):
         doc |= {
@@ -100,9 +109,10 @@ def make_plan(cfg: Config, family_name: str, cache: LayerCache, key: BuildKey) -
     family = cfg.family(family_name)
     steps: list[Step] = []
     parent: Step | None = None
+    repos = RepoStates()  # each repository is read once per plan
     for index, name in enumerate(family.layers):
         layer = cfg.layers[name]
-        inputs = layer_inputs(cfg, family, layer, parent.key if parent else None, key)
+        inputs = layer_inputs(cfg, family, layer, parent.key if parent else None, key, repos)
         lkey = layer_key(inputs)
         present = cache.has(lkey)
         # An overlay is only usable with its whole parent chain; a sealed image stands alone.

@@ -8,6 +8,7 @@ tailoring uploaded from the build host, so the pinned content is what gets evalu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -33,6 +34,19 @@ from imagefactory.hardening import ScanSummary, gate_scan, load_waivers, summari
 GUEST_SCAN_DIR = "/var/tmp/imagefactory-scan"  # in the -snapshot guest: gone after the boot
 OSCAP_RAN = (0, 2)  # 2: the scan ran and some rule failed
 SCAN_TIMEOUT_S = 1800  # the OL8 datastream takes minutes to evaluate under TCG
+PACKAGES_TIMEOUT_S = 300
+# One command in the guest: a first line naming the database, then one package per line.
+# rpm-based when rpm knows its own package (a Debian guest may have the rpm tool, not the db);
+# dpkg lines carry the status so removed packages whose conffiles remain can be left out.
+_RPM_FORMAT = r"%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n"
+_DPKG_FORMAT = r"${db:Status-Status} ${Package}=${Version} ${Architecture}\n"
+PACKAGE_QUERY = (
+    f"if rpm -q rpm >/dev/null 2>&1; then echo rpm; rpm -qa --qf {shlex.quote(_RPM_FORMAT)}; "
+    "elif command -v dpkg-query >/dev/null 2>&1; then echo dpkg; "
+    f"dpkg-query -W -f {shlex.quote(_DPKG_FORMAT)}; "
+    "else echo none; fi"
+)
+_DPKG_NOT_INSTALLED = ("not-installed", "config-files")
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,63 @@ class VerifyResult:
     compliance: ScanSummary | None = None
 
 
+@dataclass(frozen=True)
+class PackageList:
+    """The guest's installed packages, sorted by code point (as `LC_ALL=C sort` does)."""
+
+    format: str  # rpm: name-version-release.arch; dpkg: name=version arch
+    packages: tuple[str, ...]
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the list as a text file, one package per line (`... | sha256sum`)."""
+        return hashlib.sha256("".join(f"{p}\n" for p in self.packages).encode()).hexdigest()
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"packages": list(self.packages), "packages_count": len(self.packages),
+                "packages_sha256": self.sha256, "packages_format": self.format}
+
+
+def parse_packages(output: str) -> PackageList:
+    """PackageList from PACKAGE_QUERY's output; FactoryError if there is no usable list."""
+    head, *lines = output.splitlines() or [""]
+    kind = head.strip()
+    if kind == "none":
+        raise FactoryError("cannot record the image's packages: the guest has neither rpm nor "
+                           "dpkg-query")
+    if kind == "rpm":
+        found = [ln.strip() for ln in lines if ln.strip()]
+    elif kind == "dpkg":
+        found = []
+        for ln in lines:
+            status, _, entry = ln.strip().partition(" ")
+            if entry and status not in _DPKG_NOT_INSTALLED:
+                found.append(entry.strip())
+    else:
+        raise FactoryError(f"cannot record the image's packages: unexpected output from the "
+                           f"guest's package query: {output.strip()[:200]!r}")
+    if not found:
+        raise FactoryError(f"cannot record the image's packages: the guest's {kind} database "
+                           "lists no installed package")
+    return PackageList(kind, tuple(sorted(found)))
+
+
+def _collect_packages(booted: vm.BootedVM) -> PackageList:
+    """The installed package list, read over SSH as the admin user (no root needed)."""
+    client = vm.connect(booted.port, booted.user, booted.key, timeout=60)
+    try:
+        _, out, err = client.exec_command(PACKAGE_QUERY, timeout=PACKAGES_TIMEOUT_S)
+        text = out.read().decode(errors="replace")
+        errors = err.read().decode(errors="replace")
+        status = out.channel.recv_exit_status()
+    finally:
+        client.close()
+    if status != 0:
+        raise FactoryError(f"cannot record the image's packages: the package query exited "
+                           f"{status} in the guest: {(errors or text).strip()[-500:]}")
+    return parse_packages(text)
+
+
 def _counts(junit: Path) -> tuple[int, int]:
     root = ET.parse(junit).getroot()
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
@@ -52,11 +123,22 @@ def _counts(junit: Path) -> tuple[int, int]:
     return tests, bad
 
 
+def _firmware(manifest: Path | None) -> str:
+    """How the image boots, as its manifest records it (the build's root layer decides).
+    BIOS without a manifest, or for one written before the firmware was recorded (every
+    layer booted BIOS then)."""
+    if manifest is None:
+        return "bios"
+    return str(json.loads(manifest.read_text()).get("firmware", "bios"))
+
+
 def verify_image(image: Path, manifest: Path | None, specs: Sequence[Path], reports: Path, *,
                  accelerator: str, extra_qemu_args: Sequence[str] = (),
                  label: str = "verify", scan: ComplianceScan | None = None,
                  after_reboot: Sequence[Path] = ()) -> VerifyResult:
     """Boot `image`, run `specs` (then `scan`, if given) in that one boot, update the manifest.
+
+    The boot uses the firmware the manifest records (OVMF for "uefi"; BIOS without one).
 
     With `after_reboot`, the guest is then rebooted inside the same QEMU (what the first boot
     wrote is kept) and those specs run too. JUnit, ARF and HTML go to `reports` and beside
@@ -69,13 +151,18 @@ def verify_image(image: Path, manifest: Path | None, specs: Sequence[Path], repo
     junit = reports / f"{label}.junit.xml"
     junits = [junit]
     scanned = None
+    packages = None
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
         key = generate_key(Path(tmp) / "verify_ed25519", "imagefactory-verify")
         serial = reports / f"{label}.serial.log"
         with progress.step(f"booting {image.name} under {accelerator} for verification"), \
                 vm.boot(image, accelerator=accelerator, login_key=key.private,
                         login_pubkey=key.public_line, serial_log=serial,
+                        firmware=_firmware(manifest),
                         extra_args=extra_qemu_args) as booted:
+            if manifest is not None:
+                packages = _collect_packages(booted)
+                progress.say(f"==> {len(packages.packages)} {packages.format} packages installed")
             _run_specs(booted, key.public_line, specs, junit)
             if scan is not None:
                 with progress.step(f"compliance scan in the guest ({scan.profile})"):
@@ -101,7 +188,7 @@ def verify_image(image: Path, manifest: Path | None, specs: Sequence[Path], repo
             compliance = {**summary.to_manifest(), "report": scanned[1].name,
                           "arf": scanned[0].name, "datastream": scan.datastream.name,
                           "tailoring": scan.tailoring.name, "gate": scan.gate}
-        _record(manifest, result, compliance, scanned or ())
+        _record(manifest, result, compliance, scanned or (), packages)
     if scan is not None and scan.gate and summary is not None:
         gate_scan(summary)
     return result
@@ -158,10 +245,11 @@ def _guest_run(client: paramiko.SSHClient, command: str, ok: Sequence[int], log:
 
 
 def _record(manifest: Path, result: VerifyResult, compliance: dict[str, Any] | None,
-            scan_files: Sequence[Path]) -> None:
-    """Put the reports beside the manifest (they travel with the image), record both results.
+            scan_files: Sequence[Path], packages: PackageList | None = None) -> None:
+    """Put the reports beside the manifest (they travel with the image), record the results.
 
-    One atomic write, so the manifest never has a verification without its compliance.
+    One atomic write, so the manifest never has a verification without its compliance
+    (or its package list).
     """
     for path in (result.report, *scan_files):
         shutil.copy2(path, manifest.parent / path.name)
@@ -171,4 +259,6 @@ def _record(manifest: Path, result: VerifyResult, compliance: dict[str, Any] | N
                            "failed": result.failed, "report": result.report.name, "at": now}
     if compliance is not None:
         doc["compliance"] = {**compliance, "at": now}
+    if packages is not None:
+        doc.update(packages.to_manifest())
     write_json_atomic(manifest, doc)

@@ -2,7 +2,8 @@
 
 The image is never modified (`-snapshot`). The login key reaches the guest the way a
 hypervisor passes it in production: an SMBIOS type 11 OEM string read by the image's
-boot-time access hook, so verifying also proves that path works.
+boot-time access hook, so verifying also proves that path works. A UEFI image boots with
+OVMF as the build's layers did (see qemu_argv).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import paramiko
 
+from imagefactory import install
 from imagefactory.errors import FactoryError
 from imagefactory.tools import require
 
@@ -106,23 +108,46 @@ def reboot(vm: BootedVM, timeout_s: float = 300) -> None:
                        f"reboot; console: {vm.serial_log}")
 
 
-@contextlib.contextmanager
-def boot(image: Path, *, accelerator: str, login_key: Path, login_pubkey: str,
-         serial_log: Path, extra_args: Sequence[str] = (), timeout_s: float = 300,
-         memory_mib: int = 1024, cpus: int = 2, user: str = ADMIN_USER) -> Iterator[BootedVM]:
-    """Boot `image` read-only and yield once SSH with `login_key` works; always stop QEMU."""
-    qemu = require("qemu-system-x86_64")
-    port = free_port()
-    argv = [
-        qemu, "-machine", "pc", "-accel", accelerator, "-smp", str(cpus), "-m", str(memory_mib),
+def firmware_args(firmware: str) -> list[str]:
+    """QEMU arguments for how the image boots: "bios" is QEMU's default SeaBIOS; "uefi" is
+    OVMF's code as -bios, the file the Packer layers boot with (install.OVMF_CODE: QEMU maps
+    a read-only copy, no NVRAM; assumed: the image boots its fallback loader
+    EFI/BOOT/BOOTX64.EFI, so no boot entry is needed)."""
+    if firmware not in install.FIRMWARES:
+        raise FactoryError(f"unknown firmware '{firmware}' (one of: "
+                           f"{', '.join(install.FIRMWARES)})")
+    path = install.uefi_firmware(firmware)
+    return ["-bios", path] if path else []
+
+
+def qemu_argv(image: Path, *, accelerator: str, port: int, login_pubkey: str, serial_log: Path,
+              firmware: str = "bios", extra_args: Sequence[str] = (), memory_mib: int = 1024,
+              cpus: int = 2) -> list[str]:
+    """The QEMU command line of a verify boot (SSH forwarded from 127.0.0.1:`port`)."""
+    return [
+        require("qemu-system-x86_64"), "-machine", "pc", "-accel", accelerator,
+        "-smp", str(cpus), "-m", str(memory_mib), *firmware_args(firmware),
         "-display", "none", "-nodefaults", "-serial", f"file:{serial_log}", "-snapshot",
         # bootindex: SeaBIOS boots only the first disk it finds, and extra disks (data disks
-        # given in extra_args) may come first on the PCI bus.
+        # given in extra_args) may come first on the PCI bus (OVMF follows it too).
         "-drive", f"file={image},if=none,id=os,format=qcow2",
         "-device", "virtio-blk-pci,drive=os,bootindex=0",
         "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{port}-:22",
         *smbios_oem(ACCESS_KEY_PREFIX + login_pubkey), *extra_args,
     ]
+
+
+@contextlib.contextmanager
+def boot(image: Path, *, accelerator: str, login_key: Path, login_pubkey: str,
+         serial_log: Path, firmware: str = "bios", extra_args: Sequence[str] = (),
+         timeout_s: float = 300, memory_mib: int = 1024, cpus: int = 2,
+         user: str = ADMIN_USER) -> Iterator[BootedVM]:
+    """Boot `image` read-only with `firmware` (its manifest's: bios or uefi) and yield once
+    SSH with `login_key` works; always stop QEMU."""
+    port = free_port()
+    argv = qemu_argv(image, accelerator=accelerator, port=port, login_pubkey=login_pubkey,
+                     serial_log=serial_log, firmware=firmware, extra_args=extra_args,
+                     memory_mib=memory_mib, cpus=cpus)
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
     try:

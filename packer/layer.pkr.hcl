@@ -1,7 +1,8 @@
 # One layer of a family: boot the parent layer's qcow2, upload the layer's files, run its
 # scripts in order, shut down. The engine (imagefactory.packer) renders every variable into a
-# JSON var file; there is no logic here. Works on Packer 1.6.6 (bundled qemu builder) and on
-# current Packer with the qemu plugin (see packer/plugins.pkr.hcl.example and README.md).
+# JSON var file; the only logic here is the BIOS/UEFI switch on uefi_firmware, as in
+# install-ol8.pkr.hcl. Works on Packer 1.6.6 (bundled qemu builder) and on current Packer with
+# the qemu plugin (see packer/plugins.pkr.hcl.example and README.md).
 packer {
   required_version = ">= 1.6.6"
 }
@@ -53,6 +54,15 @@ variable "after_reboot_pause" {
   type        = string
   description = "Wait before reconnecting, so the old system is gone (\"0s\" without a reboot)."
 }
+variable "uefi_firmware" {
+  type        = string
+  description = "As the root layer was installed. UEFI: the OVMF image for -bios. BIOS: \"\"."
+}
+
+locals {
+  # Packer 1.6.6's qemu builder has no firmware option, so the firmware is a QEMU argument.
+  firmware_args = var.uefi_firmware != "" ? [["-bios", var.uefi_firmware]] : []
+}
 
 source "qemu" "layer" {
   iso_url          = var.parent_image
@@ -84,12 +94,12 @@ source "qemu" "layer" {
   ssh_timeout          = var.ssh_timeout
   shutdown_command     = var.shutdown_command
   shutdown_timeout     = "5m"
-  qemuargs = [
+  qemuargs = concat([
     # Same netdev id as Packer's default, so it replaces it: the SSH forward listens on
     # loopback only (the default binds every interface).
     ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
     ["-serial", "file:${var.serial_log}"],
-  ]
+  ], local.firmware_args)
 }
 
 build {

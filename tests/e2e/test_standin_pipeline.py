@@ -6,6 +6,7 @@ sharing layers, verification of the sealed image, a script change, then failures
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -113,6 +114,13 @@ def test_sealed_image_passes_its_specs(workspace: Path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     recorded = manifest["verification"]
     assert recorded["passed"] is True and recorded["tests"] == result.tests
+    # The guest's package list, read in the same boot: sorted, counted and hashed.
+    packages = manifest["packages"]
+    assert isinstance(packages, list) and packages and packages == sorted(packages)
+    assert any(p.startswith("openssh-server=") and p.endswith(" amd64") for p in packages)
+    assert manifest["packages_format"] == "dpkg" and manifest["packages_count"] == len(packages)
+    listing = "".join(f"{p}\n" for p in packages).encode()
+    assert manifest["packages_sha256"] == hashlib.sha256(listing).hexdigest()
     compliance = manifest["compliance"]
     assert compliance["profile"] == "xccdf_org.imagefactory_profile_cis_server_l1_ol8"
     assert isinstance(compliance["score"], float)

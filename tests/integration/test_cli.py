@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+
+from tests.repomd_server import closed_port_url, serve, write_repomd
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -20,6 +25,37 @@ def invoke(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
         cwd=cwd,
         stdin=subprocess.DEVNULL,
     )
+
+
+@contextlib.contextmanager
+def factory_copy(tmp_path: Path, repos: list[str]) -> Iterator[Path]:
+    """factory.yaml beside itself (same relative paths) with off-machine URLs made local:
+    the DVD a missing file, the update layer's `epoch_from` repositories `repos`."""
+    text = (REPO / "factory.yaml").read_text()
+    doc = yaml.safe_load(text)
+    dvd = doc["sources"]["ol8-dvd"]["url"]
+    text = text.replace(dvd, (tmp_path / "OracleLinux-R8-U10.iso").as_uri())
+    upstream = doc["layers"]["update"]["epoch_from"]["repomd"]
+    assert len(upstream) == len(repos)
+    for old, new in zip(upstream, repos, strict=True):
+        text = text.replace(old, new)
+    assert "yum.oracle.com" not in text
+    config = REPO / f".test-factory-{tmp_path.name}.yaml"
+    config.write_text(text)
+    try:
+        yield config
+    finally:
+        config.unlink()
+
+
+@pytest.fixture
+def local_repos(tmp_path: Path) -> Iterator[list[str]]:
+    """Three dnf repositories on 127.0.0.1 standing in for OL8 BaseOS, AppStream and UEK R7."""
+    names = ("baseos", "appstream", "uekr7")
+    for name in names:
+        write_repomd(tmp_path / "www" / name, "1700000000")
+    with serve(tmp_path / "www") as served:
+        yield [served.url + name + "/" for name in names]
 
 
 def test_list_documents_every_task() -> None:
@@ -44,23 +80,41 @@ def test_malformed_yaml_exits_2_with_line(tmp_path: Path) -> None:
     assert not (tmp_path / "artifacts").exists()
 
 
-def test_ol8_build_here_stops_at_the_dvd_and_points_at_standin(tmp_path: Path) -> None:
+def test_ol8_build_here_stops_at_the_dvd_and_points_at_standin(
+        tmp_path: Path, local_repos: list[str]) -> None:
     """The README's main command without the OL8 DVD fails clearly and caches nothing.
 
-    The DVD URL is pointed at a missing local file: tests send no traffic off this machine.
+    The DVD URL is pointed at a missing local file and the update layer's repositories at a
+    server on 127.0.0.1: tests send no traffic off this machine.
     """
-    text = (REPO / "factory.yaml").read_text()
-    url = next(ln.split("url: ", 1)[1] for ln in text.splitlines() if "url: " in ln)
-    config = REPO / f".test-factory-{tmp_path.name}.yaml"  # beside factory.yaml: same paths
-    config.write_text(text.replace(url, (tmp_path / "OracleLinux-R8-U10.iso").as_uri()))
-    try:
+    with factory_copy(tmp_path, local_repos) as config:
         proc = invoke("build", "--family=persistence", f"--config={config}", cwd=tmp_path)
-    finally:
-        config.unlink()
     assert proc.returncode != 0
     assert "cannot download" in proc.stderr and "standin.yaml" in proc.stderr
     layers = tmp_path / "artifacts" / "cache" / "layers"
     assert not layers.exists() or list(layers.iterdir()) == []
+
+
+def test_ol8_plan_keys_update_by_repository_state(tmp_path: Path,
+                                                  local_repos: list[str]) -> None:
+    """`plan` reads the update layer's repositories (here local) and lists every layer."""
+    with factory_copy(tmp_path, local_repos) as config:
+        proc = invoke("plan", "--family=persistence", f"--config={config}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "family persistence (6 layers, 6 to build)" in proc.stdout
+    assert any(ln.split()[:1] == ["update"] and "never built" in ln
+               for ln in proc.stdout.splitlines())
+
+
+def test_ol8_plan_without_the_repositories_is_one_clear_error(tmp_path: Path) -> None:
+    """Offline, `plan` of an OL8 family stops naming the repository URL and the field."""
+    dead = closed_port_url()
+    with factory_copy(tmp_path, [dead, dead + "appstream/", dead + "uekr7/"]) as config:
+        proc = invoke("plan", "--family=persistence", f"--config={config}", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"{config}: .layers.update.epoch_from.repomd[0]: " in proc.stderr
+    assert f"cannot read the repository state from {dead}repodata/repomd.xml" in proc.stderr
+    assert "standin.yaml" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_missing_packer_is_named_with_install_command(tmp_path: Path) -> None:

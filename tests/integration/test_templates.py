@@ -45,6 +45,7 @@ LAYER_VARS = {
     "reboot_inline": ["true"],
     "after_reboot_inline": ["true"],
     "after_reboot_pause": "0s",
+    "uefi_firmware": "",  # BIOS; test_layer_template_validates_for_uefi covers the other
 }
 INSTALL_VARS = {
     "iso_path": "/dev/null",
@@ -170,6 +171,25 @@ def test_install_template_validates_for_uefi(tmp_path: Path) -> None:
     var_file.write_text(json.dumps(variables))
     proc = subprocess.run(
         ["packer", "validate", f"-var-file={var_file}", str(REPO / "packer/install-ol8.pkr.hcl")],
+        capture_output=True,
+        text=True,
+        env={"CHECKPOINT_DISABLE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_layer_template_validates_for_uefi(tmp_path: Path) -> None:
+    """Every layer of a UEFI family boots OVMF: the layer template validates with it too."""
+    require_tool("packer", "ssh-keygen")
+    key = generate_key(tmp_path / "k", "test")
+    script = tmp_path / "10-do-nothing.sh"
+    script.write_text("#!/bin/bash\nset -euo pipefail\n")
+    variables = {**LAYER_VARS, "output_dir": str(tmp_path / "out"), "scripts": [str(script)]}
+    variables |= {"ssh_private_key_file": str(key.private), "uefi_firmware": str(OVMF_CODE)}
+    var_file = tmp_path / "vars.pkrvars.json"
+    var_file.write_text(json.dumps(variables))
+    proc = subprocess.run(
+        ["packer", "validate", f"-var-file={var_file}", str(REPO / "packer/layer.pkr.hcl")],
         capture_output=True,
         text=True,
         env={"CHECKPOINT_DISABLE": "1", "PATH": "/usr/bin:/bin"},

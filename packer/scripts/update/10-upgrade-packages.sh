@@ -1,6 +1,7 @@
 #!/bin/bash
-# Update layer: apply every available update (the layer key carries an explicit epoch, so a
-# rebuild happens when someone bumps it, never by accident), and record the package list.
+# Update layer: apply every available update, and record the package list. The layer key
+# carries the repositories' state (epoch_from: repomd.xml of each) and an explicit epoch, so
+# it rebuilds when new errata are published or someone bumps the epoch, never by accident.
 set -euo pipefail
 echo "Upgrading all packages"
 dnf -y upgrade --refresh

@@ -1,0 +1,142 @@
+"""`epoch_from: {repomd: [...]}` against a real HTTP server on 127.0.0.1: the layer key follows
+the repositories' published metadata, the plan says which one changed, and a repository that
+cannot be read stops the plan with one clear error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagefactory.buildkey import ensure_build_key
+from imagefactory.cache import LayerCache
+from imagefactory.config import load_config
+from imagefactory.plan import Plan, make_plan
+from imagefactory.repostate import RepoStateError
+from tests.conftest import require_tool
+from tests.repomd_server import Served, closed_port_url, serve, write_repomd
+
+pytestmark = pytest.mark.integration
+
+CONFIG = """
+version: 1
+sources:
+  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
+layers:
+  base: {source: deb}
+  update:
+    scripts: [s/10-do-update.sh]
+    epoch: "2026-11-24"
+    epoch_from: {repomd: [BASEOS, APPSTREAM]}
+  other: {scripts: [s/10-do-other.sh]}
+  a: {scripts: [s/10-do-a.sh]}
+  seal: {scripts: [s/10-do-seal.sh], seal: true}
+families:
+  fa: {layers: [base, update, a, seal]}
+  fb: {layers: [base, update, other, seal]}
+  plain: {layers: [base, other, seal]}
+"""
+
+
+@pytest.fixture
+def repos(tmp_path: Path) -> Iterator[Served]:
+    write_repomd(tmp_path / "www" / "baseos", "1700000000")
+    write_repomd(tmp_path / "www" / "appstream", "1700000100")
+    with serve(tmp_path / "www") as served:
+        yield served
+
+
+@pytest.fixture
+def project(tmp_path: Path, repos: Served) -> Path:
+    require_tool("packer", "qemu-img", "qemu-system-x86_64", "mmdebstrap", "ssh-keygen")
+    (tmp_path / "s").mkdir()
+    for name in ("update", "other", "a", "seal"):
+        (tmp_path / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")
+    # The base URL without a trailing slash works too.
+    config = CONFIG.replace("BASEOS", repos.url + "baseos/").replace(
+        "APPSTREAM", repos.url + "appstream")
+    (tmp_path / "f.yaml").write_text(config)
+    return tmp_path
+
+
+def plan_of(project: Path, family: str = "fa") -> Plan:
+    cfg = load_config(project / "f.yaml")
+    return make_plan(cfg, family, LayerCache(project / "cache"),
+                     ensure_build_key(project / "keys"))
+
+
+def fake_commit(project: Path, plan: Plan) -> None:
+    cache = LayerCache(project / "cache")
+    for step in plan.steps:
+        built = project / f"built-{step.short}"
+        built.mkdir()
+        (built / "layer.qcow2").write_bytes(b"x")
+        cache.commit(step.key, built, step.inputs, {"image": "layer.qcow2"})
+        cache.set_ref(plan.family.name, step.layer.name, step.key)
+
+
+def test_key_is_stable_while_the_repositories_are_unchanged(project: Path,
+                                                            repos: Served) -> None:
+    first = plan_of(project)
+    fake_commit(project, first)
+    again = plan_of(project)
+    assert [s.key for s in again.steps] == [s.key for s in first.steps]
+    assert again.todo == ()
+    state = again.steps[1].inputs["repo_state"]
+    assert [r["url"] for r in state] == [repos.url + "baseos/", repos.url + "appstream"]
+    assert [r["revision"] for r in state] == ["1700000000", "1700000100"]
+    assert all(len(r["sha256"]) == 64 for r in state)
+    # One GET per repository per plan, for repomd.xml only.
+    assert repos.requests == ["/baseos/repodata/repomd.xml",
+                              "/appstream/repodata/repomd.xml"] * 2
+
+
+def test_new_metadata_rebuilds_from_update_and_says_why(project: Path, repos: Served,
+                                                        tmp_path: Path) -> None:
+    before = plan_of(project)
+    fake_commit(project, before)
+    write_repomd(tmp_path / "www" / "baseos", "1700003600")
+    plan = plan_of(project)
+    assert plan.steps[0].key == before.steps[0].key
+    assert [s.layer.name for s in plan.todo] == ["update", "a", "seal"]
+    assert plan.steps[1].reasons == (
+        f"repo state changed: {repos.url}baseos/ revision 1700000000 -> 1700003600",)
+    assert plan.steps[2].reasons == ("parent layer update changed",)
+
+
+def test_same_revision_with_other_content_still_counts(project: Path, repos: Served,
+                                                       tmp_path: Path) -> None:
+    """The sha256 of repomd.xml catches a republish that kept the revision."""
+    fake_commit(project, plan_of(project))
+    write_repomd(tmp_path / "www" / "appstream", "1700000100", checksum="1" * 64)
+    (reason,) = plan_of(project).steps[1].reasons
+    assert reason.startswith(f"repo state changed: {repos.url}appstream repomd.xml sha256 ")
+
+
+def test_layers_without_epoch_from_fetch_nothing(project: Path, repos: Served) -> None:
+    plan = plan_of(project, "plain")
+    assert all("repo_state" not in s.inputs for s in plan.steps)
+    assert repos.requests == []
+
+
+def test_unreachable_repository_is_one_clear_error(project: Path) -> None:
+    text = (project / "f.yaml").read_text()
+    dead = closed_port_url()
+    url = next(u for u in text.split() if "appstream" in u).rstrip("]}")
+    (project / "f.yaml").write_text(text.replace(url, dead))
+    with pytest.raises(RepoStateError) as err:
+        plan_of(project)
+    message = str(err.value)
+    assert message.startswith(f"{project / 'f.yaml'}: .layers.update.epoch_from.repomd[1]: ")
+    assert f"cannot read the repository state from {dead}repodata/repomd.xml" in message
+    assert "refused" in message.lower()
+    assert not (project / "cache" / "layers").exists() or not any(
+        (project / "cache" / "layers").iterdir())
+
+
+def test_missing_repomd_names_the_http_status(project: Path, repos: Served) -> None:
+    text = (project / "f.yaml").read_text()
+    (project / "f.yaml").write_text(text.replace(repos.url + "baseos/", repos.url + "nope/"))
+    with pytest.raises(RepoStateError, match=r"repomd\[0\]: .*nope/repodata/repomd.xml: HTTP 404"):
+        plan_of(project)
