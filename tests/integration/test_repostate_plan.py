@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.buildkey import ensure_build_key
-from imagefactory.cache import LayerCache
-from imagefactory.config import load_config
-from imagefactory.plan import Plan, make_plan
 from imagefactory.repostate import RepoStateError
 from tests.conftest import require_tool
+from tests.plankit import fake_commit, plan_of
 from tests.repomd_server import Served, closed_port_url, serve, write_repomd
 
 pytestmark = pytest.mark.integration
@@ -58,22 +55,6 @@ def project(tmp_path: Path, repos: Served) -> Path:
         "APPSTREAM", repos.url + "appstream")
     (tmp_path / "f.yaml").write_text(config)
     return tmp_path
-
-
-def plan_of(project: Path, family: str = "fa") -> Plan:
-    cfg = load_config(project / "f.yaml")
-    return make_plan(cfg, family, LayerCache(project / "cache"),
-                     ensure_build_key(project / "keys"))
-
-
-def fake_commit(project: Path, plan: Plan) -> None:
-    cache = LayerCache(project / "cache")
-    for step in plan.steps:
-        built = project / f"built-{step.short}"
-        built.mkdir()
-        (built / "layer.qcow2").write_bytes(b"x")
-        cache.commit(step.key, built, step.inputs, {"image": "layer.qcow2"})
-        cache.set_ref(plan.family.name, step.layer.name, step.key)
 
 
 def test_key_is_stable_while_the_repositories_are_unchanged(project: Path,

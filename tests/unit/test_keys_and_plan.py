@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from imagefactory import tools
-from imagefactory.buildkey import ensure_build_key
 from imagefactory.cache import LayerCache
 from imagefactory.config import load_config
 from imagefactory.keys import explain, layer_key, tree_digest
-from imagefactory.plan import make_plan
 from tests.conftest import require_tool
+from tests.plankit import fake_commit, plan_of
 
 CONFIG = """
 version: 1
@@ -39,22 +38,6 @@ def project(tmp_path: Path) -> Path:
         (tmp_path / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")
     (tmp_path / "f.yaml").write_text(CONFIG)
     return tmp_path
-
-
-def plan_of(project: Path, family: str = "fa"):  # type: ignore[no-untyped-def]
-    cfg = load_config(project / "f.yaml")
-    key = ensure_build_key(project / "keys")
-    return make_plan(cfg, family, LayerCache(project / "cache"), key)
-
-
-def fake_commit(project: Path, plan) -> None:  # type: ignore[no-untyped-def]
-    cache = LayerCache(project / "cache")
-    for step in plan.steps:
-        built = project / f"built-{step.short}"
-        built.mkdir()
-        (built / "layer.qcow2").write_bytes(b"x")
-        cache.commit(step.key, built, step.inputs, {"image": "layer.qcow2"})
-        cache.set_ref(plan.family.name, step.layer.name, step.key)
 
 
 def test_keys_are_stable(project: Path) -> None:

@@ -1,0 +1,26 @@
+"""Plans of a small test project (f.yaml in a temp dir) and a cache filled without building."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imagefactory.buildkey import ensure_build_key
+from imagefactory.cache import LayerCache
+from imagefactory.config import load_config
+from imagefactory.plan import Plan, make_plan
+
+
+def plan_of(project: Path, family: str = "fa") -> Plan:
+    cfg = load_config(project / "f.yaml")
+    return make_plan(cfg, family, LayerCache(project / "cache"), ensure_build_key(project / "keys"))
+
+
+def fake_commit(project: Path, plan: Plan) -> None:
+    """Record every layer of `plan` as built (a one-byte image) so the next plan is a no-op."""
+    cache = LayerCache(project / "cache")
+    for step in plan.steps:
+        built = project / f"built-{step.short}"
+        built.mkdir()
+        (built / "layer.qcow2").write_bytes(b"x")
+        cache.commit(step.key, built, step.inputs, {"image": "layer.qcow2"})
+        cache.set_ref(plan.family.name, step.layer.name, step.key)
