@@ -37,11 +37,12 @@ def plan(c: Context, family: str, config: str | None = None) -> None:
     print(_run(commands.plan, cfg, family, art))
 
 
-@task(help={"family": "family to build", "config": CONFIG_HELP})
+@task(help={"family": "family to build; several, comma-separated, build in parallel",
+            "config": CONFIG_HELP})
 def build(c: Context, family: str, config: str | None = None) -> None:
-    """Build a family's missing layers, seal it, and write image + manifest to artifacts/images/."""
+    """Build families' missing layers, seal them, write image + manifest to artifacts/images/."""
     cfg, art = _paths(c, config)
-    _run(commands.build, cfg, family, art)
+    _run(commands.build_families, cfg, [f.strip() for f in family.split(",") if f.strip()], art)
 
 
 @task(help={"family": "family whose sealed image to verify", "config": CONFIG_HELP})

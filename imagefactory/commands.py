@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from imagefactory import accel
+from imagefactory import accel, packer, progress
 from imagefactory.build import Artifacts, BuildResult, build_family, plan_family
+from imagefactory.buildkey import ensure_build_key
 from imagefactory.config import load_config
 from imagefactory.doctor import render, run_checks
 from imagefactory.errors import FactoryError
@@ -31,6 +33,38 @@ def plan(config: Path, family: str, artifacts: Path) -> str:
 def build(config: Path, family: str, artifacts: Path) -> BuildResult:
     """Build a family's missing layers and expose its sealed image under artifacts/images/."""
     return build_family(load_config(config), family, Artifacts(artifacts.resolve()))
+
+
+def build_families(config: Path, families: list[str], artifacts: Path) -> list[BuildResult]:
+    """Build several families at once: shared layers once (the per-layer lock makes the other
+    builds wait for them), each family's own layers in parallel. Ctrl-C stops them all."""
+    cfg = load_config(config)
+    for name in families:
+        cfg.family(name)  # an unknown family fails before anything starts
+    art = Artifacts(artifacts.resolve())
+    if len(families) == 1:
+        return [build_family(cfg, families[0], art)]
+
+    packer.allow_runs()
+    ensure_build_key(art.keys)  # made once, before the builds that all read it
+
+    def one(name: str) -> BuildResult:
+        with progress.prefixed(name):
+            return build_family(cfg, name, art)
+
+    with ThreadPoolExecutor(max_workers=len(families)) as pool:
+        futures = [pool.submit(one, name) for name in families]
+        try:
+            wait(futures)
+        except BaseException:
+            packer.stop_all()
+            raise
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        if len(errors) == 1 and isinstance(errors[0], FactoryError):
+            raise errors[0]
+        raise FactoryError("; ".join(str(e) for e in errors))
+    return [f.result() for f in futures]
 
 
 def verify(config: Path, family: str, artifacts: Path) -> VerifyResult:

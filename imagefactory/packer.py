@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,10 @@ def _run_packer(packer: str, run: PackerRun, var_file: Path, sockets: Path,
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, text=True, env=env,
                                 start_new_session=True)
+        with _running_lock:
+            _running.add(proc)
+            if _cancelled.is_set():
+                _stop_group(proc)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -98,8 +103,34 @@ def _run_packer(packer: str, run: PackerRun, var_file: Path, sockets: Path,
         except BaseException:
             _stop_group(proc)
             raise
+        finally:
+            with _running_lock:
+                _running.discard(proc)
     if code != 0:
         raise BuildError(_failure_message(run, code, tail))
+
+
+# Packer runs started by any thread. Ctrl-C reaches only the main thread (Packer has its own
+# session), so a parallel build stops the other threads' Packer runs through this set.
+_running: set[subprocess.Popen[str]] = set()
+_running_lock = threading.Lock()
+
+
+_cancelled = threading.Event()
+
+
+def allow_runs() -> None:
+    _cancelled.clear()
+
+
+def stop_all() -> None:
+    """Stop every Packer run of this process, and refuse new ones until allow_runs();
+    the builds then fail and clean up."""
+    with _running_lock:
+        _cancelled.set()
+        procs = list(_running)
+    for proc in procs:
+        _stop_group(proc)
 
 
 def _stop_group(proc: subprocess.Popen[str]) -> None:

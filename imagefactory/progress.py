@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+_local = threading.local()
+
+
+@contextmanager
+def prefixed(label: str) -> Iterator[None]:
+    """Lines printed by this thread start with `[label] `: families built in parallel."""
+    _local.prefix = f"[{label}] "
+    try:
+        yield
+    finally:
+        _local.prefix = ""
+
+
+def _prefix() -> str:
+    return getattr(_local, "prefix", "")
+
 
 def say(msg: str) -> None:
-    print(msg, flush=True)
+    print(_prefix() + msg, flush=True)
 
 
 def detail(msg: str) -> None:
-    print(f"      {msg}", flush=True)
+    print(f"{_prefix()}      {msg}", flush=True)
 
 
 def warn(msg: str) -> None:

@@ -87,9 +87,12 @@ def test_second_build_is_a_noop(workspace: Path) -> None:
 
 
 def test_second_family_reuses_shared_layers(workspace: Path) -> None:
-    """standin-beta builds only its own layers on top of the shared base and common."""
-    result = commands.build(cfg_path(workspace), "standin-beta", art(workspace))
-    assert result.built == ("stack-beta", "appcore-workers", "seal")
+    """Both families in one (parallel) build: standin-beta builds only its own layers on top of
+    the shared ones, standin-alpha nothing."""
+    alpha, beta = commands.build_families(
+        cfg_path(workspace), ["standin-alpha", "standin-beta"], art(workspace)
+    )
+    assert (alpha.built, beta.built) == ((), ("stack-beta", "appcore-workers", "seal"))
     text = commands.plan(cfg_path(workspace), "standin-alpha", art(workspace))
     assert "0 to build" in text
 

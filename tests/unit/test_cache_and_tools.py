@@ -136,3 +136,41 @@ def test_kvm_probe_without_a_kernel_chooses_tcg(monkeypatch: pytest.MonkeyPatch)
     ok, why = accel.probe_kvm(timeout_s=1.0, deb_dirs=())
     assert not ok
     assert why.startswith("no Linux kernel to probe KVM with")
+
+
+def test_stop_all_stops_a_packer_run_of_another_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in a parallel build: stop_all ends other threads' Packer runs and refuses new
+    ones until allow_runs()."""
+    import threading
+
+    _fake_tool(tmp_path, "packer", "echo '1,,ui,say,==> qemu.layer: Waiting for SSH'; sleep 60")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+
+    def run_(name: str) -> packer.PackerRun:
+        return packer.PackerRun(tmp_path / "t.pkr.hcl", {}, tmp_path / name, tmp_path / "l.log",
+                                tmp_path / "serial.log", "5m")
+
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            packer.build(run_("w1"))
+        except BaseException as exc:  # recorded for the assertion
+            errors.append(exc)
+
+    packer.allow_runs()
+    worker = threading.Thread(target=target)
+    started = time.monotonic()
+    worker.start()
+    while not packer._running and time.monotonic() - started < 10:
+        time.sleep(0.05)
+    packer.stop_all()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and time.monotonic() - started < 30
+    assert len(errors) == 1 and isinstance(errors[0], BuildError)
+    with pytest.raises(BuildError):
+        packer.build(run_("w2"))
+    packer.allow_runs()
+    assert not packer._running

@@ -123,3 +123,13 @@ def test_only_a_scripts_layer_can_reboot(tmp_path: Path) -> None:
         f"{tmp_path / 'factory.yaml'}: .layers.seal.reboot: only a scripts layer can reboot"
         " (hint: seal and root layers end with their own shutdown)",
     ]
+
+
+def test_parallel_build_checks_every_family_first(tmp_path: Path) -> None:
+    """An unknown family in a multi-family build fails before any layer is planned or built."""
+    from imagefactory.commands import build_families
+
+    path = write(tmp_path, GOOD)
+    with pytest.raises(ConfigError, match="unknown family 'nope'"):
+        build_families(path, ["fam", "nope"], tmp_path / "artifacts")
+    assert not (tmp_path / "artifacts").exists()
