@@ -32,7 +32,7 @@ def plan(config: Path, family: str, artifacts: Path) -> str:
 
 def build(config: Path, family: str, artifacts: Path) -> BuildResult:
     """Build a family's missing layers and expose its sealed image under artifacts/images/."""
-    return build_family(load_config(config), family, Artifacts(artifacts.resolve()))
+    return build_families(config, [family], artifacts)[0]
 
 
 def build_families(config: Path, families: list[str], artifacts: Path) -> list[BuildResult]:
@@ -59,7 +59,7 @@ def build_families(config: Path, families: list[str], artifacts: Path) -> list[B
         except BaseException:
             packer.stop_all()
             raise
-    errors = [f.exception() for f in futures if f.exception() is not None]
+    errors = [e for e in (f.exception() for f in futures) if e is not None]
     if errors:
         if len(errors) == 1 and isinstance(errors[0], FactoryError):
             raise errors[0]

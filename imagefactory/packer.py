@@ -86,8 +86,9 @@ def _run_packer(packer: str, run: PackerRun, var_file: Path, sockets: Path,
                                 start_new_session=True)
         with _running_lock:
             _running.add(proc)
-            if _cancelled.is_set():
-                _stop_group(proc)
+            cancelled = _cancelled.is_set()
+        if cancelled:  # stop_all() ran between this build's start and its Popen
+            _stop_group(proc)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
