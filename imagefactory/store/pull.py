@@ -12,18 +12,16 @@ import fcntl
 import hashlib
 import json
 import os
-import queue
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from imagefactory.fsutil import write_atomic
 from imagefactory.store import layout
 from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
 from imagefactory.store.channels import ChannelPointer, read_signed_channel
+from imagefactory.store.download_pipe import pipe_to_file
 from imagefactory.store.progress import Progress
 from imagefactory.store.signing import SignatureError, verify_bytes
 
@@ -156,44 +154,6 @@ def fetch_verified_manifest(
     return doc, data, signer
 
 
-def _pipe_to_file(
-    chunks: Iterator[bytes], out: BinaryIO, digest: Any, bar: Progress, limit: int
-) -> int:
-    """Receive in this thread, hash and write in another: the two overlap (both drop the GIL).
-
-    Returns the bytes received; stops early once more than `limit` arrived (caller rejects).
-    """
-    pipe: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-    failure: list[BaseException] = []
-
-    def sink() -> None:
-        try:
-            while (chunk := pipe.get()) is not None:
-                digest.update(chunk)
-                out.write(chunk)
-        except BaseException as exc:  # e.g. disk full: reported by the receiving thread
-            failure.append(exc)
-            while pipe.get() is not None:
-                pass
-
-    worker = threading.Thread(target=sink, name="pull-sink", daemon=True)
-    worker.start()
-    got = 0
-    try:
-        for chunk in chunks:
-            if failure or got > limit:
-                break
-            pipe.put(chunk)
-            got += len(chunk)
-            bar.update(len(chunk))
-    finally:
-        pipe.put(None)
-        worker.join()
-    if failure:
-        raise failure[0]
-    return got
-
-
 def _hash_existing(path: Path, digest: Any) -> int:
     done = 0
     with path.open("rb") as fh:
@@ -258,7 +218,7 @@ def pull_image(
         with part.open("ab") as out:
             if have < size:
                 chunks = backend.iter_from(layout.blob_key(family, version), have)
-                got = _pipe_to_file(chunks, out, digest, bar, size - have)
+                got = pipe_to_file(chunks, out, digest, bar, size - have)
             out.flush()
             os.fsync(out.fileno())
     except ObjectMissing:

@@ -21,6 +21,7 @@ from imagefactory.store.backend import (
     StoreError,
 )
 from imagefactory.store.progress import Progress
+from imagefactory.store.s3_multipart import ChecksumMismatch, MultipartUpload
 from imagefactory.store.settings import Credentials, StoreSettings
 
 T = TypeVar("T")
@@ -92,6 +93,8 @@ class S3Backend(StoreBackend):
                     "file)"
                 ) from None
             raise StoreError(f"{what}: {exc.code}: {exc.message}") from None
+        except ChecksumMismatch as exc:
+            raise StoreError(f"{what}: {exc}; the object is not trusted") from None
         except urllib3.exceptions.HTTPError as exc:
             raise StoreError(
                 f"{what}: store unreachable ({type(exc).__name__}) "
@@ -153,21 +156,26 @@ class S3Backend(StoreBackend):
         # S3 allows at most 10000 parts: grow the part size for very large images.
         part_size = max(self.settings.part_size, -(-size // _MAX_PARTS))
         with path.open("rb") as fh, HashingReader(fh, progress) as reader:
-            # minio-py reads one part at a time in this thread and hands the part (the same
-            # bytes object, no copy) to a pool of `workers` upload threads; HashingReader
-            # hashes in its own thread, so reading, hashing and sending overlap.
-            self._call(
-                "uploading",
-                key,
-                lambda: self.client.put_object(
+            # Parts are read here one at a time and sent by `workers` threads, each part with
+            # its CRC32 (s3_multipart); HashingReader hashes in its own thread, so reading,
+            # hashing and sending overlap. A file of one part goes up as a single PUT.
+            if size <= part_size:
+                self._call(
+                    "uploading",
+                    key,
+                    lambda: self.client.put_object(
+                        self.bucket, key, cast(BinaryIO, reader), size, part_size=part_size
+                    ),
+                )
+            else:
+                upload = MultipartUpload(
+                    self.client,
                     self.bucket,
                     key,
-                    cast(BinaryIO, reader),  # only read() is used
-                    size,
                     part_size=part_size,
-                    num_parallel_uploads=self.settings.workers,
-                ),
-            )
+                    workers=self.settings.workers,
+                )
+                self._call("uploading", key, lambda: upload.run(reader, size))
             digest = reader.hexdigest()
         if reader.count != size:
             raise StoreError(f"{path}: changed size while uploading")

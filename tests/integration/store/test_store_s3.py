@@ -177,3 +177,44 @@ def test_unfinished_multipart_uploads_are_listed_and_aborted(
     assert backend.discard_abandoned("images/") == 1
     assert backend.discard_abandoned("images/") == 0
     assert [name for name, _ in incomplete_uploads(backend.client, new_bucket, "")] == ["other/x"]
+
+
+def test_parts_go_up_with_crc32_and_the_server_combines_them(
+    s3_server: LoopbackS3, new_bucket: str, tmp_path: Path
+) -> None:
+    """A multipart upload declares CRC32; the server's object checksum is ours, composite."""
+    import zlib
+
+    from imagefactory.store.s3_multipart import SentPart, composite_crc32, same_composite
+
+    data = os.urandom(12 * MIB + 123)
+    image = tmp_path / "img"
+    image.write_bytes(data)
+    backend = S3Backend(s3_server.settings(new_bucket, part_size=5 * MIB), s3_server.credentials())
+    assert backend.upload_file("x.qcow2", image, None) == hashlib.sha256(data).hexdigest()
+    pieces = [data[i : i + 5 * MIB] for i in range(0, len(data), 5 * MIB)]
+    parts = [SentPart(n, "", zlib.crc32(p)) for n, p in enumerate(pieces, 1)]
+    stat = backend.client.stat_object(
+        new_bucket, "x.qcow2", extra_headers={"x-amz-checksum-mode": "ENABLED"}
+    )
+    # moto reports the value without AWS's "-3" suffix; same_composite accepts both forms.
+    assert stat.metadata["x-amz-checksum-crc32"] == composite_crc32(parts).removesuffix("-3")
+    assert same_composite(stat.metadata["x-amz-checksum-crc32"], composite_crc32(parts))
+    got = backend.client.get_object(new_bucket, "x.qcow2").read()
+    assert got == data
+
+
+def test_a_failed_multipart_upload_is_aborted_on_the_server(
+    s3_server: LoopbackS3, new_bucket: str
+) -> None:
+    """A source that ends early fails the upload and leaves no unfinished upload behind."""
+    import io
+
+    from imagefactory.store.s3_multipart import MultipartUpload
+
+    backend = S3Backend(s3_server.settings(new_bucket), s3_server.credentials())
+    upload = MultipartUpload(backend.client, new_bucket, "short", part_size=5 * MIB, workers=2)
+    with pytest.raises(OSError, match="ended 2097152 bytes early"):
+        upload.run(io.BytesIO(os.urandom(10 * MIB)), 12 * MIB)
+    assert incomplete_uploads(backend.client, new_bucket, "") == []
+    assert backend.list_keys("") == []

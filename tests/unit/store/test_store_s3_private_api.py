@@ -1,6 +1,8 @@
-"""The one place the S3 backend uses private minio-py methods (s3_backend.incomplete_uploads).
+"""The two places the S3 backend uses private minio-py methods: s3_backend.incomplete_uploads
+and s3_multipart (per-part CRC32 headers and checksums in CompleteMultipartUpload).
 
-minio-py has no public ListMultipartUploads / AbortMultipartUpload. These checks fail as
+minio-py has no public ListMultipartUploads / AbortMultipartUpload, and no way to add part
+checksums to an upload. These checks fail as
 soon as an installed minio-py renames, re-signs or changes the result of the private methods
 we call, instead of a publish or prune failing later on a build host.
 """
@@ -13,8 +15,9 @@ from collections.abc import Callable
 
 from minio import Minio
 from minio.datatypes import ListMultipartUploadsResult, Upload
+from minio.error import S3Error
 
-from imagefactory.store import s3_backend
+from imagefactory.store import s3_backend, s3_multipart
 
 
 def _params(method: Callable[..., object]) -> list[str]:
@@ -51,3 +54,45 @@ def test_no_other_private_minio_calls() -> None:
     assert calls == {"list_multipart_uploads", "abort_multipart_upload"}
     body = inspect.getsource(s3_backend.incomplete_uploads)
     assert body.count("client._") == len(source.split("client._")) - 1
+
+
+def test_create_multipart_upload_signature() -> None:
+    assert _params(Minio._create_multipart_upload) == [
+        "self",
+        "bucket_name",
+        "object_name",
+        "headers",
+    ]
+
+
+def test_upload_part_signature() -> None:
+    assert _params(Minio._upload_part) == [
+        "self",
+        "bucket_name",
+        "object_name",
+        "data",
+        "headers",
+        "upload_id",
+        "part_number",
+    ]
+
+
+def test_execute_signature() -> None:
+    params = _params(Minio._execute)
+    assert params[:4] == ["self", "method", "bucket_name", "object_name"]
+    assert {"body", "headers", "query_params"} <= set(params)
+
+
+def test_s3_error_is_built_from_an_error_body() -> None:
+    assert callable(S3Error.fromxml)
+
+
+def test_multipart_private_calls_are_these() -> None:
+    source = inspect.getsource(s3_multipart)
+    calls = {part.split("(")[0] for part in source.split("client._")[1:]}
+    assert calls == {
+        "create_multipart_upload",
+        "upload_part",
+        "execute",
+        "abort_multipart_upload",
+    }
