@@ -24,8 +24,8 @@ CREDENTIALS_SECTION = "s3"
 
 MIB = 1024 * 1024
 # S3 allows parts of 5 MiB .. 5 GiB and 10000 parts (the uploader grows the part for huge
-# files). 8 MiB x 4 workers was the fastest setting in paired runs against awscli here
-# (bench/bench_store.py) and keeps at most ~5 parts (40 MiB) in memory.
+# files). 8 MiB x 4 workers: within the noise of the other settings tried against the loopback
+# server here (bench/bench_store.py); keeps at most workers + 4 parts (64 MiB) in memory.
 MIN_PART_SIZE = 5 * MIB
 MAX_PART_SIZE = 5 * 1024 * MIB
 
