@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -229,6 +230,10 @@ def test_ctrl_c_leaves_no_partial_entry_or_qemu(workspace: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         cwd=workspace,
+        # A runner that starts the suite as a background job leaves SIGINT ignored, and the
+        # child would inherit that (Python then never raises KeyboardInterrupt): give the
+        # build the Ctrl-C of a terminal, which is what this test is about.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 300
@@ -238,7 +243,13 @@ def test_ctrl_c_leaves_no_partial_entry_or_qemu(workspace: Path) -> None:
         assert time.monotonic() < deadline, "the broken layer never started provisioning"
     assert qemu_processes(workspace), "QEMU should be running mid-build"
     proc.send_signal(signal.SIGINT)
-    rest = proc.communicate(timeout=120)[0]
+    try:
+        rest = proc.communicate(timeout=120)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()  # Packer has its own session: stop its QEMU too, then fail loudly
+        for line in qemu_processes(workspace):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+        pytest.fail("the build did not stop within 120 s of SIGINT")
     assert proc.returncode == 130, rest
     assert "interrupted" in rest
     assert cache_listing(workspace) == before
