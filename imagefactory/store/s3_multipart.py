@@ -77,6 +77,8 @@ def complete_body(parts: list[SentPart]) -> bytes:
 
 def reported_checksum(response_xml: bytes) -> str | None:
     """ChecksumCRC32 from a CompleteMultipartUploadResult (None: the server sent none)."""
+    if not response_xml.strip():
+        return None
     root = ElementTree.fromstring(response_xml)
     for elem in root.iter():
         if elem.tag.rsplit("}", 1)[-1] == "ChecksumCRC32" and elem.text:
@@ -86,7 +88,9 @@ def reported_checksum(response_xml: bytes) -> str | None:
 
 def _is_error(response_xml: bytes) -> bool:
     # S3 may answer CompleteMultipartUpload with 200 and an <Error> body (it fails late).
-    return bool(response_xml) and ElementTree.fromstring(response_xml).tag.endswith("Error")
+    if not response_xml.strip():
+        return False
+    return ElementTree.fromstring(response_xml).tag.endswith("Error")
 
 
 class MultipartUpload:
@@ -125,13 +129,13 @@ class MultipartUpload:
         )
         if _is_error(response.data):
             raise S3Error.fromxml(response)
-        reported = reported_checksum(response.data)
-        if reported is not None and not same_composite(reported, composite_crc32(parts)):
+        reported, expected = reported_checksum(response.data), composite_crc32(parts)
+        if reported is not None and not same_composite(reported, expected):
             # The object exists now but holds other bytes: remove it before saying so.
             self.client.remove_object(self.bucket, self.key)
             raise ChecksumMismatch(
                 f"server reports CRC32 {reported} for the uploaded object, the parts sent "
-                f"add up to {composite_crc32(parts)}"
+                f"add up to {expected}"
             )
 
     def run(self, source: PartSource, size: int) -> list[SentPart]:
