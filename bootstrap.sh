@@ -11,18 +11,33 @@ APT_PACKAGES=(
   openscap-scanner ssg-nondebian shellcheck
   rpm xfsprogs
 )
+# The hypervisor side (fleet.*): libvirt without its recommends (they pull the default NAT
+# network package), the XML validator, and what the libvirt-python binding builds against.
+LIBVIRT_PACKAGES=(
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils
+  libvirt-dev gcc pkg-config python3-dev iproute2 util-linux
+)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "bootstrap.sh installs system packages: run it as root" >&2
   exit 1
 fi
-echo "==> apt: ${APT_PACKAGES[*]}"
+echo "==> apt: ${APT_PACKAGES[*]} ${LIBVIRT_PACKAGES[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
+apt-get install -y -qq --no-install-recommends "${LIBVIRT_PACKAGES[@]}" >/dev/null
+
+# libvirt's QEMU driver wants its user and groups even when it runs QEMU as root; Debian
+# creates them in libvirt-daemon-system, which we do not install (it pulls the NAT network).
+getent group kvm >/dev/null || groupadd -r kvm
+getent group libvirt >/dev/null || groupadd -r libvirt
+getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+getent passwd libvirt-qemu >/dev/null ||
+  useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
 
 echo "==> python virtual environment in .venv"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q -e '.[dev,hypervisor]'
 echo "==> ready: .venv/bin/invoke --list"

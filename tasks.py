@@ -12,6 +12,7 @@ from invoke import Collection, Context, Exit, task
 
 from imagefactory import commands
 from imagefactory.errors import FactoryError
+from imagefactory.fleet import commands as fleet_commands
 
 CONFIG_HELP = "configuration file (default: factory.yaml; stand-in families: standin.yaml)"
 
@@ -114,5 +115,56 @@ def coverage(c: Context, out: str = "artifacts/hardening") -> None:
     print(_run(commands.hardening_coverage, Path(out)))
 
 
+FLEET_HELP = "fleet file (default: fleet.yaml)"
+
+
+def _fleet(c: Context, fleet: str | None) -> Path:
+    return Path(fleet or c.config.factory.fleet)
+
+
+@task(name="plan", help={"json": "print the plan as JSON", "fleet": FLEET_HELP,
+                         "fresh": "ignore the placement file: place every VM anew"})
+def fleet_plan(c: Context, json: bool = False, fresh: bool = False,
+               fleet: str | None = None) -> None:
+    """Show where every VM goes, per-group, per-hypervisor and fleet totals (read-only)."""
+    print(_run(fleet_commands.plan, _fleet(c, fleet), json, fresh))
+
+
+@task(name="render", help={"out": "directory for <hypervisor>/<node>.xml",
+                           "domain_type": "kvm (default) or qemu", "fleet": FLEET_HELP})
+def fleet_render(c: Context, out: str, domain_type: str = "kvm",
+                 fleet: str | None = None) -> None:
+    """Write one libvirt domain XML per VM, offline (no daemon, no store)."""
+    print(_run(fleet_commands.render, _fleet(c, fleet), Path(out), domain_type))
+
+
+@task(name="apply", help={"host": "only this hypervisor", "only": "only this group",
+                          "dry_run": "show what would change, change nothing",
+                          "fleet": FLEET_HELP})
+def fleet_apply(c: Context, host: str | None = None, only: str | None = None,
+                dry_run: bool = False, fleet: str | None = None) -> None:
+    """Create or update the fleet's VMs through libvirt (templates pulled and verified)."""
+    _run(fleet_commands.apply, _fleet(c, fleet), host, only, dry_run)
+
+
+@task(name="status", help={"host": "only this hypervisor", "only": "only this group",
+                           "fleet": FLEET_HELP})
+def fleet_status(c: Context, host: str | None = None, only: str | None = None,
+                 fleet: str | None = None) -> None:
+    """Per VM: running state, template version, drift from the plan."""
+    print(_run(fleet_commands.status, _fleet(c, fleet), host, only))
+
+
+@task(name="destroy", help={"only": "the group to remove", "node": "the VM to remove",
+                            "delete_data": "also delete their data disks (named first)",
+                            "fleet": FLEET_HELP})
+def fleet_destroy(c: Context, only: str | None = None, node: str | None = None,
+                  delete_data: bool = False, fleet: str | None = None) -> None:
+    """Stop and undefine VMs; their data disks are kept unless --delete-data."""
+    print(_run(fleet_commands.destroy, _fleet(c, fleet), only, node, delete_data))
+
+
 ns = Collection(plan, build, verify, doctor, publish, images, promote, prune, pull,
-                Collection("hardening", tailor, coverage))
+                Collection("hardening", tailor, coverage),
+                Collection("fleet", fleet_plan, fleet_render, fleet_apply, fleet_status,
+                           fleet_destroy))

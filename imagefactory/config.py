@@ -147,8 +147,8 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def _schema() -> dict[str, Any]:
-    text = resources.files("imagefactory").joinpath("schemas/factory.schema.json").read_text()
+def _schema(name: str = "factory") -> dict[str, Any]:
+    text = resources.files("imagefactory").joinpath(f"schemas/{name}.schema.json").read_text()
     doc: dict[str, Any] = json.loads(text)
     return doc
 
@@ -157,8 +157,9 @@ def _yaml_path(parts: Any) -> str:
     return "." + ".".join(str(p) for p in parts) if parts else "."
 
 
-def _schema_problems(file: str, doc: Any) -> list[Problem]:
-    validator = jsonschema.Draft202012Validator(_schema())
+def schema_problems(file: str, doc: Any, schema: str = "factory") -> list[Problem]:
+    """Every JSON Schema violation of `doc` as a Problem with its YAML path and a hint."""
+    validator = jsonschema.Draft202012Validator(_schema(schema))
     problems = []
     for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
         path = _yaml_path(err.absolute_path)
@@ -194,7 +195,7 @@ def load_config(path: Path) -> Config:
     path = path.resolve() if path.exists() else path
     doc = read_yaml(path)
     file = str(path)
-    problems = _schema_problems(file, doc)
+    problems = schema_problems(file, doc)
     if problems:
         raise ConfigError(problems)
     config = _model(path, doc)

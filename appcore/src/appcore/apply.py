@@ -8,7 +8,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from appcore import VERSION, disks, units
-from appcore.catalogue import Catalogue, Role
+from appcore.catalogue import Catalogue, Role, peer_values
 from appcore.discovery import Discovery, discover, role_summary
 from appcore.errors import DiskError, RoleError, ServiceError
 from appcore.hostfs import Host
@@ -260,6 +260,8 @@ class Applier:
             version=VERSION,
             data_dir=self.catalogue.disks[role.disks[0]].mount if role.disks else "",
         )
+        if "peers" in params:
+            values.update(peer_values(params["peers"]))
         for dest, name in sorted(role.templates.items()):
             text = string.Template(self.catalogue.template_text(name)).substitute(values)
             self.write(role.config_dir + "/" + dest, text, 0o640)

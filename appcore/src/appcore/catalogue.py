@@ -24,6 +24,19 @@ FSTYPES = ("xfs", "ext4")
 REQUIRED_OPTIONS = ("nodev", "nosuid")
 ALLOWED_OPTIONS = ("nodev", "nosuid", "noexec", "noatime", "relatime", "defaults")
 BUILTIN_VARS = ("role", "role_lower", "family", "hostname", "config_dir", "data_dir", "version")
+# Placeholders computed from a comma-separated `peers` parameter, for formats that need a list.
+PEER_VARS = ("peers_yaml", "peers_seed_servers")
+
+
+def peer_values(peers: str) -> Dict[str, str]:
+    """`peers` (a,b,c) as a YAML flow list and as Redpanda seed_servers entries."""
+    items = [p for p in peers.split(",") if p]
+    return {
+        "peers_yaml": "[" + ", ".join(f'"{p}"' for p in items) + "]",
+        "peers_seed_servers": "["
+        + ", ".join(f'{{host: {{address: "{p}", port: 33145}}}}' for p in items)
+        + "]",
+    }
 
 
 class Disk(NamedTuple):
@@ -329,6 +342,8 @@ def template_identifiers(text: str) -> List[str]:
 def _check_templates(catalogue: Catalogue, problems: List[str]) -> None:
     for role in catalogue.roles.values():
         known = set(BUILTIN_VARS) | set(role.params)
+        if "peers" in role.params:
+            known |= set(PEER_VARS)
         for dest, name in sorted(role.templates.items()):
             try:
                 text = catalogue.template_text(name)

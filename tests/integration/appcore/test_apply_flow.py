@@ -39,9 +39,13 @@ def digest(path: Path) -> str:
 
 def mysql_root(tmp_path: Path, kind: str) -> Path:
     root = make_root(tmp_path, services=["mysql.service"])
-    add_smbios(root, ["appcore:role=MYSQL_MASTER", "appcore:cluster=pxc-blue"])
+    add_smbios(root, ["appcore:role=MYSQL_MASTER", "appcore:cluster=pxc-blue", *CLUSTER_ID])
     attach_disk(root, "DATA_DB", make_image(tmp_path / "data_db.img", kind))
     return root
+
+
+# What the hypervisor passes a cluster member (fleet.apply's OEM strings).
+CLUSTER_ID = ["appcore:ip=10.20.0.11", "appcore:peers=10.20.0.11,10.20.0.12,10.20.0.13"]
 
 
 def test_blank_disk_is_formatted_mounted_and_role_started(tmp_path: Path) -> None:
@@ -55,6 +59,8 @@ def test_blank_disk_is_formatted_mounted_and_role_started(tmp_path: Path) -> Non
     assert "RequiresMountsFor=/data/db\n" in dropin
     cnf = (root / "data/db/conf/appcore-role.cnf").read_text()
     assert "datadir=/data/db/mysql\n" in cnf and "wsrep_cluster_name=pxc-blue\n" in cnf
+    assert "wsrep_cluster_address=gcomm://10.20.0.11,10.20.0.12,10.20.0.13\n" in cnf
+    assert "wsrep_node_address=10.20.0.11\n" in cnf
     starts = [a for a in runner.recorded if a[:2] == ["systemctl", "start"]]
     assert starts == [
         ["systemctl", "start", "data-db.mount"],
@@ -112,6 +118,7 @@ def test_ext4_is_used_when_mkfs_xfs_is_missing(tmp_path: Path, monkeypatch) -> N
     """Where mkfs.xfs is absent, the disk is made ext4 and that is recorded."""
     root = make_root(tmp_path, services=["hazelcast.service"])
     (root / "etc/appcore/role").write_text("HAZELCAST\n")
+    add_smbios(root, CLUSTER_ID)
     attach_disk(root, "DATA_MG", make_image(tmp_path / "mg.img", "blank"))
     runner = RecordingRunner()
     real_which = runner.which
@@ -119,6 +126,23 @@ def test_ext4_is_used_when_mkfs_xfs_is_missing(tmp_path: Path, monkeypatch) -> N
     assert apply(root, runner) == 0
     assert state(root)["disks"][0]["fstype"] == "ext4"
     assert "Type=ext4\n" in (root / "etc/systemd/system/data-mg.mount").read_text()
+    members = 'member-list: ["10.20.0.11", "10.20.0.12", "10.20.0.13"]\n'
+    assert members in (root / "data/mg/conf/appcore-role.yaml").read_text()
+
+
+def test_cluster_role_without_peers_configures_nothing(tmp_path: Path) -> None:
+    """A cluster member told no peers fails closed: PXC with an empty gcomm:// would start a
+    cluster of its own."""
+    root = make_root(tmp_path, services=["mysql.service"])
+    add_smbios(root, ["appcore:role=MYSQL_MASTER", "appcore:ip=10.20.0.11"])
+    image = make_image(tmp_path / "data_db.img", "blank")
+    attach_disk(root, "DATA_DB", image)
+    before = digest(image)
+    assert apply(root, RecordingRunner()) == 3
+    assert state(root)["error"] == ("role MYSQL_MASTER needs parameter 'peers': "
+                                    "set appcore:peers=VALUE")
+    assert digest(image) == before
+    assert not (root / "etc/systemd/system/data-db.mount").exists()
 
 
 def test_selinux_contexts_are_set_when_enabled(tmp_path: Path) -> None:
@@ -141,6 +165,7 @@ def test_forced_role_change_needs_blank_disks(tmp_path: Path) -> None:
     runner = RecordingRunner()
     assert apply(root, runner) == 0
     (root / "sys/firmware/dmi/entries/11-0/raw").unlink()
+    add_smbios(root, CLUSTER_ID, entry="11-1")
     (root / "etc/appcore/role").write_text("MYSQL_READONLY\n")
     assert apply(root, runner, "--force-role-change") == 3
     assert "data disk DATA_DB is not blank" in state(root)["error"]

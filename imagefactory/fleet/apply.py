@@ -1,0 +1,183 @@
+"""fleet.apply: make each hypervisor hold exactly the VMs the plan puts there.
+
+Per node: the template installed once per version, an overlay on it, the data disk created if
+(and only if) it does not exist, the domain defined with validation and started. A VM that
+exists is compared with what the plan wants (domain.observe on both sides): unchanged, or the
+diff is shown and the definition replaced (effective at its next boot; running VMs are not
+restarted). A running VM keeps the template version it was created from: moving VMs onto a
+new template is a rollout, not an apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from imagefactory.fleet import hypervisor as hvm
+from imagefactory.fleet.config import read_access_keys
+from imagefactory.fleet.domain import FLEET_NS, VmSpec, diff, observe, render_domain
+from imagefactory.fleet.hypervisor import Connections, FleetError, VmFiles
+from imagefactory.fleet.model import Fleet, Hypervisor
+from imagefactory.fleet.nodes import FleetPlan, Node, write_state
+from imagefactory.fleet.templates import TemplateRef
+
+
+@dataclass
+class ApplyReport:
+    actions: dict[str, str] = field(default_factory=dict)  # node -> what happened
+
+    def count(self, word: str) -> int:
+        return sum(1 for a in self.actions.values() if a.startswith(word))
+
+    def summary(self) -> str:
+        kinds = ("created", "changed", "started", "unchanged", "would")
+        counts = ", ".join(f"{self.count(k)} {k}" for k in kinds if self.count(k))
+        return f"{len(self.actions)} VM(s): {counts or 'nothing to do'}"
+
+
+def select(plan: FleetPlan, host: str | None, only: str | None) -> list[Node]:
+    """The plan's nodes on `host` and in group `only` (both optional), checked by name."""
+    fleet = plan.fleet
+    if host is not None and host not in fleet.hypervisors:
+        raise FleetError(f"{fleet.path}: unknown hypervisor {host!r} (known: "
+                         f"{', '.join(sorted(fleet.hypervisors))})")
+    if only is not None and only not in fleet.groups:
+        raise FleetError(f"{fleet.path}: unknown group {only!r} (known: "
+                         f"{', '.join(fleet.groups)})")
+    return [n for n in sorted(plan.nodes.values(), key=lambda n: (n.host, n.name))
+            if (host is None or n.host == host) and (only is None or n.group.name == only)]
+
+
+def vm_spec(fleet: Fleet, node: Node, files: VmFiles, dtype: str, template: TemplateRef,
+            keys: tuple[str, ...]) -> VmSpec:
+    data = node.group.data_disk
+    return VmSpec(
+        node=node, fleet=fleet, domain_type=dtype, firmware=template.firmware,
+        template=files.template(node.group.family, template.version),
+        template_version=template.version,
+        overlay=files.overlay(node.name, template.version),
+        data=files.data(node.name, data.serial) if data else None,
+        access_keys=keys, console_log=files.console_log(node.name))
+
+
+def live_fleet_metadata(dom: Any) -> dict[str, Any]:
+    fleet: dict[str, Any] = observe(hvm.defined_xml(dom))["fleet"]
+    return fleet
+
+
+def apply_fleet(plan: FleetPlan, templates: dict[str, TemplateRef], *, host: str | None = None,
+                only: str | None = None, dry_run: bool = False,
+                conns: Connections | None = None,
+                say: Callable[[str], None] = print) -> ApplyReport:
+    fleet = plan.fleet
+    nodes = select(plan, host, only)
+    keys = read_access_keys(fleet)
+    report = ApplyReport()
+    if not dry_run:
+        write_state(plan)
+    with hvm.connections(conns) as pool:
+        for name in sorted({n.host for n in nodes}):
+            hv = fleet.hypervisors[name]
+            conn = pool.get(hv)
+            hvm.check_capacity(conn, hv)
+            files = VmFiles(hv)
+            dtype = hvm.domain_type(conn, hv)
+            say(f"{name} ({hv.uri}, domain type {dtype}):")
+            for node in (n for n in nodes if n.host == name):
+                report.actions[node.name] = _apply_node(
+                    fleet, hv, conn, files, node, dtype, templates, keys, dry_run, say)
+    say(report.summary())
+    return report
+
+
+def _apply_node(fleet: Fleet, hv: Hypervisor, conn: Any, files: VmFiles, node: Node,
+                dtype: str, templates: dict[str, TemplateRef], keys: tuple[str, ...],
+                dry_run: bool, say: Callable[[str], None]) -> str:
+    dom = hvm.lookup(conn, node.name)
+    wanted_tpl = templates[node.group.family]
+    if dom is None:
+        spec = vm_spec(fleet, node, files, dtype, wanted_tpl, keys)
+        if dry_run:
+            return _said(say, node, f"would create ({wanted_tpl.family} {wanted_tpl.version}, "
+                                    f"{node.ip}, {node.mac})")
+        return _create(hv, conn, files, spec, wanted_tpl, say)
+    meta = live_fleet_metadata(dom)
+    if meta.get("fleet") != fleet.name:
+        raise FleetError(f"hypervisor {hv.name}: a domain named {node.name} exists and is not "
+                         f"managed by fleet {fleet.name}: not touched (rename the group or "
+                         "remove that domain)")
+    version = meta.get("version") or wanted_tpl.version
+    current_tpl = TemplateRef(wanted_tpl.family, version, wanted_tpl.image, wanted_tpl.sha256,
+                              observe(hvm.defined_xml(dom))["firmware"])
+    if version != wanted_tpl.version:
+        say(f"  {node.name}: runs {version}; channel {fleet.channel} has "
+            f"{wanted_tpl.version} (a rollout moves it)")
+    spec = vm_spec(fleet, node, files, dtype, current_tpl, keys)
+    xml = render_domain(spec)
+    changes = diff(observe(hvm.defined_xml(dom)), observe(xml))
+    running = hvm.is_running(dom)
+    if not changes:
+        if running:
+            return _said(say, node, "unchanged")
+        if dry_run:
+            return _said(say, node, "would start (defined, not running)")
+        hvm.start(hv, dom)
+        return _said(say, node, "started (was defined, not running)")
+    for line in changes:
+        say(f"  {node.name}:   {line}")
+    if dry_run:
+        return _said(say, node, f"would change ({len(changes)} field(s))")
+    _prepare_disks(files, spec, say)
+    hvm.define(conn, hv, xml)
+    files.write_domain_xml(node.name, xml)
+    if running:
+        return _said(say, node, "changed (definition replaced; effective at its next boot)")
+    hvm.start(hv, hvm.lookup(conn, node.name))
+    return _said(say, node, "changed and started")
+
+
+def _said(say: Callable[[str], None], node: Node, text: str) -> str:
+    say(f"  {node.name}: {text}")
+    return text
+
+
+def _prepare_disks(files: VmFiles, spec: VmSpec, say: Callable[[str], None]) -> None:
+    node, group = spec.node, spec.node.group
+    if not spec.template.exists():
+        raise FleetError(f"{files.hv.name}: template {spec.template} is missing: pull it again "
+                         "(`invoke fleet.apply` installs the channel's version)")
+    if files.create_overlay(node.name, spec.template, spec.template_version,
+                            group.size.os_disk_gb):
+        say(f"  {node.name}: OS overlay {spec.overlay.name} on {spec.template.name}")
+    if group.data_disk is not None:
+        serial, size = group.data_disk.serial, group.data_disk.size_gb
+        if files.create_data(node.name, serial, size):
+            say(f"  {node.name}: data disk {serial} created ({size} GB, blank)")
+        else:
+            say(f"  {node.name}: data disk {serial} exists: kept as it is")
+
+
+def _create(hv: Hypervisor, conn: Any, files: VmFiles, spec: VmSpec, tpl: TemplateRef,
+            say: Callable[[str], None]) -> str:
+    if not tpl.sha256:
+        raise FleetError(f"no verified template of {tpl.family} on this machine")
+    if files.install_template(tpl.image, tpl.sha256, tpl.family, tpl.version):
+        say(f"  template {tpl.family} {tpl.version} installed in {files.root / 'templates'}")
+    _prepare_disks(files, spec, say)
+    xml = render_domain(spec)
+    dom = hvm.define(conn, hv, xml)
+    files.write_domain_xml(spec.node.name, xml)
+    hvm.start(hv, dom)
+    return _said(say, spec.node, f"created and started ({tpl.version}, {spec.node.ip})")
+
+
+def fleet_domains(conn: Any, fleet: Fleet) -> dict[str, Any]:
+    """Domains on one hypervisor that carry this fleet's metadata, by name."""
+    out = {}
+    for dom in conn.listAllDomains(0):
+        if FLEET_NS not in hvm.defined_xml(dom):
+            continue
+        if live_fleet_metadata(dom).get("fleet") == fleet.name:
+            out[dom.name()] = dom
+    return out

@@ -1,0 +1,67 @@
+"""One function per `invoke fleet.*` task; tasks.py only parses flags and calls these."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from imagefactory.fleet.apply import ApplyReport, apply_fleet, select, vm_spec
+from imagefactory.fleet.config import load_fleet, read_access_keys
+from imagefactory.fleet.domain import render_domain
+from imagefactory.fleet.hypervisor import Connections, VmFiles
+from imagefactory.fleet.nodes import plan_fleet
+from imagefactory.fleet.sizing import plan_document, render_plan
+from imagefactory.fleet.status import destroy_vms, fleet_status, render_status
+from imagefactory.fleet.templates import local_templates, pull_templates
+from imagefactory.fsutil import write_atomic
+
+
+def plan(fleet_file: Path, as_json: bool = False, fresh: bool = False) -> str:
+    """Placement and totals (read-only: no daemon, no store)."""
+    p = plan_fleet(load_fleet(fleet_file), fresh=fresh)
+    return json.dumps(plan_document(p), indent=2) if as_json else render_plan(p)
+
+
+def render(fleet_file: Path, out: Path, domain_type: str = "kvm") -> str:
+    """One domain XML per node into `out`, offline: templates as already pulled here (or
+    `unpulled`), domain type as given (the hypervisor decides at apply)."""
+    started = time.monotonic()
+    fleet = load_fleet(fleet_file)
+    p = plan_fleet(fleet)
+    keys = read_access_keys(fleet)
+    templates = local_templates(fleet, {g.family for g in fleet.groups.values()})
+    out.mkdir(parents=True, exist_ok=True)
+    for node in select(p, None, None):
+        files = VmFiles.offline(fleet.hypervisors[node.host])
+        spec = vm_spec(fleet, node, files, domain_type, templates[node.group.family], keys)
+        write_atomic(out / node.host / f"{node.name}.xml", render_domain(spec))
+    took = time.monotonic() - started
+    return f"{len(p.nodes)} domain XML files in {out}/<hypervisor>/ ({took:.2f} s)"
+
+
+def apply(fleet_file: Path, host: str | None = None, only: str | None = None,
+          dry_run: bool = False, conns: Connections | None = None) -> ApplyReport:
+    """Create or update the fleet's VMs (templates pulled and verified first)."""
+    fleet = load_fleet(fleet_file)
+    p = plan_fleet(fleet)
+    nodes = select(p, host, only)
+    families = {n.group.family for n in nodes}
+    templates = (local_templates(fleet, families) if dry_run
+                 else pull_templates(fleet, families))
+    return apply_fleet(p, templates, host=host, only=only, dry_run=dry_run, conns=conns)
+
+
+def status(fleet_file: Path, host: str | None = None, only: str | None = None,
+           conns: Connections | None = None) -> str:
+    """Per VM: state, template version, drift from the plan."""
+    rows = fleet_status(plan_fleet(load_fleet(fleet_file)), host=host, only=only, conns=conns)
+    return render_status(rows)
+
+
+def destroy(fleet_file: Path, only: str | None = None, node: str | None = None,
+            delete_data: bool = False, conns: Connections | None = None) -> str:
+    """Stop and undefine VMs; data disks stay unless delete_data."""
+    done = destroy_vms(plan_fleet(load_fleet(fleet_file)), only=only, node=node,
+                       delete_data=delete_data, conns=conns)
+    return f"{len(done)} VM(s) removed" + ("" if delete_data else "; data disks kept")

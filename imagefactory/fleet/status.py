@@ -1,0 +1,110 @@
+"""fleet.status and fleet.destroy: what each hypervisor runs against the plan; removing VMs
+while keeping their data unless the operator asks, by name, for it to go."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from imagefactory.fleet import hypervisor as hvm
+from imagefactory.fleet.apply import fleet_domains, live_fleet_metadata, select, vm_spec
+from imagefactory.fleet.config import read_access_keys
+from imagefactory.fleet.domain import diff, observe, render_domain
+from imagefactory.fleet.hypervisor import Connections, FleetError, VmFiles
+from imagefactory.fleet.nodes import FleetPlan
+from imagefactory.fleet.templates import TemplateRef
+
+
+@dataclass(frozen=True)
+class VmStatus:
+    node: str
+    host: str
+    state: str  # running, shut off, missing, not in plan
+    version: str
+    drift: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        drift = "; ".join(self.drift) if self.drift else "none"
+        return f"{self.host:<10} {self.node:<24} {self.state:<12} {self.version:<30} {drift}"
+
+
+def fleet_status(plan: FleetPlan, *, host: str | None = None, only: str | None = None,
+                 conns: Connections | None = None) -> list[VmStatus]:
+    """Per VM: state, template version, and drift of its definition from the plan."""
+    fleet = plan.fleet
+    nodes = select(plan, host, only)
+    keys = read_access_keys(fleet)
+    out = []
+    hosts = sorted({n.host for n in nodes} | ({host} if host else set(fleet.hypervisors)))
+    with hvm.connections(conns) as pool:
+        for name in hosts:
+            hv = fleet.hypervisors[name]
+            conn = pool.get(hv)
+            files, dtype = VmFiles(hv), hvm.domain_type(conn, hv)
+            live = fleet_domains(conn, fleet)
+            for node in (n for n in nodes if n.host == name):
+                dom = live.pop(node.name, None)
+                if dom is None:
+                    out.append(VmStatus(node.name, name, "missing", "-"))
+                    continue
+                version = live_fleet_metadata(dom).get("version") or "?"
+                current = observe(hvm.defined_xml(dom))
+                tpl = TemplateRef(node.group.family, version, files.template(
+                    node.group.family, version), "", current["firmware"])
+                wanted = observe(render_domain(vm_spec(fleet, node, files, dtype, tpl, keys)))
+                state = "running" if hvm.is_running(dom) else "shut off"
+                drift = diff(current, wanted)
+                if hvm.is_running(dom) and diff(observe(dom.XMLDesc(0)), current):
+                    drift.append("definition changed, effective at its next boot")
+                out.append(VmStatus(node.name, name, state, version, tuple(drift)))
+            if only is None:
+                for orphan, dom in sorted(live.items()):
+                    out.append(VmStatus(orphan, name, "not in plan",
+                                        live_fleet_metadata(dom).get("version") or "?"))
+    return out
+
+
+def render_status(rows: list[VmStatus]) -> str:
+    head = f"{'host':<10} {'VM':<24} {'state':<12} {'template':<30} drift from plan"
+    return "\n".join([head, *(r.line() for r in rows)])
+
+
+def destroy_vms(plan: FleetPlan, *, only: str | None = None, node: str | None = None,
+                delete_data: bool = False, shutdown_timeout_s: float = 120.0,
+                conns: Connections | None = None,
+                say: Callable[[str], None] = print) -> list[str]:
+    """Stop and undefine the named group's or node's VMs and remove their OS overlays. Data
+    disks stay unless delete_data, and then each is named (with its size) before it goes."""
+    if (only is None) == (node is None):
+        raise FleetError("fleet.destroy needs exactly one of --only=GROUP or --node=NAME")
+    targets = select(plan, None, only)
+    if node is not None:
+        targets = [n for n in targets if n.name == node]
+        if not targets:
+            raise FleetError(f"{plan.fleet.path}: no node {node!r} in fleet {plan.fleet.name}")
+    done = []
+    with hvm.connections(conns) as pool:
+        for target in targets:
+            hv = plan.fleet.hypervisors[target.host]
+            conn, files = pool.get(hv), VmFiles(hv)
+            dom = hvm.lookup(conn, target.name)
+            if dom is not None:
+                if live_fleet_metadata(dom).get("fleet") != plan.fleet.name:
+                    raise FleetError(f"{hv.name}: domain {target.name} is not managed by "
+                                     f"fleet {plan.fleet.name}: not touched")
+                hvm.stop(dom, shutdown_timeout_s, say)
+                hvm.undefine(dom)
+                say(f"  {target.name}: stopped and undefined on {hv.name}")
+            else:
+                say(f"  {target.name}: not defined on {hv.name}")
+            files.remove_os(target.name)
+            for disk in files.data_disks(target.name):
+                if delete_data:
+                    used = disk.stat().st_blocks * 512
+                    say(f"  {target.name}: DELETING data disk {disk} ({disk.stat().st_size:,} "
+                        f"bytes, {used:,} bytes written)")
+                    disk.unlink()
+                else:
+                    say(f"  {target.name}: data disk kept: {disk}")
+            done.append(target.name)
+    return done

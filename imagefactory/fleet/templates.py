@@ -1,0 +1,70 @@
+"""Which template each family's VMs are created from: pulled and verified from the store
+(the channel in the fleet file), or, for offline rendering, what this machine already has."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagefactory.errors import ConfigError, Problem
+from imagefactory.fleet.model import Fleet
+
+
+@dataclass(frozen=True)
+class TemplateRef:
+    family: str
+    version: str
+    image: Path  # the verified local copy (pull's image_dir)
+    sha256: str
+    firmware: str = "bios"  # from the manifest: the VM boots the way the image was built
+
+
+def _from_sidecar(family: str, version: str, image: Path) -> TemplateRef:
+    sidecar = image.with_name(f"{family}-{version}.manifest.json")
+    doc = json.loads(sidecar.read_text())
+    return TemplateRef(family, version, image, doc["image"]["sha256"],
+                       doc.get("firmware", "bios"))
+
+
+def _store(fleet: Fleet) -> object:
+    if fleet.store is None:
+        raise ConfigError([Problem(str(fleet.path), ".store", "no store: section",
+                                   "name the store the hypervisors pull templates from")])
+    return fleet.store
+
+
+def pull_templates(fleet: Fleet, families: Iterable[str],
+                   say: Callable[[str], None] = print) -> dict[str, TemplateRef]:
+    """Pull (signature and sha256 checked) the version the fleet's channel points at, once
+    per family; an installed version is not downloaded again."""
+    from imagefactory.store import api
+
+    settings = _store(fleet)
+    out = {}
+    for family in sorted(set(families)):
+        result = api.pull(settings, family, channel=fleet.channel,  # type: ignore[arg-type]
+                          show_progress=False)
+        how = "already here" if result.already_installed else (
+            f"{result.bytes_downloaded / 2**20:.0f} MiB downloaded")
+        say(f"template {family}: channel {fleet.channel} -> {result.version} "
+            f"(signed by {result.signer}; {how})")
+        out[family] = _from_sidecar(family, result.version, result.path)
+    return out
+
+
+def local_templates(fleet: Fleet, families: Iterable[str]) -> dict[str, TemplateRef]:
+    """The newest template of each family already pulled to this machine, if any: rendering
+    needs no store and no daemon. A family never pulled renders with version `unpulled`."""
+    image_dir = fleet.store.image_dir.expanduser() if fleet.store else None
+    out = {}
+    for family in sorted(set(families)):
+        found = sorted(image_dir.glob(f"{family}-*.manifest.json")) if image_dir else []
+        if found:
+            version = found[-1].name[len(family) + 1:-len(".manifest.json")]
+            out[family] = _from_sidecar(family, version, found[-1].with_name(
+                f"{family}-{version}.qcow2"))
+        else:
+            out[family] = TemplateRef(family, "unpulled", Path(f"{family}-unpulled.qcow2"), "")
+    return out

@@ -1,0 +1,87 @@
+"""fleet.yaml validation: every problem at once, each with file and path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagefactory.errors import ConfigError
+from imagefactory.fleet.config import load_fleet, read_access_keys
+from tests.fleetkit import group, hypervisor, write_fleet
+
+HOST = {"hv-a": hypervisor("test:///default", "/srv/fleet")}
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load_fleet(path)
+    return [f"{p.path}: {p.message}" for p in err.value.problems]
+
+
+def test_meaning_problems_are_all_reported(tmp_path: Path) -> None:
+    """Unknown role, wrong disk, missing disk, a name App-Core reads as another role, a
+    two-node cluster and a gateway outside the subnet: six problems in one error."""
+    path = write_fleet(tmp_path, HOST, {
+        "pers-x": group("MYSQL_PRIMARY", "persistence", 3, "cluster", "a", ("DATA_DB", 10)),
+        "pers-y": group("REDPANDA", "persistence", 3, "cluster", "b", ("DATA_DB", 10)),
+        "pers-z": group("HAZELCAST", "persistence", 3, "cluster", "c"),
+        "wrk-api": group("APP", "workers", 3, "independent", "d"),
+        "pers-w": group("SCYLLA_CLUSTER", "persistence", 2, "cluster", "e", ("DATA_DS", 10)),
+    }, network={"subnet": "10.20.0.0/24", "gateway": "10.30.0.1"})
+    assert problems(path) == [
+        ".network.gateway: 10.30.0.1 is outside 10.20.0.0/24",
+        ".groups.pers-x.role: unknown App-Core role 'MYSQL_PRIMARY'",
+        ".groups.pers-y.data_disk.serial: role REDPANDA uses DATA_MS, not DATA_DB",
+        ".groups.pers-z.data_disk: role HAZELCAST needs a DATA_MG data disk (App-Core refuses "
+        "to configure it without)",
+        ".groups.wrk-api: node names like wrk-api-01 match App-Core's hostname pattern of "
+        "API: the VM would see conflicting roles",
+        ".groups.pers-w.cluster: cluster e has 2 node(s): a cluster keeps quorum after losing "
+        "a host only with 3 or more",
+    ]
+
+
+def test_schema_problems_name_the_path(tmp_path: Path) -> None:
+    """Unknown keys and bad enums are reported with their YAML path."""
+    path = write_fleet(tmp_path, HOST, {"wrk-app": group("APP", "workers", 2, "cluster-ish",
+                                                         "w", vcpus=4)})
+    found = problems(path)
+    assert ".groups.wrk-app: Additional properties are not allowed ('vcpus' was unexpected)" \
+        in found
+    assert ".groups.wrk-app.topology: 'cluster-ish' is not one of ['cluster', 'independent']" \
+        in found
+
+
+def test_empty_file_says_empty(tmp_path: Path) -> None:
+    """An empty fleet file is reported as empty, not as a type error."""
+    (tmp_path / "fleet.yaml").write_text("")
+    assert problems(tmp_path / "fleet.yaml") == [".: the file is empty"]
+
+
+def test_subnet_too_small_for_the_fleet(tmp_path: Path) -> None:
+    """A /28 cannot address 20 nodes after the first 10 addresses."""
+    path = write_fleet(tmp_path, HOST, {"wrk-app": group("APP", "workers", 20, "independent",
+                                                         "w")},
+                       network={"subnet": "10.20.0.0/28", "gateway": "10.20.0.1"})
+    assert problems(path) == [".network.subnet: 10.20.0.0/28 offers 4 node addresses after "
+                              "first_host, the fleet has 20 nodes"]
+
+
+def test_private_key_is_refused(tmp_path: Path) -> None:
+    """Naming the private half of the ops key is an error; it never reaches a VM."""
+    path = write_fleet(tmp_path, HOST, {"wrk-app": group("APP", "workers", 1, "independent",
+                                                         "w")},
+                       access={"ssh_authorized_keys": ["ops_ed25519"]})
+    fleet = load_fleet(path)
+    with pytest.raises(ConfigError) as err:
+        read_access_keys(fleet)
+    assert "is a private key" in str(err.value)
+
+
+def test_the_repository_fleet_file_is_valid() -> None:
+    """fleet.yaml in the repository loads (its key file lives on the hypervisors)."""
+    fleet = load_fleet(Path(__file__).resolve().parents[3] / "fleet.yaml")
+    assert (fleet.name, fleet.node_count, len(fleet.hypervisors)) == ("prod", 71, 6)
+    assert fleet.groups["pers-mg"].data_disk is not None
+    assert fleet.groups["pers-mg"].data_disk.assumption
