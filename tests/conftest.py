@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,3 +19,17 @@ def require_tool(*names: str) -> None:
         if IN_CI:
             pytest.fail(msg + " (CI must install them: see .ci/run)")
         pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One real libvirtd for the session, in its own network and mount namespaces
+    (tests/libvirtd.py); stopped, with every domain it runs, at the end."""
+    from tests.libvirtd import start_libvirtd, stop_libvirtd
+
+    require_tool("libvirtd", "virsh", "unshare", "nsenter", "ip")
+    if os.geteuid() != 0:
+        pytest.fail("a system-mode libvirtd in its own namespaces needs root")
+    daemon = start_libvirtd(tmp_path_factory.mktemp("libvirtd"))
+    yield daemon
+    stop_libvirtd(daemon)

@@ -17,9 +17,10 @@ from typing import Any
 from imagefactory.fleet import hypervisor as hvm
 from imagefactory.fleet.config import read_access_keys
 from imagefactory.fleet.domain import FLEET_NS, VmSpec, diff, observe, render_domain
-from imagefactory.fleet.hypervisor import Connections, FleetError, VmFiles
+from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.model import Fleet, Hypervisor
 from imagefactory.fleet.nodes import FleetPlan, Node, write_state
+from imagefactory.fleet.storage import FilesLayout, PoolLayout, VmStorage, storage_for
 from imagefactory.fleet.templates import TemplateRef
 
 
@@ -49,7 +50,8 @@ def select(plan: FleetPlan, host: str | None, only: str | None) -> list[Node]:
             if (host is None or n.host == host) and (only is None or n.group.name == only)]
 
 
-def vm_spec(fleet: Fleet, node: Node, files: VmFiles, dtype: str, template: TemplateRef,
+def vm_spec(fleet: Fleet, node: Node, files: FilesLayout | PoolLayout | VmStorage,
+            dtype: str, template: TemplateRef,
             keys: tuple[str, ...]) -> VmSpec:
     data = node.group.data_disk
     return VmSpec(
@@ -81,9 +83,9 @@ def apply_fleet(plan: FleetPlan, templates: dict[str, TemplateRef], *, host: str
             hv = fleet.hypervisors[name]
             conn = pool.get(hv)
             hvm.check_capacity(conn, hv)
-            files = VmFiles(hv)
-            dtype = hvm.domain_type(conn, hv)
-            say(f"{name} ({hv.uri}, domain type {dtype}):")
+            files = storage_for(hv, conn)
+            dtype, why = hvm.choose_domain_type(conn, hv)
+            say(f"{name} ({hv.uri}): domain type {dtype} ({why})")
             for node in (n for n in nodes if n.host == name):
                 report.actions[node.name] = _apply_node(
                     fleet, hv, conn, files, node, dtype, templates, keys, dry_run, say)
@@ -91,7 +93,7 @@ def apply_fleet(plan: FleetPlan, templates: dict[str, TemplateRef], *, host: str
     return report
 
 
-def _apply_node(fleet: Fleet, hv: Hypervisor, conn: Any, files: VmFiles, node: Node,
+def _apply_node(fleet: Fleet, hv: Hypervisor, conn: Any, files: VmStorage, node: Node,
                 dtype: str, templates: dict[str, TemplateRef], keys: tuple[str, ...],
                 dry_run: bool, say: Callable[[str], None]) -> str:
     dom = hvm.lookup(conn, node.name)
@@ -130,7 +132,7 @@ def _apply_node(fleet: Fleet, hv: Hypervisor, conn: Any, files: VmFiles, node: N
         return _said(say, node, f"would change ({len(changes)} field(s))")
     _prepare_disks(files, spec, say)
     hvm.define(conn, hv, xml)
-    files.write_domain_xml(node.name, xml)
+    files.record_definition(node.name, xml)
     if running:
         return _said(say, node, "changed (definition replaced; effective at its next boot)")
     hvm.start(hv, hvm.lookup(conn, node.name))
@@ -142,11 +144,8 @@ def _said(say: Callable[[str], None], node: Node, text: str) -> str:
     return text
 
 
-def _prepare_disks(files: VmFiles, spec: VmSpec, say: Callable[[str], None]) -> None:
+def _prepare_disks(files: VmStorage, spec: VmSpec, say: Callable[[str], None]) -> None:
     node, group = spec.node, spec.node.group
-    if not spec.template.exists():
-        raise FleetError(f"{files.hv.name}: template {spec.template} is missing: pull it again "
-                         "(`invoke fleet.apply` installs the channel's version)")
     if files.create_overlay(node.name, spec.template, spec.template_version,
                             group.size.os_disk_gb):
         say(f"  {node.name}: OS overlay {spec.overlay.name} on {spec.template.name}")
@@ -158,16 +157,19 @@ def _prepare_disks(files: VmFiles, spec: VmSpec, say: Callable[[str], None]) -> 
             say(f"  {node.name}: data disk {serial} exists: kept as it is")
 
 
-def _create(hv: Hypervisor, conn: Any, files: VmFiles, spec: VmSpec, tpl: TemplateRef,
+def _create(hv: Hypervisor, conn: Any, files: VmStorage, spec: VmSpec, tpl: TemplateRef,
             say: Callable[[str], None]) -> str:
     if not tpl.sha256:
         raise FleetError(f"no verified template of {tpl.family} on this machine")
+    if not files.has_template(tpl.family, tpl.version):
+        say(f"  installing template {tpl.family} {tpl.version} "
+            f"({tpl.image.stat().st_size / 2**20:,.0f} MiB, sha256 checked on the way)")
     if files.install_template(tpl.image, tpl.sha256, tpl.family, tpl.version):
-        say(f"  template {tpl.family} {tpl.version} installed in {files.root / 'templates'}")
+        say(f"  template {tpl.family} {tpl.version} installed as {spec.template}")
     _prepare_disks(files, spec, say)
     xml = render_domain(spec)
     dom = hvm.define(conn, hv, xml)
-    files.write_domain_xml(spec.node.name, xml)
+    files.record_definition(spec.node.name, xml)
     hvm.start(hv, dom)
     return _said(say, spec.node, f"created and started ({tpl.version}, {spec.node.ip})")
 

@@ -9,10 +9,11 @@ from pathlib import Path
 from imagefactory.fleet.apply import ApplyReport, apply_fleet, select, vm_spec
 from imagefactory.fleet.config import load_fleet, read_access_keys
 from imagefactory.fleet.domain import render_domain
-from imagefactory.fleet.hypervisor import Connections, VmFiles
+from imagefactory.fleet.hypervisor import Connections
 from imagefactory.fleet.nodes import plan_fleet
 from imagefactory.fleet.sizing import plan_document, render_plan
 from imagefactory.fleet.status import destroy_vms, fleet_status, render_status
+from imagefactory.fleet.storage import layout_for
 from imagefactory.fleet.templates import local_templates, pull_templates
 from imagefactory.fsutil import write_atomic
 
@@ -33,7 +34,7 @@ def render(fleet_file: Path, out: Path, domain_type: str = "kvm") -> str:
     templates = local_templates(fleet, {g.family for g in fleet.groups.values()})
     out.mkdir(parents=True, exist_ok=True)
     for node in select(p, None, None):
-        files = VmFiles.offline(fleet.hypervisors[node.host])
+        files = layout_for(fleet.hypervisors[node.host])
         spec = vm_spec(fleet, node, files, domain_type, templates[node.group.family], keys)
         write_atomic(out / node.host / f"{node.name}.xml", render_domain(spec))
     took = time.monotonic() - started

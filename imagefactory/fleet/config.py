@@ -25,6 +25,7 @@ from imagefactory.fleet.model import (
     NetworkKind,
     Overcommit,
     Size,
+    StorageMode,
     Topology,
 )
 from imagefactory.store.settings import store_settings_from_dict
@@ -162,6 +163,7 @@ def _hypervisor(name: str, doc: dict[str, Any]) -> Hypervisor:
         network=NetworkAttachment(NetworkKind(kind), str(value)),
         overcommit=Overcommit(**doc.get("overcommit", {})),
         domain_type=DomainType(doc.get("domain_type", "auto")),
+        storage=StorageMode(doc.get("storage", "auto")),
     )
 
 

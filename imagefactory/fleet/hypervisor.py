@@ -1,44 +1,24 @@
-"""One hypervisor as apply sees it: a libvirt connection and the VM files in its storage dir.
+"""One hypervisor as apply sees it: a libvirt connection and the domains on it.
 
 libvirt-python is imported lazily, so rendering and planning need neither the binding nor a
 daemon. Domains are always defined with VIR_DOMAIN_DEFINE_VALIDATE: without it libvirt drops
-unknown elements silently.
-
-Files: `<storage_dir>/templates/<family>-<version>.qcow2` (read-only, shared by every VM on
-the host), `<storage_dir>/vms/<node>/os-<version>.qcow2` (the VM's overlay on it),
-`<storage_dir>/vms/<node>/data-<serial>.raw` (sparse; created once, never re-created or
-resized, removed only by `fleet.destroy --delete-data`).
+unknown elements silently. The VM's disks are fleet/storage.py's business.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import os
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from imagefactory import accel
 from imagefactory.errors import FactoryError
-from imagefactory.fleet.model import GB, DomainType, Hypervisor
-from imagefactory.fsutil import write_atomic
-from imagefactory.tools import require, run
-
-COPY_CHUNK = 4 * 1024 * 1024
-MIB = 1024 * 1024
-
-
-def disk_bytes(size_gb: int) -> int:
-    """A data disk's size: the GB asked for, rounded up to whole MiB (QEMU opens raw disks
-    with O_DIRECT under cache='none' and refuses sizes that are not a multiple of the block
-    size: "Image size is not a multiple of request alignment")."""
-    return -(-size_gb * GB // MIB) * MIB
+from imagefactory.fleet.model import DomainType, Hypervisor
 
 
 class FleetError(FactoryError):
@@ -106,15 +86,20 @@ def connections(shared: Connections | None = None) -> Iterator[Connections]:
 def domain_type(conn: Any, hv: Hypervisor) -> str:
     """`kvm` only where the hypervisor offers it and (on this machine) a KVM guest really
     boots; `/dev/kvm` can exist while guests hang, and capabilities then still list kvm."""
+    return choose_domain_type(conn, hv)[0]
+
+
+def choose_domain_type(conn: Any, hv: Hypervisor) -> tuple[str, str]:
+    """(domain type, why)."""
     if hv.domain_type is not DomainType.AUTO:
-        return str(hv.domain_type.value)
+        return str(hv.domain_type.value), "set in the fleet file"
     offered = set(re.findall(r"<domain type='(\w+)'", conn.getCapabilities()))
     if "kvm" not in offered:
-        return "qemu"
+        return "qemu", "the host offers no KVM"
     if is_local(hv.uri):
-        ok, _why = accel.probe_kvm()
-        return "kvm" if ok else "qemu"
-    return "kvm"
+        ok, why = _probe_local_kvm()
+        return ("kvm", why) if ok else ("qemu", f"KVM is offered but {why.split(';')[0]}")
+    return "kvm", "offered by the host"
 
 
 def check_capacity(conn: Any, hv: Hypervisor) -> None:
@@ -129,6 +114,11 @@ def check_capacity(conn: Any, hv: Hypervisor) -> None:
         raise FleetError(f"hypervisor {hv.name} ({hv.uri}): the fleet file's capacity says "
                          + "; ".join(short) + ": correct .hypervisors."
                          f"{hv.name}.capacity (overcommit is set under overcommit:)")
+
+
+@functools.cache
+def _probe_local_kvm() -> tuple[bool, str]:
+    return accel.probe_kvm()  # boots a kernel under KVM: once per command is enough
 
 
 def lookup(conn: Any, name: str) -> Any | None:
@@ -185,109 +175,3 @@ def undefine(dom: Any) -> None:
     libvirt = libvirt_module()
     uefi = "<os firmware='efi'" in defined_xml(dom) or "<nvram" in defined_xml(dom)
     dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM if uefi else 0)
-
-
-class VmFiles:
-    """The VM files of one hypervisor, under its storage dir on this machine."""
-
-    def __init__(self, hv: Hypervisor, offline: bool = False) -> None:
-        if not offline and not is_local(hv.uri):
-            raise FleetError(
-                f"hypervisor {hv.name} ({hv.uri}) is remote: VM files are created on the "
-                f"hypervisor itself; run `invoke fleet.apply --host={hv.name}` there with "
-                "a local URI (qemu:///system)")
-        self.hv = hv
-        self.root = hv.storage_dir
-
-    @classmethod
-    def offline(cls, hv: Hypervisor) -> VmFiles:
-        """Paths only, for rendering XML away from the hypervisor."""
-        return cls(hv, offline=True)
-
-    def template(self, family: str, version: str) -> Path:
-        return self.root / "templates" / f"{family}-{version}.qcow2"
-
-    def vm_dir(self, node: str) -> Path:
-        return self.root / "vms" / node
-
-    def overlay(self, node: str, version: str) -> Path:
-        return self.vm_dir(node) / f"os-{version}.qcow2"
-
-    def data(self, node: str, serial: str) -> Path:
-        return self.vm_dir(node) / f"data-{serial.lower()}.raw"
-
-    def console_log(self, node: str) -> Path:
-        return self.vm_dir(node) / "console.log"
-
-    def install_template(self, source: Path, sha256: str, family: str, version: str) -> bool:
-        """Copy a verified template in once per version, checking its sha256 while copying;
-        False when it is already there."""
-        dest = self.template(family, version)
-        if dest.exists():
-            return False
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        digest = hashlib.sha256()
-        try:
-            with source.open("rb") as src, tmp.open("wb") as out:
-                while chunk := src.read(COPY_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.hexdigest() != sha256:
-                raise FleetError(f"{source}: sha256 {digest.hexdigest()} does not match the "
-                                 f"signed manifest's {sha256}; not installed on {self.hv.name}")
-            tmp.chmod(0o444)
-            tmp.rename(dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return True
-
-    def create_overlay(self, node: str, template: Path, version: str, size_gb: int) -> bool:
-        """The VM's OS disk: a qcow2 overlay on the template, grown to the OS disk size."""
-        path = self.overlay(node, version)
-        if path.exists():
-            return False
-        virtual = int(json.loads(run([require("qemu-img"), "info", "--output=json",
-                                      str(template)]).stdout)["virtual-size"])
-        if size_gb * GB < virtual:
-            raise FleetError(f"{node}: os_disk_gb {size_gb} is smaller than its template "
-                             f"{template.name} ({virtual / GB:.1f} GB)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        run([require("qemu-img"), "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-             str(template), str(tmp), str(size_gb * GB)])
-        tmp.rename(path)
-        return True
-
-    def create_data(self, node: str, serial: str, size_gb: int) -> bool:
-        """A blank sparse data disk, only if none exists: an existing one is never touched."""
-        path = self.data(node, serial)
-        if path.exists():
-            return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("wb") as fh:
-            fh.truncate(disk_bytes(size_gb))
-        os.link(tmp, path)  # fails if a disk appeared meanwhile: never overwrite one
-        tmp.unlink()
-        return True
-
-    def data_disks(self, node: str) -> list[Path]:
-        return sorted(self.vm_dir(node).glob("data-*.raw"))
-
-    def remove_os(self, node: str) -> list[Path]:
-        """Remove the node's overlays and console log; data disks stay."""
-        removed = []
-        for path in sorted(self.vm_dir(node).glob("os-*.qcow2")) + [self.console_log(node)]:
-            if path.exists():
-                path.unlink()
-                removed.append(path)
-        return removed
-
-    def write_domain_xml(self, node: str, xml: str) -> None:
-        """The last applied definition beside the VM's disks, for people and backups."""
-        self.vm_dir(node).mkdir(parents=True, exist_ok=True)
-        write_atomic(self.vm_dir(node) / "domain.xml", xml)

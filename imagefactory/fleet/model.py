@@ -50,6 +50,15 @@ class DomainType(enum.Enum):
     QEMU = "qemu"
 
 
+class StorageMode(enum.Enum):
+    """How VM disks are made on a hypervisor: files written by apply itself (a local URI), or
+    volumes of a libvirt storage pool made through the connection (any URI, remote too)."""
+
+    AUTO = "auto"  # files for a local URI, pool for a remote one
+    FILES = "files"
+    POOL = "pool"
+
+
 class NetworkKind(enum.Enum):
     """How a VM's NIC reaches the fleet network on one hypervisor."""
 
@@ -127,6 +136,7 @@ class Hypervisor:
     network: NetworkAttachment
     overcommit: Overcommit = Overcommit()
     domain_type: DomainType = DomainType.AUTO
+    storage: StorageMode = StorageMode.AUTO
 
     @property
     def usable(self) -> Capacity:

@@ -10,8 +10,9 @@ from imagefactory.fleet import hypervisor as hvm
 from imagefactory.fleet.apply import fleet_domains, live_fleet_metadata, select, vm_spec
 from imagefactory.fleet.config import read_access_keys
 from imagefactory.fleet.domain import diff, observe, render_domain
-from imagefactory.fleet.hypervisor import Connections, FleetError, VmFiles
+from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.nodes import FleetPlan
+from imagefactory.fleet.storage import layout_for, storage_for
 from imagefactory.fleet.templates import TemplateRef
 
 
@@ -39,8 +40,13 @@ def fleet_status(plan: FleetPlan, *, host: str | None = None, only: str | None =
     with hvm.connections(conns) as pool:
         for name in hosts:
             hv = fleet.hypervisors[name]
-            conn = pool.get(hv)
-            files, dtype = VmFiles(hv), hvm.domain_type(conn, hv)
+            try:
+                conn = pool.get(hv)
+            except FleetError as exc:  # one host down must not hide the others
+                out += [VmStatus(n.name, name, "unreachable", "?", (str(exc),))
+                        for n in nodes if n.host == name]
+                continue
+            files, dtype = layout_for(hv), hvm.domain_type(conn, hv)
             live = fleet_domains(conn, fleet)
             for node in (n for n in nodes if n.host == name):
                 dom = live.pop(node.name, None)
@@ -86,7 +92,8 @@ def destroy_vms(plan: FleetPlan, *, only: str | None = None, node: str | None = 
     with hvm.connections(conns) as pool:
         for target in targets:
             hv = plan.fleet.hypervisors[target.host]
-            conn, files = pool.get(hv), VmFiles(hv)
+            conn = pool.get(hv)
+            files = storage_for(hv, conn)
             dom = hvm.lookup(conn, target.name)
             if dom is not None:
                 if live_fleet_metadata(dom).get("fleet") != plan.fleet.name:
@@ -100,11 +107,10 @@ def destroy_vms(plan: FleetPlan, *, only: str | None = None, node: str | None = 
             files.remove_os(target.name)
             for disk in files.data_disks(target.name):
                 if delete_data:
-                    used = disk.stat().st_blocks * 512
-                    say(f"  {target.name}: DELETING data disk {disk} ({disk.stat().st_size:,} "
-                        f"bytes, {used:,} bytes written)")
-                    disk.unlink()
+                    say(f"  {target.name}: DELETING data disk {disk.path} ({disk.size:,} "
+                        f"bytes, {disk.written:,} bytes written)")
+                    files.delete_data(disk)
                 else:
-                    say(f"  {target.name}: data disk kept: {disk}")
+                    say(f"  {target.name}: data disk kept: {disk.path}")
             done.append(target.name)
     return done

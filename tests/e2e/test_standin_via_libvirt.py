@@ -1,6 +1,8 @@
 """The hypervisor path end to end: the sealed stand-in image published and pulled, one role
 VM of a three-node cluster created by fleet.apply through a real libvirtd (its own loopback-only
 network namespace, TCG), App-Core configured from the SMBIOS strings; destroy keeps its data.
+The real host uses `storage: pool`, the path of remote hypervisors: the template is uploaded
+over the libvirt connection and every disk is a volume the daemon makes.
 
 Runs after test_standin_pipeline.py (same workspace, so the image is built once per session).
 The other two cluster members sit on simulated hypervisors (libvirt's test driver): the real
@@ -28,7 +30,7 @@ from imagefactory.store.testkit import make_signing_keys
 from tests.conftest import require_tool
 from tests.fleetkit import group, write_fleet
 from tests.integration.fleet.conftest import simulated_host
-from tests.libvirtd import Libvirtd, start_libvirtd, stop_libvirtd
+from tests.libvirtd import Libvirtd
 
 pytestmark = pytest.mark.e2e
 SSH_PORT = 22220
@@ -36,18 +38,11 @@ BOOT_TIMEOUT_S = 600
 
 
 @pytest.fixture(scope="module")
-def libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Libvirtd]:
-    require_tool("libvirtd", "virsh", "unshare", "nsenter", "ip", "ssh")
-    daemon = start_libvirtd(tmp_path_factory.mktemp("libvirtd"))
-    yield daemon
-    stop_libvirtd(daemon)
-
-
-@pytest.fixture(scope="module")
 def lab(workspace: Path, libvirtd: Libvirtd,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, Connections]]:
     """The stand-in image on the `stable` channel of a store, and a fleet file whose cluster
     has one node on the real libvirtd; yields (fleet file, that node, connections)."""
+    require_tool("ssh")
     work = tmp_path_factory.mktemp("fleet")
     image = commands.build(workspace / "standin.yaml", "standin-alpha",
                            workspace / "artifacts").image
@@ -57,7 +52,7 @@ def lab(workspace: Path, libvirtd: Libvirtd,
     # Verification is the pipeline tests' business; this one needs the published image.
     api.publish(settings, image.parent, "stable", allow_unverified=True, show_progress=False)
     hosts = {
-        "lab": {"uri": libvirtd.uri, "storage_dir": str(work / "lab"),
+        "lab": {"uri": libvirtd.uri, "storage_dir": str(work / "lab"), "storage": "pool",
                 "capacity": {"vcpu": 2, "memory_gib": 4, "storage_gb": 20},
                 "network": {"user_ssh_port_base": SSH_PORT}},
         **{name: {"uri": simulated_host(work, name), "storage_dir": str(work / name),
@@ -95,7 +90,7 @@ def wait_configured(libvirtd: Libvirtd, fleet_file: Path, node: str) -> tuple[fl
         if result.returncode == 0:
             return time.monotonic() - started, json.loads(result.stdout)["state"]
         time.sleep(5)
-    console = next(fleet_file.parent.glob(f"lab/vms/{node}/console.log"), None)
+    console = next(fleet_file.parent.glob(f"lab/{node}.console.log"), None)
     tail = console.read_text(errors="replace")[-3000:] if console else "(no console log)"
     pytest.fail(f"{node} not configured within {BOOT_TIMEOUT_S} s; console:\n{tail}\n"
                 f"qemu log:\n{libvirtd.qemu_log(node)[-2000:]}")
@@ -137,8 +132,8 @@ def test_destroy_keeps_data_for_the_next_apply(libvirtd: Libvirtd, lab) -> None:
     to its data disk before."""
     path, node, conns = lab
     fleet.destroy(path, node=node, conns=conns)
-    disk = path.parent / "lab" / "vms" / node / "data-data_db.raw"
-    assert disk.exists() and not list(disk.parent.glob("os-*.qcow2"))
+    disk = path.parent / "lab" / f"{node}.data-data_db.raw"
+    assert disk.exists() and not list(disk.parent.glob(f"{node}.os-*.qcow2"))
     assert fleet.apply(path, host="lab", conns=conns).actions[node].startswith("created")
     took, status = wait_configured(libvirtd, path, node)
     print(f"\nboot to configured (existing data disk): {took:.0f} s")

@@ -1,0 +1,360 @@
+"""A hypervisor's VM disks: the template (once per version), an OS overlay per VM, the data
+disk. Two ways to reach them, one interface:
+
+- `LocalFiles` (a local URI, or `storage: files`): files under the storage dir, written by
+  this process: `templates/<family>-<version>.qcow2`, `vms/<node>/os-<version>.qcow2`,
+  `vms/<node>/data-<serial>.raw`.
+- `PoolVolumes` (a remote URI such as qemu+ssh://, or `storage: pool`): volumes of a libvirt
+  `dir` pool named `imagefactory` at the storage dir, made through libvirt itself: the
+  template uploaded over the connection's stream, overlays and data disks created by the
+  daemon. Pools are flat: `tpl-<family>-<version>.qcow2`, `<node>.os-<version>.qcow2`,
+  `<node>.data-<serial>.raw`. A template counts as installed only once its `.sha256` marker
+  volume exists, so an upload cut off halfway is replaced, never used.
+
+Either way a data disk is created only where none exists, never resized, and removed only by
+`fleet.destroy --delete-data`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from imagefactory.fleet.hypervisor import FleetError, is_local, libvirt_module
+from imagefactory.fleet.model import GB, Hypervisor, StorageMode
+from imagefactory.fsutil import write_atomic
+from imagefactory.tools import require, run
+
+CHUNK = 4 * 1024 * 1024
+MIB = 1024 * 1024
+POOL = "imagefactory"
+
+
+def disk_bytes(size_gb: int) -> int:
+    """A disk's size: the GB asked for, rounded up to whole MiB (QEMU opens raw disks
+    with O_DIRECT under cache='none' and refuses sizes that are not a multiple of the block
+    size: "Image size is not a multiple of request alignment")."""
+    return -(-size_gb * GB // MIB) * MIB
+
+
+@dataclass(frozen=True)
+class DataDisk:
+    path: Path
+    size: int
+    written: int  # bytes allocated: what deleting it would lose at most
+
+
+class VmStorage(Protocol):
+    hv: Hypervisor
+
+    def template(self, family: str, version: str) -> Path: ...
+    def overlay(self, node: str, version: str) -> Path: ...
+    def data(self, node: str, serial: str) -> Path: ...
+    def console_log(self, node: str) -> Path: ...
+    def has_template(self, family: str, version: str) -> bool: ...
+    def install_template(self, source: Path, sha256: str, family: str,
+                         version: str) -> bool: ...
+    def create_overlay(self, node: str, template: Path, version: str, size_gb: int) -> bool: ...
+    def create_data(self, node: str, serial: str, size_gb: int) -> bool: ...
+    def data_disks(self, node: str) -> list[DataDisk]: ...
+    def delete_data(self, disk: DataDisk) -> None: ...
+    def remove_os(self, node: str) -> None: ...
+    def record_definition(self, node: str, xml: str) -> None: ...
+
+
+def storage_for(hv: Hypervisor, conn: Any) -> VmStorage:
+    """Files written here for a local hypervisor, libvirt pool volumes for a remote one."""
+    if resolved_mode(hv) is StorageMode.FILES:
+        if not is_local(hv.uri):
+            raise FleetError(f"hypervisor {hv.name}: storage: files needs a local URI, not "
+                             f"{hv.uri} (use storage: pool)")
+        return LocalFiles(hv)
+    return PoolVolumes(hv, conn)
+
+
+def _check_overlay_size(node: str, template: Path, virtual: int, size_gb: int) -> None:
+    if size_gb * GB < virtual:
+        raise FleetError(f"{node}: os_disk_gb {size_gb} is smaller than its template "
+                         f"{template.name} ({virtual / GB:.1f} GB)")
+
+
+def _hash_mismatch(hv: Hypervisor, source: Path, found: str, sha256: str) -> FleetError:
+    return FleetError(f"{source}: sha256 {found} does not match the signed manifest's "
+                      f"{sha256}; not installed on {hv.name}")
+
+
+class FilesLayout:
+    """Where a VM's disks live as plain files: a directory per VM."""
+
+    def __init__(self, hv: Hypervisor) -> None:
+        self.hv = hv
+        self.root = hv.storage_dir
+
+    def template(self, family: str, version: str) -> Path:
+        return self.root / "templates" / f"{family}-{version}.qcow2"
+
+    def vm_dir(self, node: str) -> Path:
+        return self.root / "vms" / node
+
+    def overlay(self, node: str, version: str) -> Path:
+        return self.vm_dir(node) / f"os-{version}.qcow2"
+
+    def data(self, node: str, serial: str) -> Path:
+        return self.vm_dir(node) / f"data-{serial.lower()}.raw"
+
+    def console_log(self, node: str) -> Path:
+        return self.vm_dir(node) / "console.log"
+
+
+class PoolLayout:
+    """Where a VM's disks live as volumes of a (flat) libvirt dir pool."""
+
+    def __init__(self, hv: Hypervisor) -> None:
+        self.hv = hv
+        self.root = hv.storage_dir
+
+    def template(self, family: str, version: str) -> Path:
+        return self.root / f"tpl-{family}-{version}.qcow2"
+
+    def overlay(self, node: str, version: str) -> Path:
+        return self.root / f"{node}.os-{version}.qcow2"
+
+    def data(self, node: str, serial: str) -> Path:
+        return self.root / f"{node}.data-{serial.lower()}.raw"
+
+    def console_log(self, node: str) -> Path:
+        return self.root / f"{node}.console.log"
+
+
+def resolved_mode(hv: Hypervisor) -> StorageMode:
+    if hv.storage is StorageMode.AUTO:
+        return StorageMode.FILES if is_local(hv.uri) else StorageMode.POOL
+    return hv.storage
+
+
+def layout_for(hv: Hypervisor) -> FilesLayout | PoolLayout:
+    """Paths only (rendering away from the hypervisor writes nothing)."""
+    return FilesLayout(hv) if resolved_mode(hv) is StorageMode.FILES else PoolLayout(hv)
+
+
+class LocalFiles(FilesLayout):
+    """VM disks as files under the storage dir of this machine."""
+
+    def has_template(self, family: str, version: str) -> bool:
+        return self.template(family, version).exists()
+
+    def install_template(self, source: Path, sha256: str, family: str, version: str) -> bool:
+        """Copy a verified template in once per version, checking its sha256 while copying;
+        False when it is already there."""
+        dest = self.template(family, version)
+        if dest.exists():
+            return False
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        digest = hashlib.sha256()
+        try:
+            with source.open("rb") as src, tmp.open("wb") as out:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if digest.hexdigest() != sha256:
+                raise _hash_mismatch(self.hv, source, digest.hexdigest(), sha256)
+            tmp.chmod(0o444)
+            tmp.rename(dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+
+    def create_overlay(self, node: str, template: Path, version: str, size_gb: int) -> bool:
+        """The VM's OS disk: a qcow2 overlay on the template, grown to the OS disk size."""
+        path = self.overlay(node, version)
+        if path.exists():
+            return False
+        if not template.exists():
+            raise FleetError(f"hypervisor {self.hv.name}: template {template} is missing")
+        info = run([require("qemu-img"), "info", "--output=json", str(template)]).stdout
+        _check_overlay_size(node, template, int(json.loads(info)["virtual-size"]), size_gb)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        run([require("qemu-img"), "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+             str(template), str(tmp), str(disk_bytes(size_gb))])
+        tmp.rename(path)
+        return True
+
+    def create_data(self, node: str, serial: str, size_gb: int) -> bool:
+        """A blank sparse data disk, only if none exists: an existing one is never touched."""
+        path = self.data(node, serial)
+        if path.exists():
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tmp.open("wb") as fh:
+            fh.truncate(disk_bytes(size_gb))
+        os.link(tmp, path)  # fails if a disk appeared meanwhile: never overwrite one
+        tmp.unlink()
+        return True
+
+    def data_disks(self, node: str) -> list[DataDisk]:
+        return [DataDisk(p, p.stat().st_size, p.stat().st_blocks * 512)
+                for p in sorted(self.vm_dir(node).glob("data-*.raw"))]
+
+    def delete_data(self, disk: DataDisk) -> None:
+        disk.path.unlink()
+
+    def remove_os(self, node: str) -> None:
+        """Remove the node's overlays and console log; data disks stay."""
+        for path in sorted(self.vm_dir(node).glob("os-*.qcow2")) + [self.console_log(node)]:
+            path.unlink(missing_ok=True)
+
+    def record_definition(self, node: str, xml: str) -> None:
+        """The last applied definition beside the VM's disks, for people and backups."""
+        self.vm_dir(node).mkdir(parents=True, exist_ok=True)
+        write_atomic(self.vm_dir(node) / "domain.xml", xml)
+
+
+class PoolVolumes(PoolLayout):
+    """VM disks as volumes of the `imagefactory` dir pool, made through the libvirt
+    connection (works the same over qemu+ssh://)."""
+
+    def __init__(self, hv: Hypervisor, conn: Any) -> None:
+        super().__init__(hv)
+        self.conn = conn
+        self.libvirt = libvirt_module()
+        self.pool = self._ensure_pool()
+
+    def _ensure_pool(self) -> Any:
+        lv = self.libvirt
+        try:
+            pool = self.conn.storagePoolLookupByName(POOL)
+        except lv.libvirtError:
+            xml = (f"<pool type='dir'><name>{POOL}</name><target><path>{self.root}</path>"
+                   "</target></pool>")
+            try:
+                pool = self.conn.storagePoolDefineXML(xml, 0)
+                pool.build(0)
+                pool.setAutostart(1)
+            except lv.libvirtError as exc:
+                raise FleetError(f"hypervisor {self.hv.name}: cannot define storage pool "
+                                 f"{POOL} at {self.root}: {exc.get_error_message()}") from None
+        path = Path(pool.XMLDesc(0).split("<path>", 1)[1].split("</path>", 1)[0])
+        if path != self.root:
+            raise FleetError(f"hypervisor {self.hv.name}: storage pool {POOL} is at {path}, "
+                             f"the fleet file says {self.root}")
+        if not pool.isActive():
+            pool.create(0)
+        pool.refresh(0)
+        return pool
+
+    def _vol(self, name: str) -> Any | None:
+        try:
+            return self.pool.storageVolLookupByName(name)
+        except self.libvirt.libvirtError:
+            return None
+
+    def _create(self, name: str, fmt: str, capacity: int, backing: Path | None = None) -> Any:
+        xml = (f"<volume><name>{name}</name><capacity unit='bytes'>{capacity}</capacity>"
+               f"<allocation unit='bytes'>0</allocation><target><format type='{fmt}'/>"
+               "</target>")
+        if backing is not None:
+            xml += f"<backingStore><path>{backing}</path><format type='qcow2'/></backingStore>"
+        try:
+            return self.pool.createXML(xml + "</volume>", 0)
+        except self.libvirt.libvirtError as exc:
+            raise FleetError(f"hypervisor {self.hv.name}: cannot create volume {name}: "
+                             f"{exc.get_error_message()}") from None
+
+    def _upload(self, vol: Any, data: Any, size: int) -> str:
+        """Stream `size` bytes from the file object into the volume; their sha256."""
+        digest = hashlib.sha256()
+        stream = self.conn.newStream(0)
+        vol.upload(stream, 0, size, 0)
+        try:
+            while chunk := data.read(CHUNK):
+                digest.update(chunk)
+                view = memoryview(chunk)
+                while view:
+                    sent = stream.send(view.tobytes())
+                    view = view[sent:]
+            stream.finish()
+        except BaseException:
+            stream.abort()
+            raise
+        return digest.hexdigest()
+
+    def has_template(self, family: str, version: str) -> bool:
+        name = self.template(family, version).name
+        return self._vol(name + ".sha256") is not None and self._vol(name) is not None
+
+    def install_template(self, source: Path, sha256: str, family: str, version: str) -> bool:
+        name = self.template(family, version).name
+        if self.has_template(family, version):
+            return False
+        for stale in (name, name + ".sha256"):  # an upload cut off before its marker
+            vol = self._vol(stale)
+            if vol is not None:
+                vol.delete(0)
+        size = source.stat().st_size
+        vol = self._create(name, "raw", size)
+        try:
+            with source.open("rb") as fh:
+                found = self._upload(vol, fh, size)
+            if found != sha256:
+                raise _hash_mismatch(self.hv, source, found, sha256)
+            marker = (sha256 + "\n").encode()
+            self._upload(self._create(name + ".sha256", "raw", len(marker)),
+                         io.BytesIO(marker), len(marker))
+        except BaseException:
+            vol.delete(0)
+            raise
+        self.pool.refresh(0)  # the volume's format is read from its header
+        return True
+
+    def create_overlay(self, node: str, template: Path, version: str, size_gb: int) -> bool:
+        name = self.overlay(node, version).name
+        if self._vol(name) is not None:
+            return False
+        tpl = self._vol(template.name)
+        if tpl is None:
+            raise FleetError(f"hypervisor {self.hv.name}: template volume {template.name} is "
+                             "missing")
+        _check_overlay_size(node, template, int(tpl.info()[1]), size_gb)
+        self._create(name, "qcow2", disk_bytes(size_gb), backing=template)
+        return True
+
+    def create_data(self, node: str, serial: str, size_gb: int) -> bool:
+        name = self.data(node, serial).name
+        if self._vol(name) is not None:
+            return False
+        self._create(name, "raw", disk_bytes(size_gb))
+        return True
+
+    def data_disks(self, node: str) -> list[DataDisk]:
+        self.pool.refresh(0)
+        out = []
+        for name in sorted(self.pool.listVolumes()):
+            if name.startswith(f"{node}.data-"):
+                _kind, size, written = self.pool.storageVolLookupByName(name).info()
+                out.append(DataDisk(self.root / name, int(size), int(written)))
+        return out
+
+    def delete_data(self, disk: DataDisk) -> None:
+        vol = self._vol(disk.path.name)
+        if vol is not None:
+            vol.delete(0)
+
+    def remove_os(self, node: str) -> None:
+        self.pool.refresh(0)
+        for name in self.pool.listVolumes():
+            if name.startswith(f"{node}.os-") or name == f"{node}.console.log":
+                self.pool.storageVolLookupByName(name).delete(0)
+
+    def record_definition(self, node: str, xml: str) -> None:
+        """Nothing to write: libvirt keeps the definition (`virsh dumpxml`)."""
