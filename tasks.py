@@ -164,7 +164,26 @@ def fleet_destroy(c: Context, only: str | None = None, node: str | None = None,
     print(_run(fleet_commands.destroy, _fleet(c, fleet), only, node, delete_data))
 
 
+@task(name="rollout", help={"channel": "channel to follow (default: the fleet file's)",
+                            "only": "only this group", "dry_run": "show the order, touch nothing",
+                            "rollback": "put every node that has not passed back on its "
+                                        "previous overlay", "fleet": FLEET_HELP})
+def fleet_rollout(c: Context, channel: str | None = None, only: str | None = None,
+                  dry_run: bool = False, rollback: bool = False,
+                  fleet: str | None = None) -> None:
+    """Move running VMs onto the channel's template, one node per cluster at a time."""
+    print(_run(fleet_commands.rollout, _fleet(c, fleet), channel, only, dry_run, rollback))
+
+
+@task(name="gc", help={"host": "only this hypervisor", "apply": "really remove (default: dry run)",
+                       "fleet": FLEET_HELP})
+def fleet_gc(c: Context, host: str | None = None, apply: bool = False,
+             fleet: str | None = None) -> None:
+    """Remove templates no VM's overlay uses and no channel points at (dry run by default)."""
+    print(_run(fleet_commands.gc, _fleet(c, fleet), host, apply))
+
+
 ns = Collection(plan, build, verify, doctor, publish, images, promote, prune, pull,
                 Collection("hardening", tailor, coverage),
                 Collection("fleet", fleet_plan, fleet_render, fleet_apply, fleet_status,
-                           fleet_destroy))
+                           fleet_destroy, fleet_rollout, fleet_gc))

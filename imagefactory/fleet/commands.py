@@ -6,15 +6,19 @@ import json
 import time
 from pathlib import Path
 
+from imagefactory.errors import FactoryError
 from imagefactory.fleet.apply import ApplyReport, apply_fleet, select, vm_spec
 from imagefactory.fleet.config import load_fleet, read_access_keys
 from imagefactory.fleet.domain import render_domain
-from imagefactory.fleet.hypervisor import Connections
+from imagefactory.fleet.gc import collect_templates
+from imagefactory.fleet.health import HealthCheck, ssh_health_check
+from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.nodes import plan_fleet
+from imagefactory.fleet.rollout import RolloutReport, describe_plan, rollout_fleet
 from imagefactory.fleet.sizing import plan_document, render_plan
 from imagefactory.fleet.status import destroy_vms, fleet_status, render_status
 from imagefactory.fleet.storage import layout_for
-from imagefactory.fleet.templates import local_templates, pull_templates
+from imagefactory.fleet.templates import channel_versions, local_templates, pull_templates
 from imagefactory.fsutil import write_atomic
 
 
@@ -55,9 +59,50 @@ def apply(fleet_file: Path, host: str | None = None, only: str | None = None,
 
 def status(fleet_file: Path, host: str | None = None, only: str | None = None,
            conns: Connections | None = None) -> str:
-    """Per VM: state, template version, drift from the plan."""
-    rows = fleet_status(plan_fleet(load_fleet(fleet_file)), host=host, only=only, conns=conns)
-    return render_status(rows)
+    """Per VM: state, template version, the channel's version, drift from the plan."""
+    fleet = load_fleet(fleet_file)
+    channel: dict[str, str] = {}
+    note = ""
+    if fleet.store is not None:
+        try:
+            channel = channel_versions(fleet, {g.family for g in fleet.groups.values()})
+        except FactoryError as exc:
+            note = f"\n(channel {fleet.channel} not read: {exc})"
+    rows = fleet_status(plan_fleet(fleet), host=host, only=only, conns=conns, channel=channel)
+    return render_status(rows) + note
+
+
+def rollout(fleet_file: Path, channel: str | None = None, only: str | None = None,
+            dry_run: bool = False, rollback: bool = False, conns: Connections | None = None,
+            health: HealthCheck | None = None) -> RolloutReport | str:
+    """Move VMs onto the channel's version, cluster by cluster, with a health gate."""
+    fleet = load_fleet(fleet_file)
+    p = plan_fleet(fleet)
+    nodes = select(p, None, only)
+    families = {n.group.family for n in nodes}
+    if dry_run:
+        versions = channel_versions(fleet, families, channel)
+        current = {r.node: r.version for r in fleet_status(p, only=only, conns=conns)}
+        return describe_plan(p, versions, current, only)
+    targets = {} if rollback else pull_templates(fleet, families, channel=channel)
+    if rollback:
+        targets = local_templates(fleet, families)
+    check = health or ssh_health_check(fleet, fleet.rollout.health_timeout_s, print)
+    report = rollout_fleet(p, targets, check, only=only, rollback=rollback, conns=conns)
+    if report.stopped:
+        raise FleetError("rollout stopped in cluster(s) "
+                         + ", ".join(f"{c} ({why})" for c, why in sorted(report.stopped.items())))
+    return report
+
+
+def gc(fleet_file: Path, host: str | None = None, apply: bool = False,
+       conns: Connections | None = None) -> str:
+    """List (or with apply remove) templates no overlay uses and no channel points at."""
+    fleet = load_fleet(fleet_file)
+    pinned = channel_versions(fleet, {g.family for g in fleet.groups.values()})
+    unused = collect_templates(fleet, pinned, host=host, apply=apply, conns=conns)
+    verb = "removed" if apply else "unused (dry run)"
+    return f"{len(unused)} template(s) {verb}"
 
 
 def destroy(fleet_file: Path, only: str | None = None, node: str | None = None,

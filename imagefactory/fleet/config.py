@@ -24,6 +24,7 @@ from imagefactory.fleet.model import (
     NetworkAttachment,
     NetworkKind,
     Overcommit,
+    RolloutSettings,
     Size,
     StorageMode,
     Topology,
@@ -89,6 +90,7 @@ def load_fleet(path: Path) -> Fleet:
         access_key_files=tuple(_resolve(path, k) for k in
                                doc.get("access", {}).get("ssh_authorized_keys", [])),
         description=doc.get("description", ""),
+        rollout=_rollout(path, doc.get("rollout", {})),
     )
     problems += semantic_problems(fleet, load_catalogue())
     if problems:
@@ -153,6 +155,15 @@ def read_access_keys(fleet: Fleet) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def _rollout(path: Path, doc: dict[str, Any]) -> RolloutSettings:
+    return RolloutSettings(
+        ssh_identity=_resolve(path, doc["ssh_identity"]) if "ssh_identity" in doc else None,
+        shutdown_timeout_s=doc.get("shutdown_timeout_s", 120),
+        health_timeout_s=doc.get("health_timeout_s", 600),
+        state_dir=_resolve(path, doc.get("state_dir", f"{path.stem}.rollout")),
+    )
+
+
 def _hypervisor(name: str, doc: dict[str, Any]) -> Hypervisor:
     (kind, value), = doc["network"].items()
     return Hypervisor(
@@ -182,6 +193,7 @@ def _group(name: str, doc: dict[str, Any], defaults: Size) -> Group:
         data_disk=DataDisk(disk["serial"], disk["size_gb"], disk.get("assumption", ""))
         if disk else None,
         description=doc.get("description", ""),
+        rollout_batch=doc.get("rollout_batch", 1),
     )
 
 

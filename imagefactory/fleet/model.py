@@ -92,6 +92,11 @@ class Group:
     size: Size
     data_disk: DataDisk | None = None
     description: str = ""
+    rollout_batch: int = 1  # nodes replaced at once in a rollout (clusters: always 1)
+
+    @property
+    def batch(self) -> int:
+        return 1 if self.topology is Topology.CLUSTER else self.rollout_batch
 
     @property
     def node_names(self) -> tuple[str, ...]:
@@ -157,6 +162,14 @@ class Network:
 
 
 @dataclass(frozen=True)
+class RolloutSettings:
+    ssh_identity: Path | None = None  # the ops private key the health gate logs in with
+    shutdown_timeout_s: int = 120  # ACPI shutdown, then a reported hard stop
+    health_timeout_s: int = 600  # from start until `appcore status` says configured
+    state_dir: Path | None = None  # one small JSON file per hypervisor
+
+
+@dataclass(frozen=True)
 class Fleet:
     path: Path
     name: str
@@ -167,6 +180,7 @@ class Fleet:
     store: StoreSettings | None = None
     placement_file: Path | None = None
     access_key_files: tuple[Path, ...] = ()  # ops' public keys, read at render/apply
+    rollout: RolloutSettings = RolloutSettings()
     description: str = ""
 
     @property

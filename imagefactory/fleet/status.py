@@ -20,18 +20,22 @@ from imagefactory.fleet.templates import TemplateRef
 class VmStatus:
     node: str
     host: str
-    state: str  # running, shut off, missing, not in plan
+    state: str  # running, shut off, missing, not in plan, unreachable
     version: str
     drift: tuple[str, ...] = ()
+    channel: str = "?"  # the version the fleet's channel points at for its family
 
     def line(self) -> str:
         drift = "; ".join(self.drift) if self.drift else "none"
-        return f"{self.host:<10} {self.node:<24} {self.state:<12} {self.version:<30} {drift}"
+        return (f"{self.host:<10} {self.node:<24} {self.state:<12} {self.version:<30} "
+                f"{self.channel:<30} {drift}")
 
 
 def fleet_status(plan: FleetPlan, *, host: str | None = None, only: str | None = None,
-                 conns: Connections | None = None) -> list[VmStatus]:
-    """Per VM: state, template version, and drift of its definition from the plan."""
+                 conns: Connections | None = None,
+                 channel: dict[str, str] | None = None) -> list[VmStatus]:
+    """Per VM: state, template version, the channel's version, and drift from the plan."""
+    channel = channel or {}
     fleet = plan.fleet
     nodes = select(plan, host, only)
     keys = read_access_keys(fleet)
@@ -62,7 +66,8 @@ def fleet_status(plan: FleetPlan, *, host: str | None = None, only: str | None =
                 drift = diff(current, wanted)
                 if hvm.is_running(dom) and diff(observe(dom.XMLDesc(0)), current):
                     drift.append("definition changed, effective at its next boot")
-                out.append(VmStatus(node.name, name, state, version, tuple(drift)))
+                out.append(VmStatus(node.name, name, state, version, tuple(drift),
+                                    channel.get(node.group.family, "?")))
             if only is None:
                 for orphan, dom in sorted(live.items()):
                     out.append(VmStatus(orphan, name, "not in plan",
@@ -71,7 +76,8 @@ def fleet_status(plan: FleetPlan, *, host: str | None = None, only: str | None =
 
 
 def render_status(rows: list[VmStatus]) -> str:
-    head = f"{'host':<10} {'VM':<24} {'state':<12} {'template':<30} drift from plan"
+    head = (f"{'host':<10} {'VM':<24} {'state':<12} {'template':<30} {'channel has':<30} "
+            "drift from plan")
     return "\n".join([head, *(r.line() for r in rows)])
 
 

@@ -64,6 +64,10 @@ class VmStorage(Protocol):
     def data_disks(self, node: str) -> list[DataDisk]: ...
     def delete_data(self, disk: DataDisk) -> None: ...
     def remove_os(self, node: str) -> None: ...
+    def remove_overlay(self, node: str, version: str) -> None: ...
+    def templates(self) -> list[Path]: ...
+    def backing_files(self) -> set[Path]: ...
+    def remove_template(self, path: Path) -> None: ...
     def record_definition(self, node: str, xml: str) -> None: ...
 
 
@@ -214,6 +218,25 @@ class LocalFiles(FilesLayout):
         for path in sorted(self.vm_dir(node).glob("os-*.qcow2")) + [self.console_log(node)]:
             path.unlink(missing_ok=True)
 
+    def remove_overlay(self, node: str, version: str) -> None:
+        self.overlay(node, version).unlink(missing_ok=True)
+
+    def templates(self) -> list[Path]:
+        return sorted((self.root / "templates").glob("*.qcow2"))
+
+    def backing_files(self) -> set[Path]:
+        """Every template some overlay on this host is built on."""
+        out = set()
+        for overlay in (self.root / "vms").glob("*/os-*.qcow2"):
+            info = run([require("qemu-img"), "info", "--output=json", str(overlay)]).stdout
+            backing = json.loads(info).get("backing-filename")
+            if backing:
+                out.add(Path(backing))
+        return out
+
+    def remove_template(self, path: Path) -> None:
+        path.unlink()
+
     def record_definition(self, node: str, xml: str) -> None:
         """The last applied definition beside the VM's disks, for people and backups."""
         self.vm_dir(node).mkdir(parents=True, exist_ok=True)
@@ -355,6 +378,33 @@ class PoolVolumes(PoolLayout):
         for name in self.pool.listVolumes():
             if name.startswith(f"{node}.os-") or name == f"{node}.console.log":
                 self.pool.storageVolLookupByName(name).delete(0)
+
+    def remove_overlay(self, node: str, version: str) -> None:
+        vol = self._vol(self.overlay(node, version).name)
+        if vol is not None:
+            vol.delete(0)
+
+    def templates(self) -> list[Path]:
+        self.pool.refresh(0)
+        return sorted(self.root / n for n in self.pool.listVolumes()
+                      if n.startswith("tpl-") and n.endswith(".qcow2"))
+
+    def backing_files(self) -> set[Path]:
+        self.pool.refresh(0)
+        out = set()
+        for name in self.pool.listVolumes():
+            if ".os-" in name:
+                xml = self.pool.storageVolLookupByName(name).XMLDesc(0)
+                if "<backingStore>" in xml:
+                    out.add(Path(xml.split("<backingStore>", 1)[1].split("<path>", 1)[1]
+                                 .split("</path>", 1)[0]))
+        return out
+
+    def remove_template(self, path: Path) -> None:
+        for name in (path.name + ".sha256", path.name):  # marker first: never a marker alone
+            vol = self._vol(name)
+            if vol is not None:
+                vol.delete(0)
 
     def record_definition(self, node: str, xml: str) -> None:
         """Nothing to write: libvirt keeps the definition (`virsh dumpxml`)."""

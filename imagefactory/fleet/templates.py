@@ -10,6 +10,7 @@ from pathlib import Path
 
 from imagefactory.errors import ConfigError, Problem
 from imagefactory.fleet.model import Fleet
+from imagefactory.store.settings import StoreSettings
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ def _from_sidecar(family: str, version: str, image: Path) -> TemplateRef:
                        doc.get("firmware", "bios"))
 
 
-def _store(fleet: Fleet) -> object:
+def _store(fleet: Fleet) -> StoreSettings:
     if fleet.store is None:
         raise ConfigError([Problem(str(fleet.path), ".store", "no store: section",
                                    "name the store the hypervisors pull templates from")])
@@ -36,7 +37,8 @@ def _store(fleet: Fleet) -> object:
 
 
 def pull_templates(fleet: Fleet, families: Iterable[str],
-                   say: Callable[[str], None] = print) -> dict[str, TemplateRef]:
+                   say: Callable[[str], None] = print,
+                   channel: str | None = None) -> dict[str, TemplateRef]:
     """Pull (signature and sha256 checked) the version the fleet's channel points at, once
     per family; an installed version is not downloaded again."""
     from imagefactory.store import api
@@ -44,11 +46,11 @@ def pull_templates(fleet: Fleet, families: Iterable[str],
     settings = _store(fleet)
     out = {}
     for family in sorted(set(families)):
-        result = api.pull(settings, family, channel=fleet.channel,  # type: ignore[arg-type]
-                          show_progress=False)
+        result = api.pull(settings, family,
+                          channel=channel or fleet.channel, show_progress=False)
         how = "already here" if result.already_installed else (
             f"{result.bytes_downloaded / 2**20:.0f} MiB downloaded")
-        say(f"template {family}: channel {fleet.channel} -> {result.version} "
+        say(f"template {family}: channel {channel or fleet.channel} -> {result.version} "
             f"(signed by {result.signer}; {how})")
         out[family] = _from_sidecar(family, result.version, result.path)
     return out
@@ -68,3 +70,17 @@ def local_templates(fleet: Fleet, families: Iterable[str]) -> dict[str, Template
         else:
             out[family] = TemplateRef(family, "unpulled", Path(f"{family}-unpulled.qcow2"), "")
     return out
+
+
+def channel_versions(fleet: Fleet, families: Iterable[str],
+                     channel: str | None = None) -> dict[str, str]:
+    """The version each family's channel points at, its signed pointer checked; nothing is
+    downloaded (dry runs, status, gc)."""
+    from imagefactory.store import api
+    from imagefactory.store.pull import resolve_version
+
+    settings = _store(fleet)
+    backend = api.open_store(settings)
+    return {family: resolve_version(backend, family, channel or fleet.channel, None,
+                                    settings.allowed_signers.expanduser())[0]
+            for family in sorted(set(families))}

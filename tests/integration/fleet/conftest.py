@@ -4,6 +4,7 @@ hypervisors (libvirt's test driver, one host XML each with its own CPUs and memo
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,11 @@ class TemplateStore:
     signing_key: Path
 
     def publish(self, family: str, workdir: Path, seed: int = 0,
-                channel: str = "stable") -> str:
-        sealed = make_sealed_image(workdir / f"{family}-{seed}", family, 64 * 1024 * 1024,
-                                   seed=seed, qcow2=True)
+                channel: str = "stable", day: int = 24) -> str:
+        """A real (empty) qcow2 published as `family`; another `day` is another version."""
+        sealed = make_sealed_image(workdir / f"{family}-{seed}-{day}", family,
+                                   64 * 1024 * 1024, seed=seed, qcow2=True,
+                                   finished=datetime(2026, 11, day, 10, 15, tzinfo=UTC))
         settings = dataclasses.replace(self.settings, signing_key=self.signing_key)
         return api.publish(settings, sealed, channel, show_progress=False).version
 

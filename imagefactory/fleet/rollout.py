@@ -1,0 +1,312 @@
+"""fleet.rollout: move running VMs onto the version a channel points at, cluster by cluster,
+keeping every data disk and every cluster's quorum, and able to go back.
+
+Per cluster, one node at a time (independent groups: `rollout_batch` at a time):
+1. before any downtime: the template is on the host (sha256 checked), the new overlay is made,
+   the data disk is there, and every other member of the cluster is running;
+2. ACPI shutdown (a hard stop after `shutdown_timeout_s` is reported), the definition switched
+   to the new overlay (same data disk), start;
+3. health gate: `appcore status` says configured as the node's role and its services are
+   active (fleet/health.py);
+4. passed: the old overlay is removed and the next node goes. Failed: the node is put back on
+   its old overlay (kept until then) and started, and that cluster's rollout stops; the others
+   go on. The command ends non-zero naming each stopped cluster.
+
+Every step is recorded before it is taken in `<state_dir>/<hypervisor>.json` (atomic writes),
+so a rollout killed at any moment continues where it was; `--rollback` puts every node that
+has not passed back on its previous overlay.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from imagefactory.fleet import hypervisor as hvm
+from imagefactory.fleet.apply import live_fleet_metadata, select, vm_spec
+from imagefactory.fleet.config import read_access_keys
+from imagefactory.fleet.domain import observe, render_domain
+from imagefactory.fleet.health import HealthCheck
+from imagefactory.fleet.hypervisor import Connections, FleetError
+from imagefactory.fleet.model import Fleet
+from imagefactory.fleet.nodes import FleetPlan, Node
+from imagefactory.fleet.storage import VmStorage, storage_for
+from imagefactory.fleet.templates import TemplateRef
+from imagefactory.fsutil import write_json_atomic
+
+UNFINISHED = ("prepared", "replacing", "health")
+
+
+class RolloutState:
+    """node -> {phase, from, to, updated}, one JSON file per hypervisor."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        directory = fleet.rollout.state_dir
+        self.dir = directory if directory is not None else fleet.path.parent / "rollout"
+        self.fleet = fleet
+
+    def _path(self, host: str) -> Path:
+        return self.dir / f"{host}.json"
+
+    def load(self, host: str) -> dict[str, dict[str, str]]:
+        path = self._path(host)
+        if not path.exists():
+            return {}
+        try:
+            doc = json.loads(path.read_text())
+            return {str(k): dict(v) for k, v in doc["nodes"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise FleetError(f"{path}: unreadable rollout state ({exc}); inspect it before "
+                             "removing it: it says which VMs are mid-rollout") from None
+
+    def set(self, node: Node, phase: str, old: str, new: str) -> None:
+        nodes = self.load(node.host)
+        nodes[node.name] = {"phase": phase, "from": old, "to": new,
+                            "updated": datetime.now(UTC).isoformat(timespec="seconds")}
+        write_json_atomic(self._path(node.host), {"fleet": self.fleet.name, "nodes": nodes})
+
+    def get(self, node: Node) -> dict[str, str] | None:
+        return self.load(node.host).get(node.name)
+
+
+@dataclass
+class RolloutReport:
+    outcomes: dict[str, str] = field(default_factory=dict)
+    stopped: dict[str, str] = field(default_factory=dict)  # cluster -> why
+
+    def summary(self) -> str:
+        lines = [f"rollout: {len(self.outcomes)} VM(s) considered"]
+        lines += [f"  {n}: {o}" for n, o in sorted(self.outcomes.items())]
+        lines += [f"  cluster {c} STOPPED: {why}" for c, why in sorted(self.stopped.items())]
+        return "\n".join(lines)
+
+
+class Rollout:
+    """One rollout run: connections, storage and domain type per host, the state files."""
+
+    def __init__(self, plan: FleetPlan, targets: dict[str, TemplateRef], health: HealthCheck,
+                 conns: Connections, say: Callable[[str], None]) -> None:
+        self.plan, self.fleet, self.targets = plan, plan.fleet, targets
+        self.health, self.conns, self.say = health, conns, say
+        self.state = RolloutState(plan.fleet)
+        self.keys = read_access_keys(plan.fleet)
+        self._host: dict[str, tuple[Any, VmStorage, str]] = {}
+
+    def host(self, name: str) -> tuple[Any, VmStorage, str]:
+        if name not in self._host:
+            hv = self.fleet.hypervisors[name]
+            conn = self.conns.get(hv)
+            self._host[name] = (conn, storage_for(hv, conn), hvm.domain_type(conn, hv))
+        return self._host[name]
+
+    def domain(self, node: Node) -> Any:
+        conn = self.host(node.host)[0]
+        dom = hvm.lookup(conn, node.name)
+        if dom is None:
+            raise FleetError(f"{node.name}: not defined on {node.host}: run fleet.apply first")
+        return dom
+
+    def version(self, node: Node) -> str:
+        return str(live_fleet_metadata(self.domain(node)).get("version") or "")
+
+    def define(self, node: Node, tpl: TemplateRef) -> Any:
+        conn, storage, dtype = self.host(node.host)
+        xml = render_domain(vm_spec(self.fleet, node, storage, dtype, tpl, self.keys))
+        dom = hvm.define(conn, self.fleet.hypervisors[node.host], xml)
+        storage.record_definition(node.name, xml)
+        return dom
+
+    def ref(self, node: Node, version: str) -> TemplateRef:
+        """The template a node ran or will run: the target, or its current one (firmware
+        read from its definition)."""
+        target = self.targets[node.group.family]
+        if version == target.version:
+            return target
+        firmware = observe(hvm.defined_xml(self.domain(node)))["firmware"]
+        return TemplateRef(node.group.family, version, target.image, "", firmware)
+
+    def restart_on(self, node: Node, tpl: TemplateRef) -> None:
+        dom = self.domain(node)
+        hvm.stop(dom, self.fleet.rollout.shutdown_timeout_s, self.say)
+        dom = self.define(node, tpl)
+        hvm.start(self.fleet.hypervisors[node.host], dom)
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def prepare(self, node: Node, old: str) -> None:
+        """Everything that can fail without downtime, before the node is touched."""
+        _conn, storage, _ = self.host(node.host)
+        data = node.group.data_disk
+        if data is not None and not any(d.path == storage.data(node.name, data.serial)
+                                        for d in storage.data_disks(node.name)):
+            raise FleetError(f"{node.name}: data disk {data.serial} is missing on {node.host}: "
+                             "not touched (a rollout never replaces a data disk)")
+        tpl = self.targets[node.group.family]
+        if storage.install_template(tpl.image, tpl.sha256, tpl.family, tpl.version):
+            self.say(f"  template {tpl.family} {tpl.version} installed on {node.host}")
+        storage.create_overlay(node.name, storage.template(tpl.family, tpl.version),
+                               tpl.version, node.group.size.os_disk_gb)
+        self.state.set(node, "prepared", old, tpl.version)
+
+    def others_running(self, node: Node, batch: list[Node]) -> str:
+        """Empty when every other member of the node's cluster is up, else who is not."""
+        names = {n.name for n in batch}
+        for group in self.fleet.clusters()[node.group.cluster]:
+            for name in group.node_names:
+                other = self.plan.nodes[name]
+                if name in names:
+                    continue
+                dom = hvm.lookup(self.host(other.host)[0], name)
+                if dom is None or not hvm.is_running(dom):
+                    return f"{name} is not running"
+        return ""
+
+    def replace(self, node: Node, old: str) -> None:
+        new = self.targets[node.group.family]
+        self.state.set(node, "replacing", old, new.version)
+        self.say(f"  {node.name}: {old} -> {new.version} on {node.host}: shutting down")
+        self.restart_on(node, new)
+        self.state.set(node, "health", old, new.version)
+
+    def finish(self, node: Node, old: str) -> str:
+        """Health gate; passed: old overlay removed; failed: back on the old overlay."""
+        new = self.targets[node.group.family].version
+        result = self.health(node)
+        if result.ok:
+            self.state.set(node, "done", old, new)
+            self.host(node.host)[1].remove_overlay(node.name, old)
+            return f"now on {new}"
+        self.say(f"  {node.name}: FAILED its health gate: {result.detail}; rolling back")
+        self.back(node, old, new)
+        return f"rolled back to {old} ({result.detail})"
+
+    def back(self, node: Node, old: str, new: str) -> None:
+        self.restart_on(node, self.ref(node, old))
+        self.state.set(node, "rolled-back", old, new)
+        self.host(node.host)[1].remove_overlay(node.name, new)
+        again = self.health(node)
+        self.say(f"  {node.name}: back on {old} "
+                 f"({'healthy' if again.ok else 'NOT healthy: ' + again.detail})")
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def resume(self, nodes: list[Node], report: RolloutReport) -> None:
+        """Nodes a killed run left mid-way: finish or undo what it started."""
+        for node in nodes:
+            entry = self.state.get(node)
+            if entry is None or entry["phase"] not in UNFINISHED:
+                continue
+            old, new = entry["from"], entry["to"]
+            self.say(f"  {node.name}: resuming ({entry['phase']} {old} -> {new})")
+            if self.version(node) == old:  # not switched yet: start over from prepare
+                dom = self.domain(node)
+                if not hvm.is_running(dom):
+                    hvm.start(self.fleet.hypervisors[node.host], dom)
+                self.state.set(node, "prepared", old, new)
+                continue
+            dom = self.domain(node)
+            if not hvm.is_running(dom):
+                hvm.start(self.fleet.hypervisors[node.host], dom)
+            if new != self.targets[node.group.family].version:
+                self.back(node, old, new)  # the channel moved meanwhile: undo, start anew
+                continue
+            report.outcomes[node.name] = self.finish(node, old)
+            if report.outcomes[node.name].startswith("rolled back"):
+                report.stopped[node.group.cluster] = f"{node.name} failed its health gate"
+
+    def run(self, nodes: list[Node], report: RolloutReport) -> None:
+        self.resume(nodes, report)
+        by_cluster: dict[str, list[Node]] = {}
+        for node in nodes:
+            by_cluster.setdefault(node.group.cluster, []).append(node)
+        for cluster, members in sorted(by_cluster.items()):
+            if cluster in report.stopped:
+                continue
+            self.say(f"cluster {cluster}:")
+            try:
+                self.run_cluster(members, report)
+            except FleetError as exc:
+                report.stopped[cluster] = str(exc)
+                self.say(f"  cluster {cluster} stopped: {exc}")
+            except hvm.libvirt_module().libvirtError as exc:  # e.g. a host gone mid-rollout
+                report.stopped[cluster] = f"libvirt: {exc.get_error_message()}"
+                self.say(f"  cluster {cluster} stopped: {report.stopped[cluster]}")
+
+    def run_cluster(self, members: list[Node], report: RolloutReport) -> None:
+        todo = []
+        for node in sorted(members, key=lambda n: n.name):
+            current = self.version(node)
+            target = self.targets[node.group.family].version
+            if current == target:
+                report.outcomes.setdefault(node.name, f"already on {target}")
+            else:
+                todo.append((node, current))
+        size = members[0].group.batch
+        for i in range(0, len(todo), size):
+            batch = todo[i:i + size]
+            for node, old in batch:
+                why = self.others_running(node, [n for n, _ in batch])
+                if why:
+                    raise FleetError(f"{why}: no second member of cluster "
+                                     f"{node.group.cluster} is taken down")
+                self.prepare(node, old)
+            for node, old in batch:
+                self.replace(node, old)
+            failed = []
+            for node, old in batch:
+                report.outcomes[node.name] = self.finish(node, old)
+                if report.outcomes[node.name].startswith("rolled back"):
+                    failed.append(node.name)
+            if failed:
+                raise FleetError(f"{', '.join(failed)} failed the health gate and "
+                                 "went back to the previous version")
+
+    def rollback(self, nodes: list[Node], report: RolloutReport) -> None:
+        for node in nodes:
+            entry = self.state.get(node)
+            if entry is None or entry["phase"] not in (*UNFINISHED, "failed"):
+                continue
+            old, new = entry["from"], entry["to"]
+            if self.version(node) == old:
+                self.state.set(node, "rolled-back", old, new)
+                self.host(node.host)[1].remove_overlay(node.name, new)
+                report.outcomes[node.name] = f"was still on {old}"
+                continue
+            self.back(node, old, new)
+            report.outcomes[node.name] = f"rolled back to {old}"
+
+
+def rollout_fleet(plan: FleetPlan, targets: dict[str, TemplateRef], health: HealthCheck, *,
+                  only: str | None = None, rollback: bool = False,
+                  conns: Connections | None = None,
+                  say: Callable[[str], None] = print) -> RolloutReport:
+    nodes = select(plan, None, only)
+    report = RolloutReport()
+    with hvm.connections(conns) as pool:
+        run = Rollout(plan, targets, health, pool, say)
+        if rollback:
+            run.rollback(nodes, report)
+        else:
+            run.run(nodes, report)
+    say(report.summary())
+    return report
+
+
+def describe_plan(plan: FleetPlan, versions: dict[str, str], current: dict[str, str],
+                  only: str | None = None) -> str:
+    """--dry-run: the order in which nodes would be replaced."""
+    lines = []
+    nodes = select(plan, None, only)
+    for cluster in sorted({n.group.cluster for n in nodes}):
+        members = sorted((n for n in nodes if n.group.cluster == cluster), key=lambda n: n.name)
+        moves = [f"{n.name}@{n.host} {current.get(n.name, '?')} -> "
+                 f"{versions[n.group.family]}" for n in members
+                 if current.get(n.name) != versions[n.group.family]]
+        batch = members[0].group.batch
+        lines.append(f"cluster {cluster} ({batch} at a time): "
+                     + ("; ".join(moves) if moves else "nothing to do"))
+    return "\n".join(lines)

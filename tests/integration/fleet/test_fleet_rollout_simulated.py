@@ -1,0 +1,212 @@
+"""fleet.rollout on three simulated hypervisors (libvirt's test driver): order, one cluster
+member down at a time, rollback on a failed health gate, resumption, faults, gc.
+
+The health gate is the one thing replaced here (the e2e runs the real one over SSH): a
+recorder that checks, at each call, that no other member of the node's cluster is down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagefactory.errors import FactoryError
+from imagefactory.fleet import commands
+from imagefactory.fleet.apply import live_fleet_metadata
+from imagefactory.fleet.config import load_fleet
+from imagefactory.fleet.health import Health
+from imagefactory.fleet.hypervisor import Connections, FleetError, is_running, lookup
+from imagefactory.fleet.nodes import Node, plan_fleet
+from imagefactory.fleet.rollout import RolloutState
+from imagefactory.store import layout
+from tests.fleetkit import group, write_fleet
+from tests.integration.fleet.conftest import TemplateStore, simulated_host
+
+pytestmark = pytest.mark.integration
+SMALL = {"vcpu": 2, "memory_gib": 2, "os_disk_gb": 1}
+
+
+class Recorder:
+    """Health gate stand-in: records calls, asserts the cluster rule, fails or dies on cue."""
+
+    def __init__(self, path: Path, conns: Connections, fail: set[str] = frozenset(),
+                 kill: set[str] = frozenset()) -> None:
+        self.plan = plan_fleet(load_fleet(path))
+        self.conns, self.fail, self.kill = conns, set(fail), set(kill)
+        self.calls: list[tuple[str, dict[str, str]]] = []
+
+    def version_of(self, name: str) -> str:
+        node = self.plan.nodes[name]
+        dom = lookup(self.conns.get(self.plan.fleet.hypervisors[node.host]), name)
+        return live_fleet_metadata(dom)["version"]
+
+    def __call__(self, node: Node) -> Health:
+        members = [n for g in self.plan.fleet.clusters()[node.group.cluster]
+                   for n in g.node_names]
+        for other in members:
+            n = self.plan.nodes[other]
+            dom = lookup(self.conns.get(self.plan.fleet.hypervisors[n.host]), other)
+            assert is_running(dom), f"{other} is down while {node.name} is checked"
+        self.calls.append((node.name, {m: self.version_of(m) for m in members}))
+        if node.name in self.kill:
+            self.kill.discard(node.name)
+            raise KeyboardInterrupt  # the operator's Ctrl-C, or a crash, mid-gate
+        if node.name in self.fail:
+            self.fail.discard(node.name)  # fails once: healthy again on the old version
+            return Health(False, "role service failed to start", final=True)
+        return Health(True, "configured")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, template_store: TemplateStore):
+    """Applied on version 1 (day 24); version 2 (day 25) then on the stable channel."""
+    hosts = {name: {"uri": simulated_host(tmp_path, name), "storage_dir": str(tmp_path / name),
+                    "capacity": {"vcpu": 16, "memory_gib": 64, "storage_gb": 100},
+                    "network": {"bridge": "br-fleet"}} for name in ("hv-a", "hv-b", "hv-c")}
+    s = template_store.settings
+    path = write_fleet(tmp_path, hosts, {
+        "pers-ms": group("REDPANDA", "persistence", 3, "cluster", "ms-main", ("DATA_MS", 2),
+                         **SMALL),
+        "wrk-app": group("APP", "workers", 4, "independent", "wrk-app", rollout_batch=2,
+                         **SMALL),
+    }, store={"kind": "fs", "path": str(s.path), "allowed_signers": str(s.allowed_signers),
+              "image_dir": str(s.image_dir)})
+    v1 = {f: template_store.publish(f, tmp_path / "sealed", day=24)
+          for f in ("persistence", "workers")}
+    conns = Connections()
+    commands.apply(path, conns=conns)
+    v2 = {f: template_store.publish(f, tmp_path / "sealed", day=25)
+          for f in ("persistence", "workers")}
+    assert v1 != v2
+    yield path, conns, v1, v2
+    conns.close()
+
+
+def versions(rec: Recorder) -> dict[str, str]:
+    return {n: rec.version_of(n) for n in sorted(rec.plan.nodes)}
+
+
+def test_rollout_moves_every_vm_a_cluster_member_at_a_time(fleet, tmp_path: Path) -> None:
+    """Cluster members one by one, workers two by two; all on version 2, old overlays gone,
+    the same data disk files attached."""
+    path, conns, v1, v2 = fleet
+    disks = {p: p.stat().st_ino for p in tmp_path.glob("hv-*/vms/pers-ms-*/data-*.raw")}
+    rec = Recorder(path, conns)
+    commands.rollout(path, conns=conns, health=rec)
+    assert [name for name, _ in rec.calls] == ["pers-ms-01", "pers-ms-02", "pers-ms-03",
+                                               "wrk-app-01", "wrk-app-02", "wrk-app-03",
+                                               "wrk-app-04"]
+    seen = dict(rec.calls)
+    assert seen["pers-ms-01"] == {"pers-ms-01": v2["persistence"],
+                                  "pers-ms-02": v1["persistence"],
+                                  "pers-ms-03": v1["persistence"]}
+    assert seen["wrk-app-01"]["wrk-app-02"] == v2["workers"]  # same batch of two
+    assert seen["wrk-app-01"]["wrk-app-03"] == v1["workers"]
+    assert set(versions(rec).values()) == {v2["persistence"], v2["workers"]}
+    assert not [p for p in tmp_path.glob("hv-*/vms/*/os-*.qcow2")
+                if v1["persistence"] in p.name or v1["workers"] in p.name]
+    assert {p: p.stat().st_ino for p in disks} == disks
+    again = Recorder(path, conns)
+    report = commands.rollout(path, conns=conns, health=again)
+    assert again.calls == [] and set(report.outcomes.values()) == {
+        f"already on {v2['persistence']}", f"already on {v2['workers']}"}
+
+
+def test_a_failed_health_gate_rolls_back_and_stops_its_cluster(fleet) -> None:
+    """pers-ms-02 fails: back on version 1, pers-ms-03 untouched, the workers still move;
+    the command fails naming the cluster."""
+    path, conns, v1, v2 = fleet
+    rec = Recorder(path, conns, fail={"pers-ms-02"})
+    with pytest.raises(FleetError, match=r"rollout stopped in cluster\(s\) ms-main"):
+        commands.rollout(path, conns=conns, health=rec)
+    now = versions(rec)
+    assert (now["pers-ms-01"], now["pers-ms-02"], now["pers-ms-03"]) == (
+        v2["persistence"], v1["persistence"], v1["persistence"])
+    assert {now[f"wrk-app-0{i}"] for i in range(1, 5)} == {v2["workers"]}
+    node = rec.plan.nodes["pers-ms-02"]
+    assert RolloutState(rec.plan.fleet).get(node)["phase"] == "rolled-back"
+
+
+def test_a_killed_rollout_resumes_where_it_was(fleet) -> None:
+    """Killed in pers-ms-02's health gate: the next run finishes pers-ms-02 first, never
+    touches pers-ms-01 again, then goes on."""
+    path, conns, v1, v2 = fleet
+    rec = Recorder(path, conns, kill={"pers-ms-02"})
+    with pytest.raises(KeyboardInterrupt):
+        commands.rollout(path, conns=conns, health=rec)
+    node = rec.plan.nodes["pers-ms-02"]
+    assert RolloutState(rec.plan.fleet).get(node)["phase"] == "health"
+    rec2 = Recorder(path, conns)
+    commands.rollout(path, conns=conns, health=rec2)
+    assert [n for n, _ in rec2.calls][:2] == ["pers-ms-02", "pers-ms-03"]
+    assert set(versions(rec2).values()) == {v2["persistence"], v2["workers"]}
+
+
+def test_rollback_puts_an_unfinished_node_back(fleet) -> None:
+    """After a kill mid-gate, --rollback restores pers-ms-02's previous overlay."""
+    path, conns, v1, _v2 = fleet
+    rec = Recorder(path, conns, kill={"pers-ms-02"})
+    with pytest.raises(KeyboardInterrupt):
+        commands.rollout(path, conns=conns, health=rec)
+    report = commands.rollout(path, rollback=True, conns=conns, health=Recorder(path, conns))
+    assert report.outcomes == {"pers-ms-02": f"rolled back to {v1['persistence']}"}
+    assert versions(rec)["pers-ms-02"] == v1["persistence"]
+
+
+def test_a_bad_channel_signature_touches_nothing(fleet, template_store: TemplateStore) -> None:
+    """A stable pointer whose signature does not verify: refused before any VM is touched."""
+    path, conns, v1, _ = fleet
+    sig = template_store.settings.path / layout.channel_signature_key("persistence", "stable")
+    sig.write_bytes(sig.read_bytes().replace(b"A", b"B", 1))
+    rec = Recorder(path, conns)
+    with pytest.raises(FactoryError, match="channel 'stable' pointer"):
+        commands.rollout(path, conns=conns, health=rec)
+    assert rec.calls == [] and set(versions(rec).values()) == set(v1.values())
+    assert not RolloutState(rec.plan.fleet).dir.exists()
+
+
+def test_a_missing_data_disk_stops_before_any_downtime(fleet, tmp_path: Path) -> None:
+    """pers-ms-01's data disk is gone: its cluster stops, the VM keeps running on version 1."""
+    path, conns, v1, _ = fleet
+    next(tmp_path.glob("hv-*/vms/pers-ms-01/data-*.raw")).unlink()
+    rec = Recorder(path, conns)
+    with pytest.raises(FleetError, match="pers-ms-01: data disk DATA_MS is missing"):
+        commands.rollout(path, conns=conns, health=rec)
+    assert versions(rec)["pers-ms-01"] == v1["persistence"]
+    assert [n for n, _ in rec.calls if n.startswith("pers-ms")] == []
+
+
+def test_gc_removes_only_templates_nothing_uses(fleet, tmp_path: Path, capsys) -> None:
+    """Workers' version 1 stays while their overlays are built on it, persistence's goes once
+    its VMs moved; the dry run removes nothing; the channel's version 2 is always kept."""
+    path, conns, v1, v2 = fleet
+    commands.rollout(path, only="pers-ms", conns=conns, health=Recorder(path, conns))
+    assert commands.gc(path, apply=True, conns=conns) == "3 template(s) removed"
+    names = {p.name for p in tmp_path.glob("hv-*/templates/*.qcow2")}
+    assert names == {f"persistence-{v2['persistence']}.qcow2", f"workers-{v1['workers']}.qcow2"}
+    commands.rollout(path, conns=conns, health=Recorder(path, conns))
+    capsys.readouterr()
+    assert commands.gc(path, conns=conns) == "3 template(s) unused (dry run)"
+    assert "dry run: --apply removes it" in capsys.readouterr().out
+    assert f"workers-{v1['workers']}.qcow2" in {
+        p.name for p in tmp_path.glob("hv-*/templates/*.qcow2")}
+    commands.gc(path, apply=True, conns=conns)
+    names = {p.name for p in tmp_path.glob("hv-*/templates/*.qcow2")}
+    assert names == {f"persistence-{v2['persistence']}.qcow2", f"workers-{v2['workers']}.qcow2"}
+
+
+def test_status_shows_the_channel_version(fleet) -> None:
+    """fleet.status: each VM's template beside the version its channel points at."""
+    path, conns, v1, v2 = fleet
+    line = next(ln for ln in commands.status(path, conns=conns).splitlines()
+                if "pers-ms-01" in ln)
+    assert v1["persistence"] in line and v2["persistence"] in line
+
+
+def test_dry_run_lists_the_order(fleet) -> None:
+    """--dry-run: per cluster, the nodes and versions, one at a time or in batches."""
+    path, conns, v1, v2 = fleet
+    text = commands.rollout(path, dry_run=True, conns=conns)
+    assert "cluster ms-main (1 at a time): pers-ms-01@" in text
+    assert "cluster wrk-app (2 at a time)" in text
+    assert f"{v1['persistence']} -> {v2['persistence']}" in text
