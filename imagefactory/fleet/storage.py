@@ -18,14 +18,13 @@ Either way a data disk is created only where none exists, never resized, and rem
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from imagefactory.fleet.hypervisor import FleetError, is_local, libvirt_module
+from imagefactory.fleet.hypervisor import FleetError, is_local
 from imagefactory.fleet.model import GB, Hypervisor, StorageMode
 from imagefactory.fsutil import write_atomic
 from imagefactory.tools import require, run
@@ -78,16 +77,18 @@ def storage_for(hv: Hypervisor, conn: Any) -> VmStorage:
             raise FleetError(f"hypervisor {hv.name}: storage: files needs a local URI, not "
                              f"{hv.uri} (use storage: pool)")
         return LocalFiles(hv)
+    from imagefactory.fleet.pool import PoolVolumes  # a module of its own, same interface
+
     return PoolVolumes(hv, conn)
 
 
-def _check_overlay_size(node: str, template: Path, virtual: int, size_gb: int) -> None:
+def check_overlay_size(node: str, template: Path, virtual: int, size_gb: int) -> None:
     if size_gb * GB < virtual:
         raise FleetError(f"{node}: os_disk_gb {size_gb} is smaller than its template "
                          f"{template.name} ({virtual / GB:.1f} GB)")
 
 
-def _hash_mismatch(hv: Hypervisor, source: Path, found: str, sha256: str) -> FleetError:
+def hash_mismatch(hv: Hypervisor, source: Path, found: str, sha256: str) -> FleetError:
     return FleetError(f"{source}: sha256 {found} does not match the signed manifest's "
                       f"{sha256}; not installed on {hv.name}")
 
@@ -169,7 +170,7 @@ class LocalFiles(FilesLayout):
                 out.flush()
                 os.fsync(out.fileno())
             if digest.hexdigest() != sha256:
-                raise _hash_mismatch(self.hv, source, digest.hexdigest(), sha256)
+                raise hash_mismatch(self.hv, source, digest.hexdigest(), sha256)
             tmp.chmod(0o444)
             tmp.rename(dest)
         finally:
@@ -184,7 +185,7 @@ class LocalFiles(FilesLayout):
         if not template.exists():
             raise FleetError(f"hypervisor {self.hv.name}: template {template} is missing")
         info = run([require("qemu-img"), "info", "--output=json", str(template)]).stdout
-        _check_overlay_size(node, template, int(json.loads(info)["virtual-size"]), size_gb)
+        check_overlay_size(node, template, int(json.loads(info)["virtual-size"]), size_gb)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.unlink(missing_ok=True)
@@ -241,170 +242,3 @@ class LocalFiles(FilesLayout):
         """The last applied definition beside the VM's disks, for people and backups."""
         self.vm_dir(node).mkdir(parents=True, exist_ok=True)
         write_atomic(self.vm_dir(node) / "domain.xml", xml)
-
-
-class PoolVolumes(PoolLayout):
-    """VM disks as volumes of the `imagefactory` dir pool, made through the libvirt
-    connection (works the same over qemu+ssh://)."""
-
-    def __init__(self, hv: Hypervisor, conn: Any) -> None:
-        super().__init__(hv)
-        self.conn = conn
-        self.libvirt = libvirt_module()
-        self.pool = self._ensure_pool()
-
-    def _ensure_pool(self) -> Any:
-        lv = self.libvirt
-        try:
-            pool = self.conn.storagePoolLookupByName(POOL)
-        except lv.libvirtError:
-            xml = (f"<pool type='dir'><name>{POOL}</name><target><path>{self.root}</path>"
-                   "</target></pool>")
-            try:
-                pool = self.conn.storagePoolDefineXML(xml, 0)
-                pool.build(0)
-                pool.setAutostart(1)
-            except lv.libvirtError as exc:
-                raise FleetError(f"hypervisor {self.hv.name}: cannot define storage pool "
-                                 f"{POOL} at {self.root}: {exc.get_error_message()}") from None
-        path = Path(pool.XMLDesc(0).split("<path>", 1)[1].split("</path>", 1)[0])
-        if path != self.root:
-            raise FleetError(f"hypervisor {self.hv.name}: storage pool {POOL} is at {path}, "
-                             f"the fleet file says {self.root}")
-        if not pool.isActive():
-            pool.create(0)
-        pool.refresh(0)
-        return pool
-
-    def _vol(self, name: str) -> Any | None:
-        try:
-            return self.pool.storageVolLookupByName(name)
-        except self.libvirt.libvirtError:
-            return None
-
-    def _create(self, name: str, fmt: str, capacity: int, backing: Path | None = None) -> Any:
-        xml = (f"<volume><name>{name}</name><capacity unit='bytes'>{capacity}</capacity>"
-               f"<allocation unit='bytes'>0</allocation><target><format type='{fmt}'/>"
-               "</target>")
-        if backing is not None:
-            xml += f"<backingStore><path>{backing}</path><format type='qcow2'/></backingStore>"
-        try:
-            return self.pool.createXML(xml + "</volume>", 0)
-        except self.libvirt.libvirtError as exc:
-            raise FleetError(f"hypervisor {self.hv.name}: cannot create volume {name}: "
-                             f"{exc.get_error_message()}") from None
-
-    def _upload(self, vol: Any, data: Any, size: int) -> str:
-        """Stream `size` bytes from the file object into the volume; their sha256."""
-        digest = hashlib.sha256()
-        stream = self.conn.newStream(0)
-        vol.upload(stream, 0, size, 0)
-        try:
-            while chunk := data.read(CHUNK):
-                digest.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    sent = stream.send(view.tobytes())
-                    view = view[sent:]
-            stream.finish()
-        except BaseException:
-            stream.abort()
-            raise
-        return digest.hexdigest()
-
-    def has_template(self, family: str, version: str) -> bool:
-        name = self.template(family, version).name
-        return self._vol(name + ".sha256") is not None and self._vol(name) is not None
-
-    def install_template(self, source: Path, sha256: str, family: str, version: str) -> bool:
-        name = self.template(family, version).name
-        if self.has_template(family, version):
-            return False
-        for stale in (name, name + ".sha256"):  # an upload cut off before its marker
-            vol = self._vol(stale)
-            if vol is not None:
-                vol.delete(0)
-        size = source.stat().st_size
-        vol = self._create(name, "raw", size)
-        try:
-            with source.open("rb") as fh:
-                found = self._upload(vol, fh, size)
-            if found != sha256:
-                raise _hash_mismatch(self.hv, source, found, sha256)
-            marker = (sha256 + "\n").encode()
-            self._upload(self._create(name + ".sha256", "raw", len(marker)),
-                         io.BytesIO(marker), len(marker))
-        except BaseException:
-            vol.delete(0)
-            raise
-        self.pool.refresh(0)  # the volume's format is read from its header
-        return True
-
-    def create_overlay(self, node: str, template: Path, version: str, size_gb: int) -> bool:
-        name = self.overlay(node, version).name
-        if self._vol(name) is not None:
-            return False
-        tpl = self._vol(template.name)
-        if tpl is None:
-            raise FleetError(f"hypervisor {self.hv.name}: template volume {template.name} is "
-                             "missing")
-        _check_overlay_size(node, template, int(tpl.info()[1]), size_gb)
-        self._create(name, "qcow2", disk_bytes(size_gb), backing=template)
-        return True
-
-    def create_data(self, node: str, serial: str, size_gb: int) -> bool:
-        name = self.data(node, serial).name
-        if self._vol(name) is not None:
-            return False
-        self._create(name, "raw", disk_bytes(size_gb))
-        return True
-
-    def data_disks(self, node: str) -> list[DataDisk]:
-        self.pool.refresh(0)
-        out = []
-        for name in sorted(self.pool.listVolumes()):
-            if name.startswith(f"{node}.data-"):
-                _kind, size, written = self.pool.storageVolLookupByName(name).info()
-                out.append(DataDisk(self.root / name, int(size), int(written)))
-        return out
-
-    def delete_data(self, disk: DataDisk) -> None:
-        vol = self._vol(disk.path.name)
-        if vol is not None:
-            vol.delete(0)
-
-    def remove_os(self, node: str) -> None:
-        self.pool.refresh(0)
-        for name in self.pool.listVolumes():
-            if name.startswith(f"{node}.os-") or name == f"{node}.console.log":
-                self.pool.storageVolLookupByName(name).delete(0)
-
-    def remove_overlay(self, node: str, version: str) -> None:
-        vol = self._vol(self.overlay(node, version).name)
-        if vol is not None:
-            vol.delete(0)
-
-    def templates(self) -> list[Path]:
-        self.pool.refresh(0)
-        return sorted(self.root / n for n in self.pool.listVolumes()
-                      if n.startswith("tpl-") and n.endswith(".qcow2"))
-
-    def backing_files(self) -> set[Path]:
-        self.pool.refresh(0)
-        out = set()
-        for name in self.pool.listVolumes():
-            if ".os-" in name:
-                xml = self.pool.storageVolLookupByName(name).XMLDesc(0)
-                if "<backingStore>" in xml:
-                    out.add(Path(xml.split("<backingStore>", 1)[1].split("<path>", 1)[1]
-                                 .split("</path>", 1)[0]))
-        return out
-
-    def remove_template(self, path: Path) -> None:
-        for name in (path.name + ".sha256", path.name):  # marker first: never a marker alone
-            vol = self._vol(name)
-            if vol is not None:
-                vol.delete(0)
-
-    def record_definition(self, node: str, xml: str) -> None:
-        """Nothing to write: libvirt keeps the definition (`virsh dumpxml`)."""

@@ -17,7 +17,7 @@ from imagefactory.fleet.model import (
     NetworkKind,
     StorageMode,
 )
-from imagefactory.fleet.storage import PoolVolumes
+from imagefactory.fleet.pool import PoolVolumes
 from imagefactory.fsutil import sha256_file
 from tests.conftest import require_tool
 
