@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from imagefactory.errors import FactoryError
 from imagefactory.fleet import hypervisor as hvm
 from imagefactory.fleet.apply import live_fleet_metadata, select, vm_spec
 from imagefactory.fleet.config import read_access_keys
@@ -229,7 +230,7 @@ class Rollout:
             self.say(f"cluster {cluster}:")
             try:
                 self.run_cluster(members, report)
-            except FleetError as exc:
+            except FactoryError as exc:  # FleetError, a failed qemu-img (disk full), a store
                 report.stopped[cluster] = str(exc)
                 self.say(f"  cluster {cluster} stopped: {exc}")
             except hvm.libvirt_module().libvirtError as exc:  # e.g. a host gone mid-rollout

@@ -6,6 +6,7 @@ recorder that checks, at each call, that no other member of the node's cluster i
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,63 @@ def test_dry_run_lists_the_order(fleet) -> None:
     assert "cluster ms-main (1 at a time): pers-ms-01@" in text
     assert "cluster wrk-app (2 at a time)" in text
     assert f"{v1['persistence']} -> {v2['persistence']}" in text
+
+
+def test_an_unreachable_host_stops_its_clusters(fleet, tmp_path: Path) -> None:
+    """A hypervisor lost after the first node moved: its clusters stop with the reason, the
+    moved node stays on version 2, nothing is left half-done on the others."""
+    path, conns, v1, v2 = fleet
+    rec = Recorder(path, conns)
+    victim = rec.plan.nodes["pers-ms-02"].host
+    hv = rec.plan.fleet.hypervisors[victim]
+
+    def lose_host(node: Node) -> Health:
+        result = rec(node)
+        if node.name == "pers-ms-01":
+            Path(hv.uri.removeprefix("test://")).unlink()  # the next connect fails
+            conns._open.pop(hv.uri).close()
+        return result
+
+    with pytest.raises(FleetError, match=r"rollout stopped in cluster\(s\) ms-main \(libvirt: "):
+        commands.rollout(path, conns=conns, health=lose_host)
+    assert rec.version_of("pers-ms-01") == v2["persistence"]
+    others = [n for n in rec.plan.nodes.values() if n.host != victim and n.name != "pers-ms-01"]
+    for node in others:
+        assert rec.version_of(node.name) in (v1[node.group.family], v2[node.group.family])
+
+
+def test_a_full_storage_dir_stops_before_the_node_goes_down(fleet, tmp_path: Path) -> None:
+    """No room for pers-ms-01's new overlay (a 1 MiB tmpfs, filled): the cluster stops with
+    the error, the VM is still running on version 1, its data disk untouched."""
+    path, conns, v1, _v2 = fleet
+    rec = Recorder(path, conns)
+    vm_dir = next(tmp_path.glob("hv-*/vms/pers-ms-01"))
+    data = next(vm_dir.glob("data-*.raw"))
+    saved = tmp_path / "saved-data.raw"
+    subprocess.run(["cp", "--sparse=always", str(data), str(saved)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(vm_dir)], check=True)
+    try:
+        subprocess.run(["cp", "--sparse=always", str(saved), str(data)], check=True)
+        subprocess.run(["sh", "-c", f"cat /dev/zero > {vm_dir}/filler"], capture_output=True)
+        with pytest.raises(FleetError, match="(?i)no space left"):
+            commands.rollout(path, only="pers-ms", conns=conns, health=rec)
+        assert rec.version_of("pers-ms-01") == v1["persistence"]
+        dom = lookup(conns.get(rec.plan.fleet.hypervisors[rec.plan.nodes["pers-ms-01"].host]),
+                     "pers-ms-01")
+        assert is_running(dom) and rec.calls == []
+    finally:
+        subprocess.run(["umount", str(vm_dir)], check=True)
+
+
+def test_a_corrupt_template_in_the_store_touches_nothing(fleet,
+                                                         template_store: TemplateStore) -> None:
+    """The channel's blob damaged in the store: pull refuses it (sha256), no VM changes."""
+    path, conns, v1, v2 = fleet
+    blob = template_store.settings.path / layout.blob_key("persistence", v2["persistence"])
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    rec = Recorder(path, conns)
+    with pytest.raises(FactoryError, match="sha256"):
+        commands.rollout(path, conns=conns, health=rec)
+    assert rec.calls == [] and set(versions(rec).values()) == set(v1.values())
