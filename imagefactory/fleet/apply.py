@@ -74,10 +74,15 @@ def apply_fleet(plan: FleetPlan, templates: dict[str, TemplateRef], *, host: str
                 say: Callable[[str], None] = print) -> ApplyReport:
     fleet = plan.fleet
     nodes = select(plan, host, only)
+    moved = sorted(set(plan.placement.moved) & {n.name for n in nodes})
+    if moved:
+        raise FleetError(
+            f"{fleet.path}: {', '.join(moved)} would move to another hypervisor (their "
+            "recorded host is gone or can no longer hold them): apply does not move a VM "
+            "away from its data disk. Bring the host back, or, to re-create a VM elsewhere "
+            f"with a blank data disk, remove its entry from {fleet.placement_file}")
     keys = read_access_keys(fleet)
     report = ApplyReport()
-    if not dry_run:
-        write_state(plan)
     with hvm.connections(conns) as pool:
         for name in sorted({n.host for n in nodes}):
             hv = fleet.hypervisors[name]
@@ -89,6 +94,8 @@ def apply_fleet(plan: FleetPlan, templates: dict[str, TemplateRef], *, host: str
             for node in (n for n in nodes if n.host == name):
                 report.actions[node.name] = _apply_node(
                     fleet, hv, conn, files, node, dtype, templates, keys, dry_run, say)
+                if not dry_run:
+                    write_state(plan)  # after each VM: what exists is what is recorded
     say(report.summary())
     return report
 
@@ -117,7 +124,14 @@ def _apply_node(fleet: Fleet, hv: Hypervisor, conn: Any, files: VmStorage, node:
             f"{wanted_tpl.version} (a rollout moves it)")
     spec = vm_spec(fleet, node, files, dtype, current_tpl, keys)
     xml = render_domain(spec)
-    changes = diff(observe(hvm.defined_xml(dom)), observe(xml))
+    current, wanted = observe(hvm.defined_xml(dom)), observe(xml)
+    changes = diff(current, wanted)
+    old_data = [d["source"] for d in current["disks"] if d["target"] == "vdb"]
+    new_data = [d["source"] for d in wanted["disks"] if d["target"] == "vdb"]
+    if old_data and old_data != new_data:
+        raise FleetError(f"{node.name} on {hv.name}: its data disk would change from "
+                         f"{old_data[0]} to {new_data[0] if new_data else 'none'}: refused "
+                         "(a VM never changes data disk; destroy it explicitly first)")
     running = hvm.is_running(dom)
     if not changes:
         if running:

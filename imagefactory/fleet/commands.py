@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from imagefactory.errors import FactoryError
@@ -11,7 +13,7 @@ from imagefactory.fleet.apply import ApplyReport, apply_fleet, select, vm_spec
 from imagefactory.fleet.config import load_fleet, read_access_keys
 from imagefactory.fleet.domain import render_domain
 from imagefactory.fleet.gc import collect_templates
-from imagefactory.fleet.health import HealthCheck, ssh_health_check
+from imagefactory.fleet.health import HealthCheck, check_identity, ssh_health_check
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.nodes import plan_fleet
 from imagefactory.fleet.rollout import RolloutReport, describe_plan, rollout_fleet
@@ -22,12 +24,28 @@ from imagefactory.fleet.templates import channel_versions, local_templates, pull
 from imagefactory.fsutil import write_atomic
 
 
+@contextmanager
+def _clean_errors() -> Iterator[None]:
+    """libvirt and OS errors as one FleetError line (tasks.py prints FactoryErrors cleanly)."""
+    try:
+        yield
+    except OSError as exc:
+        raise FleetError(f"{exc.filename or 'I/O'}: {exc.strerror or exc}") from None
+    except FactoryError:
+        raise
+    except Exception as exc:
+        if type(exc).__name__ == "libvirtError":
+            raise FleetError(f"libvirt: {exc.get_error_message()}") from None  # type: ignore[attr-defined]
+        raise
+
+
 def plan(fleet_file: Path, as_json: bool = False, fresh: bool = False) -> str:
     """Placement and totals (read-only: no daemon, no store)."""
     p = plan_fleet(load_fleet(fleet_file), fresh=fresh)
     return json.dumps(plan_document(p), indent=2) if as_json else render_plan(p)
 
 
+@_clean_errors()
 def render(fleet_file: Path, out: Path, domain_type: str = "kvm") -> str:
     """One domain XML per node into `out`, offline: templates as already pulled here (or
     `unpulled`), domain type as given (the hypervisor decides at apply)."""
@@ -45,6 +63,7 @@ def render(fleet_file: Path, out: Path, domain_type: str = "kvm") -> str:
     return f"{len(p.nodes)} domain XML files in {out}/<hypervisor>/ ({took:.2f} s)"
 
 
+@_clean_errors()
 def apply(fleet_file: Path, host: str | None = None, only: str | None = None,
           dry_run: bool = False, conns: Connections | None = None) -> ApplyReport:
     """Create or update the fleet's VMs (templates pulled and verified first)."""
@@ -57,6 +76,7 @@ def apply(fleet_file: Path, host: str | None = None, only: str | None = None,
     return apply_fleet(p, templates, host=host, only=only, dry_run=dry_run, conns=conns)
 
 
+@_clean_errors()
 def status(fleet_file: Path, host: str | None = None, only: str | None = None,
            conns: Connections | None = None) -> str:
     """Per VM: state, template version, the channel's version, drift from the plan."""
@@ -72,6 +92,7 @@ def status(fleet_file: Path, host: str | None = None, only: str | None = None,
     return render_status(rows) + note
 
 
+@_clean_errors()
 def rollout(fleet_file: Path, channel: str | None = None, only: str | None = None,
             dry_run: bool = False, rollback: bool = False, conns: Connections | None = None,
             health: HealthCheck | None = None) -> RolloutReport | str:
@@ -84,9 +105,10 @@ def rollout(fleet_file: Path, channel: str | None = None, only: str | None = Non
         versions = channel_versions(fleet, families, channel)
         current = {r.node: r.version for r in fleet_status(p, only=only, conns=conns)}
         return describe_plan(p, versions, current, only)
-    targets = {} if rollback else pull_templates(fleet, families, channel=channel)
-    if rollback:
-        targets = local_templates(fleet, families)
+    if health is None:
+        check_identity(fleet)  # before any VM goes down, not after its first boot
+    targets = (local_templates(fleet, families) if rollback
+               else pull_templates(fleet, families, channel=channel))
     check = health or ssh_health_check(fleet, fleet.rollout.health_timeout_s, print)
     report = rollout_fleet(p, targets, check, only=only, rollback=rollback, conns=conns)
     if report.stopped:
@@ -95,6 +117,7 @@ def rollout(fleet_file: Path, channel: str | None = None, only: str | None = Non
     return report
 
 
+@_clean_errors()
 def gc(fleet_file: Path, host: str | None = None, apply: bool = False,
        conns: Connections | None = None) -> str:
     """List (or with apply remove) templates no overlay uses and no channel points at."""
@@ -105,6 +128,7 @@ def gc(fleet_file: Path, host: str | None = None, apply: bool = False,
     return f"{len(unused)} template(s) {verb}"
 
 
+@_clean_errors()
 def destroy(fleet_file: Path, only: str | None = None, node: str | None = None,
             delete_data: bool = False, conns: Connections | None = None) -> str:
     """Stop and undefine VMs; data disks stay unless delete_data."""

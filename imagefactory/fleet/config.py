@@ -240,11 +240,19 @@ def semantic_problems(fleet: Fleet, catalogue: dict[str, CatalogueRole]) -> list
             out.append(Problem(file, where, f"cluster {cluster} has {size} node(s): a cluster "
                                "keeps quorum after losing a host only with 3 or more",
                                "add nodes or use topology: independent"))
-    usable = fleet.network.subnet.num_addresses - 2 - fleet.network.first_host
-    if fleet.network.subnet.prefixlen < 32 and fleet.node_count > usable:
-        out.append(Problem(file, ".network.subnet", f"{fleet.network.subnet} offers {usable} "
+    net = fleet.network
+    first = int(net.subnet.network_address) + net.first_host
+    last = int(net.subnet.broadcast_address) - 1
+    reserved = {int(a) for a in (net.gateway, *net.dns) if first <= int(a) <= last}
+    usable = max(0, last - first + 1 - len(reserved))
+    if fleet.node_count > usable:
+        out.append(Problem(file, ".network.subnet", f"{net.subnet} offers {usable} "
                            f"node addresses after first_host, the fleet has "
                            f"{fleet.node_count} nodes"))
+    for group in fleet.groups.values():
+        if group.name.startswith("tpl-"):
+            out.append(Problem(file, f".groups.{group.name}", "group names may not start "
+                               "with 'tpl-' (the prefix of template volumes)"))
     seen: dict[str, str] = {}
     for hv in fleet.hypervisors.values():
         if hv.uri in seen:

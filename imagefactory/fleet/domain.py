@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagefactory.fleet.model import Fleet, NetworkKind
+from imagefactory.fleet.model import Fleet, Hypervisor, NetworkKind
 from imagefactory.fleet.nodes import Node
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -39,7 +39,7 @@ class VmSpec:
     console_log: Path | None = None
 
     @property
-    def hypervisor(self) -> Any:
+    def hypervisor(self) -> Hypervisor:
         return self.fleet.hypervisors[self.node.host]
 
     def oem_strings(self) -> list[str]:

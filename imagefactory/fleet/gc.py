@@ -30,7 +30,7 @@ def collect_templates(fleet: Fleet, pinned: dict[str, str], *, host: str | None 
                     "an overlay is built on it" if template in used else "",
                     *(f"channel {fleet.channel} points at it"
                       for family, version in pinned.items()
-                      if template == storage.template(family, version)),
+                      if template == storage.template(family, version).resolve()),
                 ) if why]
                 if keep:
                     say(f"{name}: keep {template.name} ({'; '.join(keep)})")

@@ -19,6 +19,7 @@ from pathlib import Path
 import paramiko
 
 from imagefactory.fleet.domain import ssh_port
+from imagefactory.fleet.hypervisor import FleetError
 from imagefactory.fleet.model import Fleet, NetworkKind
 from imagefactory.fleet.nodes import Node
 
@@ -80,6 +81,26 @@ def probe(fleet: Fleet, node: Node, key: Path, timeout: float = 15.0) -> Health:
         return Health(False, f"no SSH to {host}:{port} ({type(exc).__name__}: {exc})")
     finally:
         client.close()
+
+
+def check_identity(fleet: Fleet) -> None:
+    """The gate's key must load (exists, private, no passphrase) before any VM goes down."""
+    key = fleet.rollout.ssh_identity
+    where = f"{fleet.path}: .rollout.ssh_identity"
+    if key is None:
+        raise FleetError(f"{where} is not set: the health gate could not log in to a VM")
+    try:
+        paramiko.Ed25519Key.from_private_key_file(str(key))
+    except FileNotFoundError:
+        raise FleetError(f"{where}: {key} does not exist") from None
+    except paramiko.PasswordRequiredException:
+        raise FleetError(f"{where}: {key} needs a passphrase; use a key without one "
+                         "(readable by root only)") from None
+    except (paramiko.SSHException, OSError, ValueError):
+        try:
+            paramiko.RSAKey.from_private_key_file(str(key))
+        except (paramiko.SSHException, OSError, ValueError) as exc:
+            raise FleetError(f"{where}: {key} is not a usable private key ({exc})") from None
 
 
 def ssh_health_check(fleet: Fleet, timeout_s: float,

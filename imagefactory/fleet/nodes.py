@@ -71,7 +71,11 @@ def assign_addresses(fleet: Fleet, previous: Mapping[str, str]) -> dict[str, ipa
         old = previous.get(node)
         if old is None:
             continue
-        addr = ipaddress.IPv4Address(old)
+        try:
+            addr = ipaddress.IPv4Address(old)
+        except ValueError:
+            raise ConfigError([Problem(str(fleet.placement_file), f".nodes.{node}.ip",
+                                       f"{old!r} is not an IPv4 address")]) from None
         if addr in net.subnet and int(addr) >= first and addr not in taken:
             out[node] = addr
             taken.add(addr)
@@ -85,6 +89,9 @@ def assign_addresses(fleet: Fleet, previous: Mapping[str, str]) -> dict[str, ipa
                 out[node] = addr
                 taken.add(addr)
                 break
+        else:
+            raise ConfigError([Problem(str(fleet.path), ".network.subnet",
+                                       f"no free address left in {net.subnet} for {node}")])
     return out
 
 

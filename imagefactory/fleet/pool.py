@@ -167,7 +167,7 @@ class PoolVolumes(PoolLayout):
 
     def templates(self) -> list[Path]:
         self.pool.refresh(0)
-        return sorted(self.root / n for n in self.pool.listVolumes()
+        return sorted((self.root / n).resolve() for n in self.pool.listVolumes()
                       if n.startswith("tpl-") and n.endswith(".qcow2"))
 
     def backing_files(self) -> set[Path]:
@@ -178,7 +178,7 @@ class PoolVolumes(PoolLayout):
                 xml = self.pool.storageVolLookupByName(name).XMLDesc(0)
                 if "<backingStore>" in xml:
                     out.add(Path(xml.split("<backingStore>", 1)[1].split("<path>", 1)[1]
-                                 .split("</path>", 1)[0]))
+                                 .split("</path>", 1)[0]).resolve())
         return out
 
     def remove_template(self, path: Path) -> None:

@@ -19,8 +19,10 @@ has not passed back on its previous overlay.
 
 from __future__ import annotations
 
+import fcntl
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +41,7 @@ from imagefactory.fleet.storage import VmStorage, storage_for
 from imagefactory.fleet.templates import TemplateRef
 from imagefactory.fsutil import write_json_atomic
 
-UNFINISHED = ("prepared", "replacing", "health")
+UNFINISHED = ("prepared", "replacing", "health", "rolling-back")
 
 
 class RolloutState:
@@ -64,14 +66,35 @@ class RolloutState:
             raise FleetError(f"{path}: unreadable rollout state ({exc}); inspect it before "
                              "removing it: it says which VMs are mid-rollout") from None
 
-    def set(self, node: Node, phase: str, old: str, new: str) -> None:
+    def set(self, node: Node, phase: str, old: str, new: str, **extra: str) -> None:
         nodes = self.load(node.host)
-        nodes[node.name] = {"phase": phase, "from": old, "to": new,
-                            "updated": datetime.now(UTC).isoformat(timespec="seconds")}
+        entry = {**nodes.get(node.name, {}), **extra}
+        entry.update(phase=phase, updated=datetime.now(UTC).isoformat(timespec="seconds"))
+        entry["from"], entry["to"] = old, new
+        nodes[node.name] = entry
         write_json_atomic(self._path(node.host), {"fleet": self.fleet.name, "nodes": nodes})
 
     def get(self, node: Node) -> dict[str, str] | None:
         return self.load(node.host).get(node.name)
+
+    def forget(self, node: Node) -> None:
+        """The VM is gone (fleet.destroy): nothing of its rollout is left to resume."""
+        nodes = self.load(node.host)
+        if nodes.pop(node.name, None) is not None:
+            write_json_atomic(self._path(node.host), {"fleet": self.fleet.name, "nodes": nodes})
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One rollout at a time per state dir (two could each take a member of one cluster
+        down)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with (self.dir / ".lock").open("w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FleetError(f"{self.dir}: another rollout of this fleet is running"
+                                 ) from None
+            yield
 
 
 @dataclass
@@ -122,12 +145,14 @@ class Rollout:
         return dom
 
     def ref(self, node: Node, version: str) -> TemplateRef:
-        """The template a node ran or will run: the target, or its current one (firmware
-        read from its definition)."""
+        """The template a node ran or will run: the target, or its previous one (firmware
+        as recorded before the switch, else read from its definition)."""
         target = self.targets[node.group.family]
         if version == target.version:
             return target
-        firmware = observe(hvm.defined_xml(self.domain(node)))["firmware"]
+        entry = self.state.get(node) or {}
+        firmware = entry.get("firmware_from") or observe(
+            hvm.defined_xml(self.domain(node)))["firmware"]
         return TemplateRef(node.group.family, version, target.image, "", firmware)
 
     def restart_on(self, node: Node, tpl: TemplateRef) -> None:
@@ -151,7 +176,8 @@ class Rollout:
             self.say(f"  template {tpl.family} {tpl.version} installed on {node.host}")
         storage.create_overlay(node.name, storage.template(tpl.family, tpl.version),
                                tpl.version, node.group.size.os_disk_gb)
-        self.state.set(node, "prepared", old, tpl.version)
+        firmware = observe(hvm.defined_xml(self.domain(node)))["firmware"]
+        self.state.set(node, "prepared", old, tpl.version, firmware_from=firmware)
 
     def others_running(self, node: Node, batch: list[Node]) -> str:
         """Empty when every other member of the node's cluster is up, else who is not."""
@@ -186,6 +212,7 @@ class Rollout:
         return f"rolled back to {old} ({result.detail})"
 
     def back(self, node: Node, old: str, new: str) -> None:
+        self.state.set(node, "rolling-back", old, new)
         self.restart_on(node, self.ref(node, old))
         self.state.set(node, "rolled-back", old, new)
         self.host(node.host)[1].remove_overlay(node.name, new)
@@ -201,23 +228,39 @@ class Rollout:
             entry = self.state.get(node)
             if entry is None or entry["phase"] not in UNFINISHED:
                 continue
-            old, new = entry["from"], entry["to"]
-            self.say(f"  {node.name}: resuming ({entry['phase']} {old} -> {new})")
-            if self.version(node) == old:  # not switched yet: start over from prepare
-                dom = self.domain(node)
+            try:
+                self.resume_node(node, entry, report)
+            except FactoryError as exc:
+                report.stopped[node.group.cluster] = f"resuming {node.name}: {exc}"
+
+    def resume_node(self, node: Node, entry: dict[str, str], report: RolloutReport) -> None:
+        old, new, phase = entry["from"], entry["to"], entry["phase"]
+        self.say(f"  {node.name}: resuming ({phase} {old} -> {new})")
+        now = self.version(node)
+        dom = self.domain(node)
+        if now not in (old, new):  # changed by someone else since (apply, destroy + apply)
+            self.state.set(node, "abandoned", old, new)
+            report.outcomes[node.name] = f"left alone: it runs {now}, not {old} or {new}"
+            return
+        if phase == "rolling-back" or (now == new and new != self.targets[
+                node.group.family].version):
+            if now == new:
+                self.back(node, old, new)  # a rollback under way, or the channel moved
+            else:
+                self.state.set(node, "rolled-back", old, new)
                 if not hvm.is_running(dom):
                     hvm.start(self.fleet.hypervisors[node.host], dom)
-                self.state.set(node, "prepared", old, new)
-                continue
-            dom = self.domain(node)
-            if not hvm.is_running(dom):
-                hvm.start(self.fleet.hypervisors[node.host], dom)
-            if new != self.targets[node.group.family].version:
-                self.back(node, old, new)  # the channel moved meanwhile: undo, start anew
-                continue
-            report.outcomes[node.name] = self.finish(node, old)
-            if report.outcomes[node.name].startswith("rolled back"):
-                report.stopped[node.group.cluster] = f"{node.name} failed its health gate"
+            report.outcomes[node.name] = f"rolled back to {old}"
+            report.stopped.setdefault(node.group.cluster, f"{node.name} was being rolled back")
+            return
+        if not hvm.is_running(dom):
+            hvm.start(self.fleet.hypervisors[node.host], dom)
+        if now == old:  # not switched yet: it goes through the steps again
+            self.state.set(node, "prepared", old, new)
+            return
+        report.outcomes[node.name] = self.finish(node, old)
+        if report.outcomes[node.name].startswith("rolled back"):
+            report.stopped[node.group.cluster] = f"{node.name} failed its health gate"
 
     def run(self, nodes: list[Node], report: RolloutReport) -> None:
         self.resume(nodes, report)
@@ -273,6 +316,9 @@ class Rollout:
                 continue
             old, new = entry["from"], entry["to"]
             if self.version(node) == old:
+                dom = self.domain(node)
+                if not hvm.is_running(dom):  # killed while it was shutting down
+                    hvm.start(self.fleet.hypervisors[node.host], dom)
                 self.state.set(node, "rolled-back", old, new)
                 self.host(node.host)[1].remove_overlay(node.name, new)
                 report.outcomes[node.name] = f"was still on {old}"
@@ -287,7 +333,7 @@ def rollout_fleet(plan: FleetPlan, targets: dict[str, TemplateRef], health: Heal
                   say: Callable[[str], None] = print) -> RolloutReport:
     nodes = select(plan, None, only)
     report = RolloutReport()
-    with hvm.connections(conns) as pool:
+    with hvm.connections(conns) as pool, RolloutState(plan.fleet).locked():
         run = Rollout(plan, targets, health, pool, say)
         if rollback:
             run.rollback(nodes, report)

@@ -12,6 +12,7 @@ from imagefactory.fleet.config import read_access_keys
 from imagefactory.fleet.domain import diff, observe, render_domain
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.nodes import FleetPlan
+from imagefactory.fleet.rollout import RolloutState
 from imagefactory.fleet.storage import layout_for, storage_for
 from imagefactory.fleet.templates import TemplateRef
 
@@ -89,6 +90,8 @@ def destroy_vms(plan: FleetPlan, *, only: str | None = None, node: str | None = 
     disks stay unless delete_data, and then each is named (with its size) before it goes."""
     if (only is None) == (node is None):
         raise FleetError("fleet.destroy needs exactly one of --only=GROUP or --node=NAME")
+    if delete_data and node is None:
+        raise FleetError("--delete-data deletes data disks only of a VM named with --node=NAME")
     targets = select(plan, None, only)
     if node is not None:
         targets = [n for n in targets if n.name == node]
@@ -111,6 +114,7 @@ def destroy_vms(plan: FleetPlan, *, only: str | None = None, node: str | None = 
             else:
                 say(f"  {target.name}: not defined on {hv.name}")
             files.remove_os(target.name)
+            RolloutState(plan.fleet).forget(target)
             for disk in files.data_disks(target.name):
                 if delete_data:
                     say(f"  {target.name}: DELETING data disk {disk.path} ({disk.size:,} "

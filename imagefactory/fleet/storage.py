@@ -223,16 +223,18 @@ class LocalFiles(FilesLayout):
         self.overlay(node, version).unlink(missing_ok=True)
 
     def templates(self) -> list[Path]:
-        return sorted((self.root / "templates").glob("*.qcow2"))
+        return sorted(p.resolve() for p in (self.root / "templates").glob("*.qcow2"))
 
     def backing_files(self) -> set[Path]:
         """Every template some overlay on this host is built on."""
         out = set()
         for overlay in (self.root / "vms").glob("*/os-*.qcow2"):
-            info = run([require("qemu-img"), "info", "--output=json", str(overlay)]).stdout
+            # -U: a running VM's QEMU holds the image lock; reading the header is safe
+            info = run([require("qemu-img"), "info", "-U", "--output=json",
+                        str(overlay)]).stdout
             backing = json.loads(info).get("backing-filename")
             if backing:
-                out.add(Path(backing))
+                out.add((overlay.parent / backing).resolve())
         return out
 
     def remove_template(self, path: Path) -> None:

@@ -64,7 +64,7 @@ def test_subnet_too_small_for_the_fleet(tmp_path: Path) -> None:
     path = write_fleet(tmp_path, HOST, {"wrk-app": group("APP", "workers", 20, "independent",
                                                          "w")},
                        network={"subnet": "10.20.0.0/28", "gateway": "10.20.0.1"})
-    assert problems(path) == [".network.subnet: 10.20.0.0/28 offers 4 node addresses after "
+    assert problems(path) == [".network.subnet: 10.20.0.0/28 offers 5 node addresses after "
                               "first_host, the fleet has 20 nodes"]
 
 
@@ -85,3 +85,14 @@ def test_the_repository_fleet_file_is_valid() -> None:
     assert (fleet.name, fleet.node_count, len(fleet.hypervisors)) == ("prod", 71, 6)
     assert fleet.groups["pers-mg"].data_disk is not None
     assert fleet.groups["pers-mg"].data_disk.assumption
+
+
+def test_reserved_addresses_inside_the_range_count(tmp_path: Path) -> None:
+    """Gateway and DNS inside the node range take addresses too: 71 nodes do not fit in the
+    72 addresses of a /25 above .55 when two of them are reserved."""
+    path = write_fleet(tmp_path, HOST, {"wrk-app": group("APP", "workers", 71, "independent",
+                                                         "w")},
+                       network={"subnet": "10.20.0.0/25", "gateway": "10.20.0.126",
+                                "dns": ["10.20.0.125"], "first_host": 55})
+    assert problems(path) == [".network.subnet: 10.20.0.0/25 offers 70 node addresses after "
+                              "first_host, the fleet has 71 nodes"]
