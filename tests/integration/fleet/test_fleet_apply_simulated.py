@@ -179,3 +179,37 @@ def test_a_tampered_template_is_not_installed(setup, tmp_path: Path) -> None:
         fh.write(b"\xff" * 16)
     with pytest.raises(FleetError, match="does not match the signed manifest"):
         commands.apply(path, only="wrk-app", conns=conns)
+
+
+def test_a_vm_whose_host_is_gone_is_not_moved(setup, tmp_path: Path) -> None:
+    """hv-c leaves the fleet file: its VMs would move away from their data disks; apply
+    refuses and names them, nothing is created elsewhere."""
+    path, conns = setup
+    commands.apply(path, conns=conns)
+    plan = json.loads(commands.plan(path, as_json=True))
+    on_c = sorted(n for n, v in plan["nodes"].items() if v["host"] == "hv-c")
+    doc = yaml.safe_load(path.read_text())
+    del doc["hypervisors"]["hv-c"]
+    doc["groups"]["pers-ms"]["topology"] = "independent"  # two hosts cannot keep a quorum
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(FleetError, match=f"{on_c[0]}.* would move to another hypervisor"):
+        commands.apply(path, conns=conns)
+
+
+def test_a_vm_never_changes_data_disk(setup, tmp_path: Path) -> None:
+    """A definition that would attach another data disk to an existing VM is refused."""
+    path, conns = setup
+    commands.apply(path, conns=conns)
+    doc = yaml.safe_load(path.read_text())
+    for host in doc["hypervisors"].values():
+        host["storage_dir"] = host["storage_dir"] + "-moved"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(FleetError, match="its data disk would change from"):
+        commands.apply(path, only="pers-ms", conns=conns)
+
+
+def test_delete_data_needs_a_node_name(setup) -> None:
+    """--delete-data with --only (a whole group) is refused: data goes only by name."""
+    path, conns = setup
+    with pytest.raises(FleetError, match="only of a VM named with --node"):
+        commands.destroy(path, only="pers-ms", delete_data=True, conns=conns)

@@ -271,3 +271,35 @@ def test_a_corrupt_template_in_the_store_touches_nothing(fleet,
     with pytest.raises(FactoryError, match="sha256"):
         commands.rollout(path, conns=conns, health=rec)
     assert rec.calls == [] and set(versions(rec).values()) == set(v1.values())
+
+
+def test_a_second_rollout_waits_for_none(fleet) -> None:
+    """While one rollout holds the fleet's state lock, another is refused at once."""
+    path, conns, _v1, _v2 = fleet
+    state = RolloutState(load_fleet(path))
+    with state.locked(), pytest.raises(FleetError, match="another rollout of this fleet"):
+        commands.rollout(path, conns=conns, health=Recorder(path, conns))
+
+
+def test_a_destroyed_vm_leaves_no_rollout_to_resume(fleet) -> None:
+    """Killed mid-gate, then the VM is destroyed and re-applied: the next rollout does not
+    resume the stale entry (destroy forgot it) and rolls the new VM like any other."""
+    path, conns, _v1, v2 = fleet
+    rec = Recorder(path, conns, kill={"pers-ms-02"})
+    with pytest.raises(KeyboardInterrupt):
+        commands.rollout(path, conns=conns, health=rec)
+    commands.destroy(path, node="pers-ms-02", conns=conns)
+    assert RolloutState(rec.plan.fleet).get(rec.plan.nodes["pers-ms-02"]) is None
+    commands.apply(path, conns=conns)  # back, on the channel's version 2
+    rec2 = Recorder(path, conns)
+    report = commands.rollout(path, conns=conns, health=rec2)
+    assert report.outcomes["pers-ms-02"] == f"already on {v2['persistence']}"
+    assert set(versions(rec2).values()) == {v2["persistence"], v2["workers"]}
+
+
+def test_a_missing_health_key_fails_before_any_downtime(fleet) -> None:
+    """No rollout.ssh_identity: refused before a VM is touched."""
+    path, conns, v1, _ = fleet
+    with pytest.raises(FleetError, match="rollout.ssh_identity is not set"):
+        commands.rollout(path, conns=conns)
+    assert set(versions(Recorder(path, conns)).values()) == set(v1.values())
