@@ -75,14 +75,16 @@ def plan_document(plan: FleetPlan) -> dict[str, Any]:
     }
 
 
-def _row(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(
+def _row(cells: list[str], widths: list[int], left: set[int]) -> str:
+    return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(
         zip(cells, widths, strict=True))).rstrip()
 
 
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+def _table(head: list[str], rows: list[list[str]], left: set[int] | None = None) -> list[str]:
+    """Numbers right-aligned, the columns in `left` (default: the first) left-aligned."""
+    left = left if left is not None else {0}
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    return [_row(head, widths), *(_row(r, widths) for r in rows)]
+    return [_row(head, widths, left), *(_row(r, widths, left) for r in rows)]
 
 
 def render_plan(plan: FleetPlan) -> str:
@@ -114,7 +116,7 @@ def render_plan(plan: FleetPlan) -> str:
                       f"{use.memory_gib}/{cap.memory_gib}",
                       f"{use.storage_gb:,}/{cap.storage_gb:,}",
                       " ".join(f"{g}:{c}" for g, c in sorted(groups.items()))])
-    lines += _table(["hypervisor", "VMs", "vCPU", "GiB", "GB", "groups"], hrows)
+    lines += _table(["hypervisor", "VMs", "vCPU", "GiB", "GB", "groups"], hrows, {0, 5})
     if plan.placement.moved:
         lines += ["", "moved from their previous host: " + ", ".join(plan.placement.moved)]
     return "\n".join(lines)

@@ -105,14 +105,20 @@ def wait_configured(libvirtd: Libvirtd, fleet_file: Path, node: str,
                 f"qemu log:\n{libvirtd.qemu_log(node)[-2000:]}")
 
 
-def test_apply_boots_a_configured_role_vm(libvirtd: Libvirtd, lab) -> None:
+def report(capsys: pytest.CaptureFixture[str], line: str) -> None:
+    """A measured figure, shown in the run's output even when the test passes."""
+    with capsys.disabled():
+        print(f"\n[fleet e2e] {line}")
+
+
+def test_apply_boots_a_configured_role_vm(libvirtd: Libvirtd, lab, capsys) -> None:
     """fleet.apply --host=lab: the VM boots under TCG and App-Core reports the role, the
     hostname, the cluster's three peers in the rendered config and the mounted data disk."""
     path, node, conns = lab
     report = fleet.apply(path, host="lab", conns=conns)
     assert report.actions[node].startswith("created and started")
     took, status = wait_configured(libvirtd, path, node)
-    print(f"\nboot to configured: {took:.0f} s")
+    report(capsys, f"apply -> {node} configured (boot to configured): {took:.0f} s")
     assert (status["status"], status["role"], status["source"]) == ("configured", "SELFTEST",
                                                                     "smbios")
     assert guest(libvirtd, path, "hostname").stdout.strip() == node
@@ -136,7 +142,7 @@ def test_second_apply_and_status_see_no_change(lab) -> None:
     assert "running" in line and line.rstrip().endswith("none")
 
 
-def test_destroy_keeps_data_for_the_next_apply(libvirtd: Libvirtd, lab) -> None:
+def test_destroy_keeps_data_for_the_next_apply(libvirtd: Libvirtd, lab, capsys) -> None:
     """fleet.destroy --node, then apply: a new VM on a fresh overlay finds the marker written
     to its data disk before."""
     path, node, conns = lab
@@ -145,7 +151,7 @@ def test_destroy_keeps_data_for_the_next_apply(libvirtd: Libvirtd, lab) -> None:
     assert disk.exists() and not list(disk.parent.glob(f"{node}.os-*.qcow2"))
     assert fleet.apply(path, host="lab", conns=conns).actions[node].startswith("created")
     took, status = wait_configured(libvirtd, path, node)
-    print(f"\nboot to configured (existing data disk): {took:.0f} s")
+    report(capsys, f"re-created {node} configured on its kept data disk: {took:.0f} s")
     assert status["role"] == "SELFTEST"
     assert guest(libvirtd, path, "cat /data/db/marker").stdout == "fleet-e2e\n"
 
@@ -225,7 +231,8 @@ def running_version(rolling: dict) -> str:
     return str(live_fleet_metadata(dom)["version"])
 
 
-def test_rollout_moves_the_vm_and_keeps_its_data(libvirtd: Libvirtd, rolling: dict) -> None:
+def test_rollout_moves_the_vm_and_keeps_its_data(libvirtd: Libvirtd, rolling: dict,
+                                                 capsys) -> None:
     """A new version on stable: fleet.rollout stops the VM, boots it on a new overlay with
     the same data disk, passes the health gate over SSH; the marker is still there."""
     old = running_version(rolling)
@@ -235,7 +242,8 @@ def test_rollout_moves_the_vm_and_keeps_its_data(libvirtd: Libvirtd, rolling: di
     result = run_rollout(libvirtd, rolling["path"])
     took = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
-    print(f"\nrollout of one node ({old} -> {new}): {took:.0f} s\n{result.stdout}")
+    report(capsys, f"rollout of one node ({old} -> {new}), shutdown to healthy: {took:.0f} s"
+                   f"\n{result.stdout}")
     assert "rolling-01: healthy after" in result.stdout
     assert running_version(rolling) == new
     assert guest(libvirtd, rolling["path"], "cat /data/db/marker",
@@ -257,15 +265,17 @@ def test_gc_removes_the_old_template_once_no_overlay_uses_it(rolling: dict) -> N
 
 def test_a_version_that_fails_its_health_gate_is_rolled_back(libvirtd: Libvirtd,
                                                              workspace: Path,
-                                                             rolling: dict) -> None:
+                                                             rolling: dict, capsys) -> None:
     """A template whose App-Core refuses the role (the workers stand-in relabelled): the
     health gate fails, the VM goes back to its previous overlay, healthy, data intact."""
     before = running_version(rolling)
     commands.build(workspace / "standin.yaml", "standin-beta", workspace / "artifacts")
     broken = republish(rolling["settings"], rolling["sealed"] / "standin-beta",
                        rolling["path"].parent, 2)
+    started = time.monotonic()
     result = run_rollout(libvirtd, rolling["path"])
-    print(f"\n{result.stdout}\n{result.stderr}")
+    report(capsys, f"failed rollout and rollback: {time.monotonic() - started:.0f} s\n"
+                   f"{result.stdout}{result.stderr}")
     assert result.returncode != 0
     assert "rolling-01: FAILED its health gate" in result.stdout
     assert f"rolling-01: back on {before} (healthy)" in result.stdout
