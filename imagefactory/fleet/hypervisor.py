@@ -153,20 +153,21 @@ def start(hv: Hypervisor, dom: Any) -> None:
                          f"{exc.get_error_message()}") from None
 
 
-def stop(dom: Any, timeout_s: float, say: Callable[[str], None]) -> None:
+def stop(dom: Any, timeout_s: float, say: Callable[[str], None]) -> bool:
     """ACPI shutdown, waiting up to timeout_s; then a hard power-off, which is reported
-    (`virsh destroy` can lose writes the guest had not flushed)."""
+    (`virsh destroy` can lose writes the guest had not flushed). True if it was clean."""
     if not dom.isActive():
-        return
+        return True
     with contextlib.suppress(Exception):  # a guest without ACPI: the hard stop follows
         dom.shutdown()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not dom.isActive():
-            return
+            return True
         time.sleep(1)
     say(f"  {dom.name()}: no clean shutdown within {timeout_s:.0f} s: powered off")
     dom.destroy()
+    return False
 
 
 def undefine(dom: Any) -> None:

@@ -155,11 +155,13 @@ class Rollout:
             hvm.defined_xml(self.domain(node)))["firmware"]
         return TemplateRef(node.group.family, version, target.image, "", firmware)
 
-    def restart_on(self, node: Node, tpl: TemplateRef) -> None:
+    def restart_on(self, node: Node, tpl: TemplateRef) -> bool:
+        """Stop, switch the definition to `tpl`, start; False if the stop was forced."""
         dom = self.domain(node)
-        hvm.stop(dom, self.fleet.rollout.shutdown_timeout_s, self.say)
+        clean = hvm.stop(dom, self.fleet.rollout.shutdown_timeout_s, self.say)
         dom = self.define(node, tpl)
         hvm.start(self.fleet.hypervisors[node.host], dom)
+        return clean
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -192,12 +194,14 @@ class Rollout:
                     return f"{name} is not running"
         return ""
 
-    def replace(self, node: Node, old: str) -> None:
+    def replace(self, node: Node, old: str) -> bool:
+        """Switch the node to the target; False if it had to be powered off."""
         new = self.targets[node.group.family]
         self.state.set(node, "replacing", old, new.version)
         self.say(f"  {node.name}: {old} -> {new.version} on {node.host}: shutting down")
-        self.restart_on(node, new)
+        clean = self.restart_on(node, new)
         self.state.set(node, "health", old, new.version)
+        return clean
 
     def finish(self, node: Node, old: str) -> str:
         """Health gate; passed: old overlay removed; failed: back on the old overlay."""
@@ -298,8 +302,7 @@ class Rollout:
                     raise FleetError(f"{why}: no second member of cluster "
                                      f"{node.group.cluster} is taken down")
                 self.prepare(node, old)
-            for node, old in batch:
-                self.replace(node, old)
+            forced = [node.name for node, old in batch if not self.replace(node, old)]
             failed = []
             for node, old in batch:
                 report.outcomes[node.name] = self.finish(node, old)
@@ -308,6 +311,10 @@ class Rollout:
             if failed:
                 raise FleetError(f"{', '.join(failed)} failed the health gate and "
                                  "went back to the previous version")
+            if forced:  # the node itself is up again; no further member is taken down
+                raise FleetError(f"{', '.join(forced)} did not shut down within "
+                                 f"{self.fleet.rollout.shutdown_timeout_s} s and was powered "
+                                 "off (check its data before going on)")
 
     def rollback(self, nodes: list[Node], report: RolloutReport) -> None:
         for node in nodes:

@@ -303,3 +303,28 @@ def test_a_missing_health_key_fails_before_any_downtime(fleet) -> None:
     with pytest.raises(FleetError, match="rollout.ssh_identity is not set"):
         commands.rollout(path, conns=conns)
     assert set(versions(Recorder(path, conns)).values()) == set(v1.values())
+
+
+def test_a_forced_power_off_stops_the_cluster_after_that_node(fleet, monkeypatch) -> None:
+    """A guest that ignores ACPI (fault injected at the stop): powered off, moved and healthy
+    on version 2, and then its cluster stops with the reason; the others stay on version 1,
+    running."""
+    path, conns, v1, v2 = fleet
+    from imagefactory.fleet import hypervisor
+
+    real_stop = hypervisor.stop
+
+    def stubborn(dom, timeout_s, say):  # type: ignore[no-untyped-def]
+        if dom.name() == "pers-ms-01":
+            say(f"  {dom.name()}: no clean shutdown within {timeout_s:.0f} s: powered off")
+            dom.destroy()
+            return False
+        return real_stop(dom, timeout_s, say)
+
+    monkeypatch.setattr(hypervisor, "stop", stubborn)
+    rec = Recorder(path, conns)
+    with pytest.raises(FleetError, match="pers-ms-01 did not shut down within 120 s"):
+        commands.rollout(path, only="pers-ms", conns=conns, health=rec)
+    now = versions(rec)
+    assert (now["pers-ms-01"], now["pers-ms-02"], now["pers-ms-03"]) == (
+        v2["persistence"], v1["persistence"], v1["persistence"])
