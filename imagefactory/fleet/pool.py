@@ -1,4 +1,4 @@
-"""VM disks as volumes of a libvirt `dir` storage pool named `imagefactory` at the host's
+"""VM disks as volumes of a libvirt `dir` storage pool (one per storage dir) at the host's
 storage dir, made through the connection itself, so the same code serves a remote hypervisor
 (qemu+ssh://): the template is uploaded over the connection's stream with its sha256 computed
 on the way; overlays and data disks are created by the daemon. See fleet/storage.py for the
@@ -15,17 +15,17 @@ from imagefactory.fleet.hypervisor import FleetError, libvirt_module
 from imagefactory.fleet.model import Hypervisor
 from imagefactory.fleet.storage import (
     CHUNK,
-    POOL,
     DataDisk,
     PoolLayout,
     check_overlay_size,
     disk_bytes,
     hash_mismatch,
+    pool_name,
 )
 
 
 class PoolVolumes(PoolLayout):
-    """VM disks as volumes of the `imagefactory` dir pool, made through the libvirt
+    """VM disks as volumes of the storage dir's dir pool, made through the libvirt
     connection (works the same over qemu+ssh://)."""
 
     def __init__(self, hv: Hypervisor, conn: Any) -> None:
@@ -36,10 +36,11 @@ class PoolVolumes(PoolLayout):
 
     def _ensure_pool(self) -> Any:
         lv = self.libvirt
+        name = pool_name(self.root)
         try:
-            pool = self.conn.storagePoolLookupByName(POOL)
+            pool = self.conn.storagePoolLookupByName(name)
         except lv.libvirtError:
-            xml = (f"<pool type='dir'><name>{POOL}</name><target><path>{self.root}</path>"
+            xml = (f"<pool type='dir'><name>{name}</name><target><path>{self.root}</path>"
                    "</target></pool>")
             try:
                 pool = self.conn.storagePoolDefineXML(xml, 0)
@@ -47,10 +48,10 @@ class PoolVolumes(PoolLayout):
                 pool.setAutostart(1)
             except lv.libvirtError as exc:
                 raise FleetError(f"hypervisor {self.hv.name}: cannot define storage pool "
-                                 f"{POOL} at {self.root}: {exc.get_error_message()}") from None
+                                 f"{name} at {self.root}: {exc.get_error_message()}") from None
         path = Path(pool.XMLDesc(0).split("<path>", 1)[1].split("</path>", 1)[0])
         if path != self.root:
-            raise FleetError(f"hypervisor {self.hv.name}: storage pool {POOL} is at {path}, "
+            raise FleetError(f"hypervisor {self.hv.name}: storage pool {name} is at {path}, "
                              f"the fleet file says {self.root}")
         if not pool.isActive():
             pool.create(0)

@@ -5,7 +5,7 @@ disk. Two ways to reach them, one interface:
   this process: `templates/<family>-<version>.qcow2`, `vms/<node>/os-<version>.qcow2`,
   `vms/<node>/data-<serial>.raw`.
 - `PoolVolumes` (a remote URI such as qemu+ssh://, or `storage: pool`): volumes of a libvirt
-  `dir` pool named `imagefactory` at the storage dir, made through libvirt itself: the
+  `dir` pool (one per storage dir, `imagefactory-<hash>`), made through libvirt itself: the
   template uploaded over the connection's stream, overlays and data disks created by the
   daemon. Pools are flat: `tpl-<family>-<version>.qcow2`, `<node>.os-<version>.qcow2`,
   `<node>.data-<serial>.raw`. A template counts as installed only once its `.sha256` marker
@@ -31,7 +31,10 @@ from imagefactory.tools import require, run
 
 CHUNK = 4 * 1024 * 1024
 MIB = 1024 * 1024
-POOL = "imagefactory"
+def pool_name(storage_dir: Path) -> str:
+    """The libvirt pool of one storage dir: one pool per directory, so two fleets (or two
+    storage dirs) on one host never fight over a pool's path."""
+    return "imagefactory-" + hashlib.sha256(str(storage_dir).encode()).hexdigest()[:10]
 
 
 def disk_bytes(size_gb: int) -> int:

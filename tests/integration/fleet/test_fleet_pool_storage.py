@@ -30,13 +30,10 @@ def pool(libvirtd, tmp_path: Path) -> PoolVolumes:
     hv = Hypervisor("lab", libvirtd.uri, tmp_path / "pool", Capacity(2, 4, 20),
                     NetworkAttachment(NetworkKind.BRIDGE, "br0"), storage=StorageMode.POOL)
     conns = Connections()
-    conn = conns.get(hv)
-    for old in conn.listAllStoragePools(0):  # one pool name per daemon: start afresh
-        if old.name() == "imagefactory":
-            if old.isActive():
-                old.destroy()
-            old.undefine()
-    yield PoolVolumes(hv, conn)
+    volumes = PoolVolumes(hv, conns.get(hv))
+    yield volumes
+    volumes.pool.destroy()  # the daemon serves the whole session: leave no pool behind
+    volumes.pool.undefine()
     conns.close()
 
 
