@@ -105,7 +105,7 @@ def wait_configured(libvirtd: Libvirtd, fleet_file: Path, node: str,
                 f"qemu log:\n{libvirtd.qemu_log(node)[-2000:]}")
 
 
-def report(capsys: pytest.CaptureFixture[str], line: str) -> None:
+def show(capsys: pytest.CaptureFixture[str], line: str) -> None:
     """A measured figure, shown in the run's output even when the test passes."""
     with capsys.disabled():
         print(f"\n[fleet e2e] {line}")
@@ -118,7 +118,7 @@ def test_apply_boots_a_configured_role_vm(libvirtd: Libvirtd, lab, capsys) -> No
     report = fleet.apply(path, host="lab", conns=conns)
     assert report.actions[node].startswith("created and started")
     took, status = wait_configured(libvirtd, path, node)
-    report(capsys, f"apply -> {node} configured (boot to configured): {took:.0f} s")
+    show(capsys, f"apply -> {node} configured (boot to configured): {took:.0f} s")
     assert (status["status"], status["role"], status["source"]) == ("configured", "SELFTEST",
                                                                     "smbios")
     assert guest(libvirtd, path, "hostname").stdout.strip() == node
@@ -151,7 +151,7 @@ def test_destroy_keeps_data_for_the_next_apply(libvirtd: Libvirtd, lab, capsys) 
     assert disk.exists() and not list(disk.parent.glob(f"{node}.os-*.qcow2"))
     assert fleet.apply(path, host="lab", conns=conns).actions[node].startswith("created")
     took, status = wait_configured(libvirtd, path, node)
-    report(capsys, f"re-created {node} configured on its kept data disk: {took:.0f} s")
+    show(capsys, f"re-created {node} configured on its kept data disk: {took:.0f} s")
     assert status["role"] == "SELFTEST"
     assert guest(libvirtd, path, "cat /data/db/marker").stdout == "fleet-e2e\n"
 
@@ -242,7 +242,7 @@ def test_rollout_moves_the_vm_and_keeps_its_data(libvirtd: Libvirtd, rolling: di
     result = run_rollout(libvirtd, rolling["path"])
     took = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
-    report(capsys, f"rollout of one node ({old} -> {new}), shutdown to healthy: {took:.0f} s"
+    show(capsys, f"rollout of one node ({old} -> {new}), shutdown to healthy: {took:.0f} s"
                    f"\n{result.stdout}")
     assert "rolling-01: healthy after" in result.stdout
     assert running_version(rolling) == new
@@ -274,7 +274,7 @@ def test_a_version_that_fails_its_health_gate_is_rolled_back(libvirtd: Libvirtd,
                        rolling["path"].parent, 2)
     started = time.monotonic()
     result = run_rollout(libvirtd, rolling["path"])
-    report(capsys, f"failed rollout and rollback: {time.monotonic() - started:.0f} s\n"
+    show(capsys, f"failed rollout and rollback: {time.monotonic() - started:.0f} s\n"
                    f"{result.stdout}{result.stderr}")
     assert result.returncode != 0
     assert "rolling-01: FAILED its health gate" in result.stdout
