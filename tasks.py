@@ -172,7 +172,9 @@ def fleet_rollout(c: Context, channel: str | None = None, only: str | None = Non
                   dry_run: bool = False, rollback: bool = False,
                   fleet: str | None = None) -> None:
     """Move running VMs onto the channel's template, one node per cluster at a time."""
-    print(_run(fleet_commands.rollout, _fleet(c, fleet), channel, only, dry_run, rollback))
+    result = _run(fleet_commands.rollout, _fleet(c, fleet), channel, only, dry_run, rollback)
+    if isinstance(result, str):  # the dry run's order; a real run has printed its summary
+        print(result)
 
 
 @task(name="gc", help={"host": "only this hypervisor", "apply": "really remove (default: dry run)",

@@ -239,12 +239,16 @@ def _model(path: Path, doc: dict[str, Any]) -> Config:
                      compliance=_compliance(root, f.get("compliance")))
         for name, f in doc["families"].items()
     }
-    store = store_settings_from_dict(doc.get("store"), str(path))[0]
-    # Relative store paths are relative to the config file, like every other path in it.
-    store = dataclasses.replace(store, **{
+    store = relative_to(store_settings_from_dict(doc.get("store"), str(path))[0], root)
+    return Config(path, root, build, sources, layers, families, store)
+
+
+def relative_to(store: StoreSettings, root: Path) -> StoreSettings:
+    """Relative store paths are relative to the file that names them (`root` its directory),
+    like every other path in a config file."""
+    return dataclasses.replace(store, **{
         f: root / getattr(store, f) for f in ("path", "signing_key", "allowed_signers", "image_dir")
         if not str(getattr(store, f)).startswith(("/", "~"))})
-    return Config(path, root, build, sources, layers, families, store)
 
 
 def _compliance(root: Path, doc: dict[str, Any] | None) -> ComplianceScan | None:

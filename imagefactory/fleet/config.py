@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagefactory.config import read_yaml, schema_problems
+from imagefactory.config import read_yaml, relative_to, schema_problems
 from imagefactory.errors import ConfigError, Problem
 from imagefactory.fleet.model import (
     Capacity,
@@ -70,11 +70,7 @@ def load_fleet(path: Path) -> Fleet:
     if "store" in doc:
         store, store_problems = store_settings_from_dict(doc["store"], file)
         problems += store_problems
-        root = path.parent
-        store = dataclasses.replace(store, **{
-            f: root / getattr(store, f) for f in ("path", "signing_key", "allowed_signers",
-                                                  "image_dir")
-            if not str(getattr(store, f)).startswith(("/", "~"))})
+        store = relative_to(store, path.parent)
     network, net_problems = _network(file, doc["network"])
     problems += net_problems
     defaults = Size(**doc.get("defaults", {}))
