@@ -38,8 +38,12 @@ def plan(c: Context, family: str, config: str | None = None) -> None:
     print(_run(commands.plan, cfg, family, art))
 
 
-@task(help={"family": "family to build; several, comma-separated, build in parallel",
-            "config": CONFIG_HELP})
+@task(
+    help={
+        "family": "family to build; several, comma-separated, build in parallel",
+        "config": CONFIG_HELP,
+    }
+)
 def build(c: Context, family: str, config: str | None = None) -> None:
     """Build families' missing layers, seal them, write image + manifest to artifacts/images/."""
     cfg, art = _paths(c, config)
@@ -63,11 +67,21 @@ def doctor(c: Context, config: str | None = None) -> None:
         raise Exit("some required prerequisites are missing (see above)", code=1)
 
 
-@task(help={"family": "family to publish", "channel": "channel to point at it (default nightly)",
-            "allow_unverified": "publish although verification did not pass (recorded)",
-            "config": CONFIG_HELP})
-def publish(c: Context, family: str, channel: str = "nightly", allow_unverified: bool = False,
-            config: str | None = None) -> None:
+@task(
+    help={
+        "family": "family to publish",
+        "channel": "channel to point at it (default nightly)",
+        "allow_unverified": "publish although verification did not pass (recorded)",
+        "config": CONFIG_HELP,
+    }
+)
+def publish(
+    c: Context,
+    family: str,
+    channel: str = "nightly",
+    allow_unverified: bool = False,
+    config: str | None = None,
+) -> None:
     """Publish a family's verified sealed image to the store, signed, and move a channel."""
     cfg, art = _paths(c, config)
     print(_run(commands.publish, cfg, family, art, channel, allow_unverified))
@@ -79,28 +93,48 @@ def images(c: Context, family: str | None = None, config: str | None = None) -> 
     print(_run(commands.images, _paths(c, config)[0], family))
 
 
-@task(help={"family": "family", "version": "published version", "channel": "channel to move",
-            "config": CONFIG_HELP})
-def promote(c: Context, family: str, version: str, channel: str,
-            config: str | None = None) -> None:
+@task(
+    help={
+        "family": "family",
+        "version": "published version",
+        "channel": "channel to move",
+        "config": CONFIG_HELP,
+    }
+)
+def promote(c: Context, family: str, version: str, channel: str, config: str | None = None) -> None:
     """Point a channel (nightly, stable, ...) at a published version; history is kept."""
     print(_run(commands.promote, _paths(c, config)[0], family, version, channel))
 
 
-@task(help={"keep": "versions to keep per family (plus every channel target)",
-            "apply": "really delete (default: dry run)", "config": CONFIG_HELP})
+@task(
+    help={
+        "keep": "versions to keep per family (plus every channel target)",
+        "apply": "really delete (default: dry run)",
+        "config": CONFIG_HELP,
+    }
+)
 def prune(c: Context, keep: int = 5, apply: bool = False, config: str | None = None) -> None:
     """Remove old published versions no channel points to (dry run unless --apply)."""
     print(_run(commands.prune, _paths(c, config)[0], keep, apply))
 
 
-@task(help={"family": "family to pull", "channel": "channel to follow (default stable)",
-            "version": "exact version instead of a channel", "config": CONFIG_HELP})
-def pull(c: Context, family: str, channel: str = "stable", version: str | None = None,
-         config: str | None = None) -> None:
+@task(
+    help={
+        "family": "family to pull",
+        "channel": "channel to follow (default stable)",
+        "version": "exact version instead of a channel",
+        "config": CONFIG_HELP,
+    }
+)
+def pull(
+    c: Context,
+    family: str,
+    channel: str = "stable",
+    version: str | None = None,
+    config: str | None = None,
+) -> None:
     """On a hypervisor: download, verify (signature, sha256) and install a template read-only."""
-    print(_run(commands.pull, _paths(c, config)[0], family, None if version else channel,
-               version))
+    print(_run(commands.pull, _paths(c, config)[0], family, None if version else channel, version))
 
 
 @task(help={"out": "output directory (default: hardening/generated, which the harden layer uses)"})
@@ -122,70 +156,143 @@ def _fleet(c: Context, fleet: str | None) -> Path:
     return Path(fleet or c.config.factory.fleet)
 
 
-@task(name="plan", help={"json": "print the plan as JSON", "fleet": FLEET_HELP,
-                         "fresh": "ignore the placement file: place every VM anew"})
-def fleet_plan(c: Context, json: bool = False, fresh: bool = False,
-               fleet: str | None = None) -> None:
+@task(
+    name="plan",
+    help={
+        "json": "print the plan as JSON",
+        "fleet": FLEET_HELP,
+        "fresh": "ignore the placement file: place every VM anew",
+    },
+)
+def fleet_plan(
+    c: Context, json: bool = False, fresh: bool = False, fleet: str | None = None
+) -> None:
     """Show where every VM goes, per-group, per-hypervisor and fleet totals (read-only)."""
     print(_run(fleet_commands.plan, _fleet(c, fleet), json, fresh))
 
 
-@task(name="render", help={"out": "directory for <hypervisor>/<node>.xml",
-                           "domain_type": "kvm (default) or qemu", "fleet": FLEET_HELP})
-def fleet_render(c: Context, out: str, domain_type: str = "kvm",
-                 fleet: str | None = None) -> None:
+@task(
+    name="render",
+    help={
+        "out": "directory for <hypervisor>/<node>.xml",
+        "domain_type": "kvm (default) or qemu",
+        "fleet": FLEET_HELP,
+    },
+)
+def fleet_render(c: Context, out: str, domain_type: str = "kvm", fleet: str | None = None) -> None:
     """Write one libvirt domain XML per VM, offline (no daemon, no store)."""
     print(_run(fleet_commands.render, _fleet(c, fleet), Path(out), domain_type))
 
 
-@task(name="apply", help={"host": "only this hypervisor", "only": "only this group",
-                          "dry_run": "show what would change, change nothing",
-                          "fleet": FLEET_HELP})
-def fleet_apply(c: Context, host: str | None = None, only: str | None = None,
-                dry_run: bool = False, fleet: str | None = None) -> None:
+@task(
+    name="apply",
+    help={
+        "host": "only this hypervisor",
+        "only": "only this group",
+        "dry_run": "show what would change, change nothing",
+        "fleet": FLEET_HELP,
+    },
+)
+def fleet_apply(
+    c: Context,
+    host: str | None = None,
+    only: str | None = None,
+    dry_run: bool = False,
+    fleet: str | None = None,
+) -> None:
     """Create or update the fleet's VMs through libvirt (templates pulled and verified)."""
     _run(fleet_commands.apply, _fleet(c, fleet), host, only, dry_run)
 
 
-@task(name="status", help={"host": "only this hypervisor", "only": "only this group",
-                           "fleet": FLEET_HELP})
-def fleet_status(c: Context, host: str | None = None, only: str | None = None,
-                 fleet: str | None = None) -> None:
+@task(
+    name="status",
+    help={"host": "only this hypervisor", "only": "only this group", "fleet": FLEET_HELP},
+)
+def fleet_status(
+    c: Context, host: str | None = None, only: str | None = None, fleet: str | None = None
+) -> None:
     """Per VM: running state, template version, drift from the plan."""
     print(_run(fleet_commands.status, _fleet(c, fleet), host, only))
 
 
-@task(name="destroy", help={"only": "the group to remove", "node": "the VM to remove",
-                            "delete_data": "also delete their data disks (named first)",
-                            "fleet": FLEET_HELP})
-def fleet_destroy(c: Context, only: str | None = None, node: str | None = None,
-                  delete_data: bool = False, fleet: str | None = None) -> None:
+@task(
+    name="destroy",
+    help={
+        "only": "the group to remove",
+        "node": "the VM to remove",
+        "delete_data": "also delete their data disks (named first)",
+        "fleet": FLEET_HELP,
+    },
+)
+def fleet_destroy(
+    c: Context,
+    only: str | None = None,
+    node: str | None = None,
+    delete_data: bool = False,
+    fleet: str | None = None,
+) -> None:
     """Stop and undefine VMs; their data disks are kept unless --delete-data."""
     print(_run(fleet_commands.destroy, _fleet(c, fleet), only, node, delete_data))
 
 
-@task(name="rollout", help={"channel": "channel to follow (default: the fleet file's)",
-                            "only": "only this group", "dry_run": "show the order, touch nothing",
-                            "rollback": "put every node that has not passed back on its "
-                                        "previous overlay", "fleet": FLEET_HELP})
-def fleet_rollout(c: Context, channel: str | None = None, only: str | None = None,
-                  dry_run: bool = False, rollback: bool = False,
-                  fleet: str | None = None) -> None:
+@task(
+    name="rollout",
+    help={
+        "channel": "channel to follow (default: the fleet file's)",
+        "only": "only this group",
+        "dry_run": "show the order, touch nothing",
+        "rollback": "put every node that has not passed back on its previous overlay",
+        "fleet": FLEET_HELP,
+    },
+)
+def fleet_rollout(
+    c: Context,
+    channel: str | None = None,
+    only: str | None = None,
+    dry_run: bool = False,
+    rollback: bool = False,
+    fleet: str | None = None,
+) -> None:
     """Move running VMs onto the channel's template, one node per cluster at a time."""
     result = _run(fleet_commands.rollout, _fleet(c, fleet), channel, only, dry_run, rollback)
     if isinstance(result, str):  # the dry run's order; a real run has printed its summary
         print(result)
 
 
-@task(name="gc", help={"host": "only this hypervisor", "apply": "really remove (default: dry run)",
-                       "fleet": FLEET_HELP})
-def fleet_gc(c: Context, host: str | None = None, apply: bool = False,
-             fleet: str | None = None) -> None:
+@task(
+    name="gc",
+    help={
+        "host": "only this hypervisor",
+        "apply": "really remove (default: dry run)",
+        "fleet": FLEET_HELP,
+    },
+)
+def fleet_gc(
+    c: Context, host: str | None = None, apply: bool = False, fleet: str | None = None
+) -> None:
     """Remove templates no VM's overlay uses and no channel points at (dry run by default)."""
     print(_run(fleet_commands.gc, _fleet(c, fleet), host, apply))
 
 
-ns = Collection(plan, build, verify, doctor, publish, images, promote, prune, pull,
-                Collection("hardening", tailor, coverage),
-                Collection("fleet", fleet_plan, fleet_render, fleet_apply, fleet_status,
-                           fleet_destroy, fleet_rollout, fleet_gc))
+ns = Collection(
+    plan,
+    build,
+    verify,
+    doctor,
+    publish,
+    images,
+    promote,
+    prune,
+    pull,
+    Collection("hardening", tailor, coverage),
+    Collection(
+        "fleet",
+        fleet_plan,
+        fleet_render,
+        fleet_apply,
+        fleet_status,
+        fleet_destroy,
+        fleet_rollout,
+        fleet_gc,
+    ),
+)

@@ -34,8 +34,13 @@ def main() -> None:
         t_render = time.monotonic() - start
         files = sorted((work / "xml").glob("*/*.xml"))
         start = time.monotonic()
-        bad = [f for f in files if subprocess.run(["virt-xml-validate", str(f), "domain"],
-                                                   capture_output=True).returncode]
+        bad = [
+            f
+            for f in files
+            if subprocess.run(
+                ["virt-xml-validate", str(f), "domain"], capture_output=True
+            ).returncode
+        ]
         t_validate = time.monotonic() - start
         conn = libvirt.open("test:///default")
         start = time.monotonic()

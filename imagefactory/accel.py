@@ -36,10 +36,18 @@ def find_probe_kernel(deb_dirs: tuple[Path, ...], scratch: Path) -> Path | None:
         for deb in sorted(d.glob("linux-image-*.deb"), reverse=True):
             out = scratch / "vmlinuz"
             with out.open("wb") as fh:
-                tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)],
-                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-                subprocess.run(["tar", "-xO", "--wildcards", "./boot/vmlinuz-*"],
-                               stdin=tar.stdout, stdout=fh, stderr=subprocess.DEVNULL, check=False)
+                tar = subprocess.Popen(
+                    ["dpkg-deb", "--fsys-tarfile", str(deb)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+                subprocess.run(
+                    ["tar", "-xO", "--wildcards", "./boot/vmlinuz-*"],
+                    stdin=tar.stdout,
+                    stdout=fh,
+                    stderr=subprocess.DEVNULL,
+                    check=False,
+                )
                 tar.wait()
             if out.stat().st_size > 0:
                 return out
@@ -47,8 +55,9 @@ def find_probe_kernel(deb_dirs: tuple[Path, ...], scratch: Path) -> Path | None:
 
 
 def _wait_for(argv: list[str], log: Path, marker: bytes, timeout_s: float) -> tuple[bool, str]:
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
@@ -74,15 +83,27 @@ def probe_kvm(timeout_s: float = 10.0, deb_dirs: tuple[Path, ...] = ()) -> tuple
         log = Path(tmp) / "console.log"
         kernel = find_probe_kernel(deb_dirs, Path(tmp))
         if kernel is not None:
-            argv = [*base, "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1",
-                    "-serial", f"file:{log}"]
+            argv = [
+                *base,
+                "-kernel",
+                str(kernel),
+                "-append",
+                "console=ttyS0 panic=-1",
+                "-serial",
+                f"file:{log}",
+            ]
             ok, why = _wait_for(argv, log, b"Linux version", timeout_s)
-            return ok, ("a KVM guest booted a Linux kernel" if ok
-                        else f"a KVM guest did not start a Linux kernel ({why})")
+            return ok, (
+                "a KVM guest booted a Linux kernel"
+                if ok
+                else f"a KVM guest did not start a Linux kernel ({why})"
+            )
         # Firmware POST alone proves nothing here: on this kind of host it completes under
         # KVM while a kernel never runs (seen: the e2e picked KVM and timed out on SSH).
-        return False, ("no Linux kernel to probe KVM with (no readable /boot/vmlinuz-* and no "
-                       "cached linux-image .deb); set build.accelerator: kvm to use it anyway")
+        return False, (
+            "no Linux kernel to probe KVM with (no readable /boot/vmlinuz-* and no "
+            "cached linux-image .deb); set build.accelerator: kvm to use it anyway"
+        )
 
 
 @functools.cache
@@ -93,6 +114,8 @@ def choose(setting: str, timeout_s: float = 10.0, deb_dirs: tuple[Path, ...] = (
     ok, why = probe_kvm(timeout_s, deb_dirs)
     if ok:
         return AccelChoice("kvm", why)
-    print(f"warning: KVM is not usable ({why}); using TCG software emulation (much slower)",
-          file=sys.stderr)
+    print(
+        f"warning: KVM is not usable ({why}); using TCG software emulation (much slower)",
+        file=sys.stderr,
+    )
     return AccelChoice("tcg", why)

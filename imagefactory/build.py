@@ -95,8 +95,13 @@ def build_family(cfg: Config, family: str, art: Artifacts) -> BuildResult:
             # Chosen only when a VM is about to run (the stand-in base needs none, and its
             # kernel package then serves the probe).
             no_vm = isinstance(cfg.sources.get(step.layer.source or ""), StandinSource)
-            accel_name = "-" if no_vm else accel.choose(
-                cfg.build.accelerator, cfg.build.kvm_probe_timeout_s, (art.debs,)).accelerator
+            accel_name = (
+                "-"
+                if no_vm
+                else accel.choose(
+                    cfg.build.accelerator, cfg.build.kvm_probe_timeout_s, (art.debs,)
+                ).accelerator
+            )
             with progress.step(f"{label}  building ({why}) [{accel_name}]") as timer:
                 _build_step(cfg, art, plan, step, key, accel_name, timer, started)
             built.append(step.layer.name)
@@ -109,8 +114,16 @@ def build_family(cfg: Config, family: str, art: Artifacts) -> BuildResult:
     return BuildResult(plan, tuple(built), image, manifest)
 
 
-def _build_step(cfg: Config, art: Artifacts, plan: Plan, step: Step, key: BuildKey,
-                accelerator: str, timer: progress.Timer, started: str) -> None:
+def _build_step(
+    cfg: Config,
+    art: Artifacts,
+    plan: Plan,
+    step: Step,
+    key: BuildKey,
+    accelerator: str,
+    timer: progress.Timer,
+    started: str,
+) -> None:
     cache = art.cache
     art.logs.mkdir(parents=True, exist_ok=True)
     log = art.logs / f"{plan.family.name}-{step.layer.name}-{step.short}.log"
@@ -121,32 +134,57 @@ def _build_step(cfg: Config, art: Artifacts, plan: Plan, step: Step, key: BuildK
         entry.mkdir()
         src = cfg.sources.get(step.layer.source or "")
         if isinstance(src, StandinSource):
-            standin.build_standin(src, entry / LAYER_IMAGE, build_user=cfg.build.build_user,
-                                  key=key, deb_cache=art.debs, log=log)
+            standin.build_standin(
+                src,
+                entry / LAYER_IMAGE,
+                build_user=cfg.build.build_user,
+                key=key,
+                deb_cache=art.debs,
+                log=log,
+            )
             image_name = LAYER_IMAGE
         else:
             image_name = _packer_layer(cfg, art, plan, step, key, accelerator, tmp, entry, log)
         image = entry / image_name
         facts: dict[str, Any] = {
-            "name": step.layer.name, "key": step.key, "image": image_name,
+            "name": step.layer.name,
+            "key": step.key,
+            "image": image_name,
             "parent": plan.steps[step.index - 1].key if step.index else None,
-            "built_at": provenance.now(), "build_seconds": round(timer.seconds, 1),
-            "accelerator": accelerator, "sha256": sha256_file(image),
-            "size": image.stat().st_size, "log": log.name,
+            "built_at": provenance.now(),
+            "build_seconds": round(timer.seconds, 1),
+            "accelerator": accelerator,
+            "sha256": sha256_file(image),
+            "size": image.stat().st_size,
+            "log": log.name,
         }
         if step.layer.seal:
             _write_manifest(cfg, art, plan, step, facts, entry, started)
         cache.commit(step.key, entry, step.inputs, facts)
 
 
-def _packer_layer(cfg: Config, art: Artifacts, plan: Plan, step: Step, key: BuildKey,
-                  accelerator: str, tmp: Path, entry: Path, log: Path) -> str:
+def _packer_layer(
+    cfg: Config,
+    art: Artifacts,
+    plan: Plan,
+    step: Step,
+    key: BuildKey,
+    accelerator: str,
+    tmp: Path,
+    entry: Path,
+    log: Path,
+) -> str:
     serial = art.logs / f"{plan.family.name}-{step.layer.name}-{step.short}.serial.log"
     common: dict[str, Any] = {
-        "output_dir": str(tmp / "out"), "vm_name": LAYER_IMAGE, "accelerator": accelerator,
-        "cpus": cfg.build.cpus, "memory_mib": cfg.build.memory_mib,
-        "ssh_username": cfg.build.build_user, "ssh_private_key_file": str(key.private),
-        "ssh_timeout": cfg.build.ssh_timeout, "serial_log": str(serial),
+        "output_dir": str(tmp / "out"),
+        "vm_name": LAYER_IMAGE,
+        "accelerator": accelerator,
+        "cpus": cfg.build.cpus,
+        "memory_mib": cfg.build.memory_mib,
+        "ssh_username": cfg.build.build_user,
+        "ssh_private_key_file": str(key.private),
+        "ssh_timeout": cfg.build.ssh_timeout,
+        "serial_log": str(serial),
     }
     src = cfg.sources.get(step.layer.source or "")
     if isinstance(src, IsoSource):
@@ -156,8 +194,9 @@ def _packer_layer(cfg: Config, art: Artifacts, plan: Plan, step: Step, key: Buil
         common |= install.packer_variables(cfg, step.layer, src, iso, http_dir, key)
     else:
         common |= _layer_variables(cfg, art, plan, step, tmp)
-    run_ = packer.PackerRun(template_of(step.layer), common, tmp / "packer", log, serial,
-                            cfg.build.ssh_timeout)
+    run_ = packer.PackerRun(
+        template_of(step.layer), common, tmp / "packer", log, serial, cfg.build.ssh_timeout
+    )
     packer.build(run_, on_step=progress.detail)
     overlay = tmp / "out" / LAYER_IMAGE
     if step.index == 0:
@@ -171,8 +210,9 @@ def _packer_layer(cfg: Config, art: Artifacts, plan: Plan, step: Step, key: Buil
         os.rename(overlay, entry / LAYER_IMAGE)
         return LAYER_IMAGE
     progress.detail("scanning the sealed disk for the build credential")
-    leaks = seal.find_secret(overlay, {"build public key": key.blob,
-                                       "build public key (base64)": _b64(key)}, tmp)
+    leaks = seal.find_secret(
+        overlay, {"build public key": key.blob, "build public key (base64)": _b64(key)}, tmp
+    )
     if leaks:
         raise BuildError(f"sealed image still contains: {', '.join(leaks)}; not publishing it")
     progress.detail(f"flattening (compression: {cfg.build.compression})")
@@ -180,8 +220,9 @@ def _packer_layer(cfg: Config, art: Artifacts, plan: Plan, step: Step, key: Buil
     return SEALED_IMAGE
 
 
-def _layer_variables(cfg: Config, art: Artifacts, plan: Plan, step: Step,
-                     tmp: Path) -> dict[str, Any]:
+def _layer_variables(
+    cfg: Config, art: Artifacts, plan: Plan, step: Step, tmp: Path
+) -> dict[str, Any]:
     """Variables of a layer built on its parent's disk: files to upload, scripts, env."""
     parent = plan.steps[step.index - 1]
     parent_facts = art.cache.facts(parent.key)
@@ -192,8 +233,11 @@ def _layer_variables(cfg: Config, art: Artifacts, plan: Plan, step: Step,
     for path in step.layer.files:
         dest = files / path.name
         (shutil.copytree if path.is_dir() else shutil.copy2)(path, dest)
-    env = {"IF_LAYER": step.layer.name, "IF_FILES": packer.FILES_TARGET,
-           **{k: str(v) for k, v in step.layer.variables.items()}}
+    env = {
+        "IF_LAYER": step.layer.name,
+        "IF_FILES": packer.FILES_TARGET,
+        **{k: str(v) for k, v in step.layer.variables.items()},
+    }
     if step.layer.per_family:
         env["IF_FAMILY"] = plan.family.name
     shutdown = "sudo systemctl poweroff"
@@ -201,9 +245,11 @@ def _layer_variables(cfg: Config, art: Artifacts, plan: Plan, step: Step,
     if step.layer.seal:
         shutdown = f"sudo /bin/bash {packer.FILES_TARGET}/{SEAL_FINALIZE} {cfg.build.build_user}"
     return {
-        "parent_image": str(parent_image), "parent_sha256": parent_facts["sha256"],
+        "parent_image": str(parent_image),
+        "parent_sha256": parent_facts["sha256"],
         "disk_size_mib": int(seal.image_info(parent_image)["virtual-size"]) // (1024 * 1024),
-        "files_dir": str(files), "files_target": packer.FILES_TARGET,
+        "files_dir": str(files),
+        "files_target": packer.FILES_TARGET,
         "scripts": [str(p) for p in step.layer.scripts],
         "env_vars": [f"{k}={v}" for k, v in sorted(env.items())],
         "shutdown_command": shutdown,
@@ -217,8 +263,11 @@ def _reboot_variables(layer: LayerDef, files: Path) -> dict[str, Any]:
     """A layer with `reboot: true` records /etc, reboots, runs its scripts a second time
     and fails if that second run changed anything; the template runs these commands."""
     if not layer.reboot:
-        return {"reboot_inline": ["true"], "after_reboot_inline": ["true"],
-                "after_reboot_pause": "0s"}
+        return {
+            "reboot_inline": ["true"],
+            "after_reboot_inline": ["true"],
+            "after_reboot_pause": "0s",
+        }
     staged = files / ".layer"
     (staged / "scripts").mkdir(parents=True)
     shutil.copy2(IDEMPOTENCE_CHECK, staged / IDEMPOTENCE_CHECK.name)
@@ -227,13 +276,19 @@ def _reboot_variables(layer: LayerDef, files: Path) -> dict[str, Any]:
     guest = f"{packer.FILES_TARGET}/.layer"
     check = f"/bin/bash {guest}/{IDEMPOTENCE_CHECK.name}"
     state = f"{guest}/etc.state"
-    rerun = [f"echo 'second run after the reboot: {s.name}' && /bin/bash {guest}/scripts/{s.name}"
-             for s in layer.scripts]
+    rerun = [
+        f"echo 'second run after the reboot: {s.name}' && /bin/bash {guest}/scripts/{s.name}"
+        for s in layer.scripts
+    ]
     return {
         # The template runs inline commands with plain bash: no -e unless we say so.
         "reboot_inline": ["set -euo pipefail", f"{check} record {state}", "systemctl reboot"],
-        "after_reboot_inline": ["set -euo pipefail", *rerun, f"{check} compare {state}",
-                                f"rm -rf {guest}"],
+        "after_reboot_inline": [
+            "set -euo pipefail",
+            *rerun,
+            f"{check} compare {state}",
+            f"rm -rf {guest}",
+        ],
         # The old system may still answer SSH for a moment after `systemctl reboot`.
         "after_reboot_pause": "15s",
     }
@@ -243,16 +298,35 @@ def _b64(key: BuildKey) -> bytes:
     return base64.b64encode(key.blob)
 
 
-def _write_manifest(cfg: Config, art: Artifacts, plan: Plan, step: Step,
-                    facts: dict[str, Any], entry: Path, started: str) -> None:
+def _write_manifest(
+    cfg: Config,
+    art: Artifacts,
+    plan: Plan,
+    step: Step,
+    facts: dict[str, Any],
+    entry: Path,
+    started: str,
+) -> None:
     cache = art.cache
     layers = []
     for s in plan.steps[:-1]:
         f = cache.facts(s.key)
-        layers.append({"name": s.layer.name, "key": s.key, "built_at": f["built_at"],
-                       "build_seconds": f["build_seconds"]})
-    layers.append({"name": step.layer.name, "key": step.key, "built_at": facts["built_at"],
-                   "build_seconds": facts["build_seconds"]})
+        layers.append(
+            {
+                "name": s.layer.name,
+                "key": s.key,
+                "built_at": f["built_at"],
+                "build_seconds": f["build_seconds"],
+            }
+        )
+    layers.append(
+        {
+            "name": step.layer.name,
+            "key": step.key,
+            "built_at": facts["built_at"],
+            "build_seconds": facts["build_seconds"],
+        }
+    )
     info = seal.image_info(entry / facts["image"])
     manifest = {
         "schema": 1,
@@ -261,14 +335,23 @@ def _write_manifest(cfg: Config, art: Artifacts, plan: Plan, step: Step,
         # How a VM must boot the image: "uefi" needs OVMF (read-only code is enough, no
         # NVRAM: install.OVMF_CODE), "bios" the default SeaBIOS. verify boots it this way.
         "firmware": install.firmware_of(cfg, plan.family.name),
-        "image": {"file": f"{plan.family.name}.qcow2", "sha256": facts["sha256"],
-                  "size": facts["size"], "format": "qcow2",
-                  "virtual_size": info["virtual-size"], "compression": cfg.build.compression},
+        "image": {
+            "file": f"{plan.family.name}.qcow2",
+            "sha256": facts["sha256"],
+            "size": facts["size"],
+            "format": "qcow2",
+            "virtual_size": info["virtual-size"],
+            "compression": cfg.build.compression,
+        },
         "layers": layers,
         "tools": step.inputs.get("tools", {}),
         "git": provenance.git_state(cfg.root),
-        "build": {"started": started, "finished": provenance.now(), "host": provenance.host(),
-                  "accelerator": facts["accelerator"]},
+        "build": {
+            "started": started,
+            "finished": provenance.now(),
+            "host": provenance.host(),
+            "accelerator": facts["accelerator"],
+        },
         "packages": None,
         "compliance": None,
         "verification": None,

@@ -1,10 +1,10 @@
 """The local layer cache: one directory per layer key, committed by rename, locked per key.
 
-    <root>/layers/<key>/   image (layer.qcow2, or image.qcow2 for sealed layers),
-                           inputs.json (what the key was computed from), layer.json (facts)
-    <root>/tmp/            build directories in progress (removed on failure or Ctrl-C)
-    <root>/locks/<key>.lock
-    <root>/refs/<family>/<layer>   key last built or used for that family's layer
+<root>/layers/<key>/   image (layer.qcow2, or image.qcow2 for sealed layers),
+                       inputs.json (what the key was computed from), layer.json (facts)
+<root>/tmp/            build directories in progress (removed on failure or Ctrl-C)
+<root>/locks/<key>.lock
+<root>/refs/<family>/<layer>   key last built or used for that family's layer
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ class LayerCache:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                print(f"waiting for another build of layer {key[:12]} to finish...",
-                      file=sys.stderr)
+                print(
+                    f"waiting for another build of layer {key[:12]} to finish...", file=sys.stderr
+                )
                 fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield

@@ -75,14 +75,23 @@ def verify(config: Path, family: str, artifacts: Path) -> VerifyResult:
     out = art.images(family)
     image = out / f"{family}.qcow2"
     if not image.is_file():
-        raise FactoryError(f"no sealed image for {family} at {image}; run: invoke build "
-                           f"--family={family}")
+        raise FactoryError(
+            f"no sealed image for {family} at {image}; run: invoke build --family={family}"
+        )
     choice = accel.choose(cfg.build.accelerator, cfg.build.kvm_probe_timeout_s, (art.debs,))
-    result = verify_image(image, out / "manifest.json", fam.specs, art.root / "reports",
-                          accelerator=choice.accelerator, label=family, scan=fam.compliance)
+    result = verify_image(
+        image,
+        out / "manifest.json",
+        fam.specs,
+        art.root / "reports",
+        accelerator=choice.accelerator,
+        label=family,
+        scan=fam.compliance,
+    )
     if not result.passed:
-        raise FactoryError(f"{family}: {result.failed} of {result.tests} specs failed "
-                           f"(report: {result.report})")
+        raise FactoryError(
+            f"{family}: {result.failed} of {result.tests} specs failed (report: {result.report})"
+        )
     return result
 
 
@@ -106,10 +115,12 @@ def hardening_tailor(out_dir: Path) -> str:
 
     result = derive_tailoring(load_pin(HARDENING / "ssg-pin.yaml"), out_dir=out_dir)
     counts = result.provenance["counts"]
-    return (f"tailoring: {result.tailoring}\n"
-            f"rules: {counts['source_selected']} selected for RHEL8, {counts['kept_in_ol8']} kept "
-            f"for OL8, {counts['missing_in_ol8']} missing in OL8 (covered by our scripts), "
-            f"{counts['waivers']} waivers, {counts['gaps']} gaps")
+    return (
+        f"tailoring: {result.tailoring}\n"
+        f"rules: {counts['source_selected']} selected for RHEL8, {counts['kept_in_ol8']} kept "
+        f"for OL8, {counts['missing_in_ol8']} missing in OL8 (covered by our scripts), "
+        f"{counts['waivers']} waivers, {counts['gaps']} gaps"
+    )
 
 
 def hardening_coverage(out_dir: Path) -> str:
@@ -119,8 +130,9 @@ def hardening_coverage(out_dir: Path) -> str:
     return render_text(write_coverage(load_pin(HARDENING / "ssg-pin.yaml"), out_dir=out_dir))
 
 
-def publish(config: Path, family: str, artifacts: Path, channel: str | None,
-            allow_unverified: bool) -> str:
+def publish(
+    config: Path, family: str, artifacts: Path, channel: str | None, allow_unverified: bool
+) -> str:
     """Publish the family's sealed image dir to the configured store and move `channel`."""
     from imagefactory.store import api
 
@@ -128,10 +140,13 @@ def publish(config: Path, family: str, artifacts: Path, channel: str | None,
     cfg.family(family)
     sealed = Artifacts(artifacts.resolve()).images(family)
     if not (sealed / "manifest.json").is_file():
-        raise FactoryError(f"no sealed image for {family} in {sealed}; run: invoke build "
-                           f"--family={family} && invoke verify --family={family}")
-    return api.describe_publish(api.publish(cfg.store, sealed, channel=channel,
-                                            allow_unverified=allow_unverified))
+        raise FactoryError(
+            f"no sealed image for {family} in {sealed}; run: invoke build "
+            f"--family={family} && invoke verify --family={family}"
+        )
+    return api.describe_publish(
+        api.publish(cfg.store, sealed, channel=channel, allow_unverified=allow_unverified)
+    )
 
 
 def images(config: Path, family: str | None) -> str:
@@ -159,5 +174,6 @@ def pull(config: Path, family: str, channel: str | None, version: str | None) ->
     """Verify, download and install a template on this hypervisor."""
     from imagefactory.store import api
 
-    return api.describe_pull(api.pull(load_config(config).store, family, channel=channel,
-                                      version=version))
+    return api.describe_pull(
+        api.pull(load_config(config).store, family, channel=channel, version=version)
+    )

@@ -111,8 +111,9 @@ class Config:
     def family(self, name: str) -> Family:
         if name not in self.families:
             known = ", ".join(sorted(self.families)) or "none"
-            problem = Problem(str(self.path), ".families", f"unknown family '{name}'",
-                              f"one of: {known}")
+            problem = Problem(
+                str(self.path), ".families", f"unknown family '{name}'", f"one of: {known}"
+            )
             raise ConfigError([problem])
         return self.families[name]
 
@@ -234,9 +235,14 @@ def _model(path: Path, doc: dict[str, Any]) -> Config:
             reboot=ld.get("reboot", False),
         )
     families = {
-        name: Family(name=name, layers=tuple(f["layers"]), description=f.get("description", ""),
-                     os=f.get("os", ""), specs=tuple(root / p for p in f.get("specs", [])),
-                     compliance=_compliance(root, f.get("compliance")))
+        name: Family(
+            name=name,
+            layers=tuple(f["layers"]),
+            description=f.get("description", ""),
+            os=f.get("os", ""),
+            specs=tuple(root / p for p in f.get("specs", [])),
+            compliance=_compliance(root, f.get("compliance")),
+        )
         for name, f in doc["families"].items()
     }
     store = relative_to(store_settings_from_dict(doc.get("store"), str(path))[0], root)
@@ -246,18 +252,27 @@ def _model(path: Path, doc: dict[str, Any]) -> Config:
 def relative_to(store: StoreSettings, root: Path) -> StoreSettings:
     """Relative store paths are relative to the file that names them (`root` its directory),
     like every other path in a config file."""
-    return dataclasses.replace(store, **{
-        f: root / getattr(store, f) for f in ("path", "signing_key", "allowed_signers", "image_dir")
-        if not str(getattr(store, f)).startswith(("/", "~"))})
+    return dataclasses.replace(
+        store,
+        **{
+            f: root / getattr(store, f)
+            for f in ("path", "signing_key", "allowed_signers", "image_dir")
+            if not str(getattr(store, f)).startswith(("/", "~"))
+        },
+    )
 
 
 def _compliance(root: Path, doc: dict[str, Any] | None) -> ComplianceScan | None:
     if doc is None:
         return None
     waivers = doc.get("waivers")
-    return ComplianceScan(datastream=root / doc["datastream"], tailoring=root / doc["tailoring"],
-                          profile=doc["profile"], waivers=root / waivers if waivers else None,
-                          gate=doc.get("gate", False))
+    return ComplianceScan(
+        datastream=root / doc["datastream"],
+        tailoring=root / doc["tailoring"],
+        profile=doc["profile"],
+        waivers=root / waivers if waivers else None,
+        gate=doc.get("gate", False),
+    )
 
 
 def _tailoring_profiles(path: Path) -> set[str]:
@@ -271,20 +286,34 @@ def _compliance_problems(cfg: Config, fam: Family) -> list[Problem]:
     if scan is None:
         return []
     out = []
-    for key, p in (("datastream", scan.datastream), ("tailoring", scan.tailoring),
-                   ("waivers", scan.waivers)):
+    for key, p in (
+        ("datastream", scan.datastream),
+        ("tailoring", scan.tailoring),
+        ("waivers", scan.waivers),
+    ):
         if p is not None and not p.is_file():
             out.append(Problem(file, f"{where}.{key}", f"{cfg.relpath(p)} does not exist"))
     if scan.tailoring.is_file():
         try:
             profiles = _tailoring_profiles(scan.tailoring)
         except ET.ParseError as exc:
-            return [*out, Problem(file, f"{where}.tailoring",
-                                  f"{cfg.relpath(scan.tailoring)} is not valid XML: {exc}")]
+            return [
+                *out,
+                Problem(
+                    file,
+                    f"{where}.tailoring",
+                    f"{cfg.relpath(scan.tailoring)} is not valid XML: {exc}",
+                ),
+            ]
         if scan.profile not in profiles:
-            out.append(Problem(file, f"{where}.profile",
-                               f"profile '{scan.profile}' is not in {cfg.relpath(scan.tailoring)}",
-                               f"one of: {', '.join(sorted(profiles)) or 'none'}"))
+            out.append(
+                Problem(
+                    file,
+                    f"{where}.profile",
+                    f"profile '{scan.profile}' is not in {cfg.relpath(scan.tailoring)}",
+                    f"one of: {', '.join(sorted(profiles)) or 'none'}",
+                )
+            )
     return out
 
 
@@ -295,15 +324,30 @@ def _semantic_problems(cfg: Config) -> list[Problem]:
         where = f".layers.{layer.name}"
         if layer.source is not None and layer.source not in cfg.sources:
             known = ", ".join(sorted(cfg.sources))
-            out.append(Problem(file, f"{where}.source", f"unknown source '{layer.source}'",
-                               f"one of: {known}"))
+            out.append(
+                Problem(
+                    file, f"{where}.source", f"unknown source '{layer.source}'", f"one of: {known}"
+                )
+            )
         src = cfg.sources.get(layer.source or "")
         if isinstance(src, StandinSource) and (layer.template or layer.scripts):
-            out.append(Problem(file, where, "a stand-in source layer is built without Packer",
-                               "remove template/scripts; add a layer on top of it instead"))
+            out.append(
+                Problem(
+                    file,
+                    where,
+                    "a stand-in source layer is built without Packer",
+                    "remove template/scripts; add a layer on top of it instead",
+                )
+            )
         if isinstance(src, IsoSource) and layer.template is None:
-            out.append(Problem(file, f"{where}.template", "an ISO install layer needs a template",
-                               "e.g. template: packer/install-ol8.pkr.hcl"))
+            out.append(
+                Problem(
+                    file,
+                    f"{where}.template",
+                    "an ISO install layer needs a template",
+                    "e.g. template: packer/install-ol8.pkr.hcl",
+                )
+            )
         if isinstance(src, IsoSource):  # IF_FIRMWARE, IF_DISK_SIZE_MIB, the kickstart
             out += install_settings_problems(cfg, layer)
         if layer.source is None and not layer.scripts:
@@ -311,41 +355,73 @@ def _semantic_problems(cfg: Config) -> list[Problem]:
         if layer.seal and layer.source is not None:
             out.append(Problem(file, where, "a seal layer cannot be a root layer"))
         if layer.reboot and (layer.seal or layer.source is not None):
-            out.append(Problem(file, f"{where}.reboot", "only a scripts layer can reboot",
-                               "seal and root layers end with their own shutdown"))
+            out.append(
+                Problem(
+                    file,
+                    f"{where}.reboot",
+                    "only a scripts layer can reboot",
+                    "seal and root layers end with their own shutdown",
+                )
+            )
         for kind, paths in (("scripts", layer.scripts), ("files", layer.files)):
             for i, p in enumerate(paths):
                 if not p.exists():
-                    out.append(Problem(file, f"{where}.{kind}[{i}]",
-                                       f"{cfg.relpath(p)} does not exist"))
+                    out.append(
+                        Problem(file, f"{where}.{kind}[{i}]", f"{cfg.relpath(p)} does not exist")
+                    )
         if layer.template is not None and not layer.template.is_file():
-            out.append(Problem(file, f"{where}.template",
-                               f"{cfg.relpath(layer.template)} does not exist"))
+            out.append(
+                Problem(file, f"{where}.template", f"{cfg.relpath(layer.template)} does not exist")
+            )
     for fam in cfg.families.values():
         where = f".families.{fam.name}.layers"
         known = ", ".join(sorted(cfg.layers))
         for i, name in enumerate(fam.layers):
             if name not in cfg.layers:
-                out.append(Problem(file, f"{where}[{i}]", f"unknown layer '{name}'",
-                                   f"define it under layers: (known: {known})"))
+                out.append(
+                    Problem(
+                        file,
+                        f"{where}[{i}]",
+                        f"unknown layer '{name}'",
+                        f"define it under layers: (known: {known})",
+                    )
+                )
         for i, p in enumerate(fam.specs):
             if not p.is_file():
-                out.append(Problem(file, f".families.{fam.name}.specs[{i}]",
-                                   f"{cfg.relpath(p)} does not exist"))
+                out.append(
+                    Problem(
+                        file, f".families.{fam.name}.specs[{i}]", f"{cfg.relpath(p)} does not exist"
+                    )
+                )
         out += _compliance_problems(cfg, fam)
         if len(set(fam.layers)) != len(fam.layers):
             out.append(Problem(file, where, "a layer is listed twice"))
         defs = [cfg.layers[n] for n in fam.layers if n in cfg.layers]
         if defs and defs[0].source is None:
-            out.append(Problem(file, f"{where}[0]", f"first layer '{defs[0].name}' has no source",
-                               "a family starts from a layer with `source:`"))
+            out.append(
+                Problem(
+                    file,
+                    f"{where}[0]",
+                    f"first layer '{defs[0].name}' has no source",
+                    "a family starts from a layer with `source:`",
+                )
+            )
         for i, d in enumerate(defs[1:], start=1):
             if d.source is not None:
-                out.append(Problem(file, f"{where}[{i}]",
-                                   f"layer '{d.name}' has a source but is not first"))
+                out.append(
+                    Problem(
+                        file, f"{where}[{i}]", f"layer '{d.name}' has a source but is not first"
+                    )
+                )
         if defs and not defs[-1].seal:
-            out.append(Problem(file, where, f"last layer '{defs[-1].name}' is not a seal layer",
-                               "end the family with a layer that has `seal: true`"))
+            out.append(
+                Problem(
+                    file,
+                    where,
+                    f"last layer '{defs[-1].name}' is not a seal layer",
+                    "end the family with a layer that has `seal: true`",
+                )
+            )
         for i, d in enumerate(defs[:-1]):
             if d.seal:
                 out.append(Problem(file, f"{where}[{i}]", f"seal layer '{d.name}' must be last"))

@@ -31,8 +31,12 @@ def _tool(name: str, required: bool) -> Check:
         return Check(name, True, path, required)
 
 
-def run_checks(artifacts: Path, accelerator: str = "auto", probe_timeout_s: float = 10.0,
-               store_check: tuple[str, bool, str] | None = None) -> list[Check]:
+def run_checks(
+    artifacts: Path,
+    accelerator: str = "auto",
+    probe_timeout_s: float = 10.0,
+    store_check: tuple[str, bool, str] | None = None,
+) -> list[Check]:
     """Every prerequisite with its state; nothing is installed or changed."""
     checks = [_tool(n, True) for n in REQUIRED]
     checks += [_tool(n, False) for n in (*STANDIN, *CHECKS)]

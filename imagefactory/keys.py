@@ -99,11 +99,14 @@ def _repos_changed(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list
         if was is None:
             out.append(f"repo state: {url} added")
         elif was.get("revision") != now.get("revision"):
-            out.append(f"repo state changed: {url} revision {was.get('revision')} -> "
-                       f"{now.get('revision')}")
+            out.append(
+                f"repo state changed: {url} revision {was.get('revision')} -> {now.get('revision')}"
+            )
         elif was.get("sha256") != now.get("sha256"):
-            out.append(f"repo state changed: {url} repomd.xml sha256 "
-                       f"{str(was.get('sha256'))[:12]} -> {str(now.get('sha256'))[:12]}")
+            out.append(
+                f"repo state changed: {url} repomd.xml sha256 "
+                f"{str(was.get('sha256'))[:12]} -> {str(now.get('sha256'))[:12]}"
+            )
     out += [f"repo state: {url} removed" for url in before if url not in after]
     if not out:
         out.append("repo state: order changed")

@@ -66,8 +66,13 @@ def _short_tmp_base() -> str:
     return base if len(base) <= 40 else "/tmp"
 
 
-def _run_packer(packer: str, run: PackerRun, var_file: Path, sockets: Path,
-                on_step: Callable[[str], None] | None) -> None:
+def _run_packer(
+    packer: str,
+    run: PackerRun,
+    var_file: Path,
+    sockets: Path,
+    on_step: Callable[[str], None] | None,
+) -> None:
     env = {
         **os.environ,
         "TMPDIR": str(sockets),
@@ -75,15 +80,27 @@ def _run_packer(packer: str, run: PackerRun, var_file: Path, sockets: Path,
         "CHECKPOINT_DISABLE": "1",  # no version check calls home from a build host
         "PACKER_NO_COLOR": "1",
     }
-    argv = [packer, "build", "-machine-readable", "-on-error=cleanup",
-            f"-var-file={var_file}", str(run.template)]
+    argv = [
+        packer,
+        "build",
+        "-machine-readable",
+        "-on-error=cleanup",
+        f"-var-file={var_file}",
+        str(run.template),
+    ]
     tail: list[str] = []
     with run.log.open("a") as log:
         log.write(f"$ {' '.join(argv)}\n")
         log.flush()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
         with _running_lock:
             _running.add(proc)
             cancelled = _cancelled.is_set()
@@ -99,7 +116,7 @@ def _run_packer(packer: str, run: PackerRun, var_file: Path, sockets: Path,
                 text = ui[1].strip()
                 tail = (tail + text.splitlines())[-25:]
                 if on_step and ui[0] == "say" and text.startswith(_STEP_PREFIX):
-                    on_step(text[len(_STEP_PREFIX):].split(": ", 1)[-1])
+                    on_step(text[len(_STEP_PREFIX) :].split(": ", 1)[-1])
             code = proc.wait()
         except BaseException:
             _stop_group(proc)
@@ -153,12 +170,13 @@ def _stop_group(proc: subprocess.Popen[str]) -> None:
 def _failure_message(run: PackerRun, code: int, tail: list[str]) -> str:
     text = "\n".join(tail)
     if "Timeout waiting for SSH" in text:
-        head = (f"no SSH connection to the build VM within ssh_timeout={run.ssh_timeout}; "
-                f"the guest's console is in {run.serial_log}")
+        head = (
+            f"no SSH connection to the build VM within ssh_timeout={run.ssh_timeout}; "
+            f"the guest's console is in {run.serial_log}"
+        )
     elif "Script exited with non-zero exit status" in text or "non-zero exit status" in text:
         head = "a provisioner script of this layer failed"
     else:
         head = f"packer exited with status {code}"
     shown = "\n".join(f"    {line}" for line in tail[-15:])
     return f"{head}\n  last lines of {run.log}:\n{shown}"
-

@@ -48,7 +48,7 @@ class Plan:
         """Layers to build: everything after the newest usable cached layer."""
         for step in reversed(self.steps):
             if step.cached:
-                return self.steps[step.index + 1:]
+                return self.steps[step.index + 1 :]
         return self.steps
 
     @property
@@ -60,8 +60,14 @@ def template_of(layer: LayerDef) -> Path:
     return layer.template or LAYER_TEMPLATE
 
 
-def layer_inputs(cfg: Config, family: Family, layer: LayerDef, parent: str | None,
-                 key: BuildKey, repos: RepoStates | None = None) -> Inputs:
+def layer_inputs(
+    cfg: Config,
+    family: Family,
+    layer: LayerDef,
+    parent: str | None,
+    key: BuildKey,
+    repos: RepoStates | None = None,
+) -> Inputs:
     """The canonical description of a layer's inputs; its sha256 is the layer key.
 
     A layer with `epoch_from` reads its repositories' state here (network, read-only).
@@ -71,14 +77,20 @@ def layer_inputs(cfg: Config, family: Family, layer: LayerDef, parent: str | Non
     if layer.epoch_from_repomd:
         repos = repos or RepoStates()
         where = f"{cfg.path}: .layers.{layer.name}.epoch_from.repomd"
-        doc["repo_state"] = [repos.of(url, f"{where}[{i}]").to_input()
-                             for i, url in enumerate(layer.epoch_from_repomd)]
+        doc["repo_state"] = [
+            repos.of(url, f"{where}[{i}]").to_input()
+            for i, url in enumerate(layer.epoch_from_repomd)
+        ]
     src = cfg.sources.get(layer.source or "")
     if isinstance(src, StandinSource):
         doc |= {
             "kind": "standin",
-            "source": {"suite": src.suite, "packages": list(src.packages), "epoch": src.epoch,
-                       "disk_size_mib": src.disk_size_mib},
+            "source": {
+                "suite": src.suite,
+                "packages": list(src.packages),
+                "epoch": src.epoch,
+                "disk_size_mib": src.disk_size_mib,
+            },
             "source_files": [file_entry(p, REPO) for p in (standin.CUSTOMIZE, standin.MAKE_DISK)],
             "tools": tools.versions(standin.TOOLS),
         }
@@ -119,16 +131,22 @@ def make_plan(cfg: Config, family_name: str, cache: LayerCache, key: BuildKey) -
         usable = present and (layer.seal or parent is None or parent.cached)
         reasons: tuple[str, ...] = ()
         if not usable:
-            reasons = tuple(_reasons(cache, family.name, layer.name, lkey, inputs, present,
-                                     parent))
+            reasons = tuple(_reasons(cache, family.name, layer.name, lkey, inputs, present, parent))
         step = Step(index, layer, lkey, inputs, usable, reasons)
         steps.append(step)
         parent = step
     return Plan(family, tuple(steps))
 
 
-def _reasons(cache: LayerCache, family: str, layer: str, key: str, inputs: Inputs,
-             present: bool, parent: Step | None) -> list[str]:
+def _reasons(
+    cache: LayerCache,
+    family: str,
+    layer: str,
+    key: str,
+    inputs: Inputs,
+    present: bool,
+    parent: Step | None,
+) -> list[str]:
     if present:
         return ["cached, but a layer below it is missing from the cache"]
     previous = cache.ref(family, layer)

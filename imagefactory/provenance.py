@@ -10,9 +10,15 @@ from pathlib import Path
 
 def git_state(repo: Path) -> dict[str, object]:
     """{"revision": sha or None, "dirty": bool or None}; None where git cannot tell."""
+
     def git(*args: str) -> str | None:
-        proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                              check=False, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            ["git", "-C", str(repo), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     revision = git("rev-parse", "HEAD")

@@ -86,7 +86,8 @@ def _error(where: str, url: str, reason: str) -> RepoStateError:
         f"{where}: cannot read the repository state from {url}: {reason}. The layer's key "
         "depends on it, so there is no fallback: make the repository reachable from this host "
         "or point the field at a reachable mirror (the stand-in families need no repository: "
-        "invoke plan --config=standin.yaml --family=standin-alpha)")
+        "invoke plan --config=standin.yaml --family=standin-alpha)"
+    )
 
 
 class RepoStates:

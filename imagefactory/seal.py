@@ -19,9 +19,7 @@ _SCAN_CHUNK = 16 * 1024 * 1024
 
 
 def image_info(path: Path) -> dict[str, Any]:
-    info: dict[str, Any] = json.loads(
-        run(["qemu-img", "info", "--output=json", str(path)]).stdout
-    )
+    info: dict[str, Any] = json.loads(run(["qemu-img", "info", "--output=json", str(path)]).stdout)
     return info
 
 

@@ -31,8 +31,10 @@ def fetch_iso(source: IsoSource, store: Path, config_file: str) -> Path:
     progress.detail(f"fetching {source.url}")
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(source.url, timeout=FETCH_TIMEOUT_S) as resp, \
-                part.open("wb") as out:
+        with (
+            urllib.request.urlopen(source.url, timeout=FETCH_TIMEOUT_S) as resp,
+            part.open("wb") as out,
+        ):
             while chunk := resp.read(CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
@@ -47,8 +49,9 @@ def fetch_iso(source: IsoSource, store: Path, config_file: str) -> Path:
     actual = digest.hexdigest()
     if actual != source.sha256:
         part.unlink(missing_ok=True)
-        raise BuildError(f"{where}.sha256: checksum mismatch for {source.url}: "
-                         f"expected {source.sha256}, got {actual}; nothing was kept")
+        raise BuildError(
+            f"{where}.sha256: checksum mismatch for {source.url}: "
+            f"expected {source.sha256}, got {actual}; nothing was kept"
+        )
     os.replace(part, dest)
     return dest
-

@@ -31,8 +31,13 @@ _DPKG_OPTS = [
 
 
 def build_standin(
-    source: StandinSource, out: Path, *, build_user: str, key: BuildKey,
-    deb_cache: Path, log: Path,
+    source: StandinSource,
+    out: Path,
+    *,
+    build_user: str,
+    key: BuildKey,
+    deb_cache: Path,
+    log: Path,
 ) -> None:
     """Write a bootable stand-in qcow2 to `out`; its full log goes to `log`."""
     for tool in (*TOOLS, *HELPERS):
@@ -41,25 +46,42 @@ def build_standin(
     rootfs = work / "rootfs"
     deb_cache.mkdir(parents=True, exist_ok=True)
     argv = [
-        "mmdebstrap", "--variant=minbase", "--include=" + ",".join(source.packages),
+        "mmdebstrap",
+        "--variant=minbase",
+        "--include=" + ",".join(source.packages),
         *(f"--dpkgopt={o}" for o in _DPKG_OPTS),
         '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
         f"--setup-hook=sync-in {deb_cache} /var/cache/apt/archives/",
         f"--customize-hook=sync-out /var/cache/apt/archives {deb_cache}",
         f"--customize-hook={CUSTOMIZE}",
-        "--skip=download/empty", "--skip=essential/unlink",
-        source.suite, str(rootfs),
+        "--skip=download/empty",
+        "--skip=essential/unlink",
+        source.suite,
+        str(rootfs),
     ]
-    env = {**os.environ, "TMPDIR": str(work), "IF_BUILD_USER": build_user,
-           "IF_BUILD_PUBKEY": key.public_line, "IF_HOSTNAME": "standin"}
+    env = {
+        **os.environ,
+        "TMPDIR": str(work),
+        "IF_BUILD_USER": build_user,
+        "IF_BUILD_PUBKEY": key.public_line,
+        "IF_HOSTNAME": "standin",
+    }
     with log.open("a") as fh:
         for step in (argv, [str(MAKE_DISK), str(rootfs), str(out), str(source.disk_size_mib)]):
             fh.write(f"$ {' '.join(step)}\n")
             fh.flush()
-            proc = subprocess.run(step, stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                  stdin=subprocess.DEVNULL, check=False)
+            proc = subprocess.run(
+                step,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
             if proc.returncode != 0:
                 tail = "\n".join(log.read_text().splitlines()[-15:])
-                raise BuildError(f"stand-in base build failed at {Path(step[0]).name} "
-                                 f"(exit {proc.returncode}); full log: {log}\n{tail}")
+                raise BuildError(
+                    f"stand-in base build failed at {Path(step[0]).name} "
+                    f"(exit {proc.returncode}); full log: {log}\n{tail}"
+                )
     subprocess.run(["rm", "-rf", "--one-file-system", str(rootfs)], check=False)

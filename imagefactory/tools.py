@@ -65,8 +65,14 @@ def run(
     full_env = {**os.environ, **env} if env else None
     try:
         proc = subprocess.run(
-            args, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout,
-            stdin=subprocess.DEVNULL, check=False,
+            args,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=cwd,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         raise ToolError(args, -1, f"timed out after {timeout:.0f} s", hint) from None

@@ -71,8 +71,12 @@ class PackageList:
         return hashlib.sha256("".join(f"{p}\n" for p in self.packages).encode()).hexdigest()
 
     def to_manifest(self) -> dict[str, Any]:
-        return {"packages": list(self.packages), "packages_count": len(self.packages),
-                "packages_sha256": self.sha256, "packages_format": self.format}
+        return {
+            "packages": list(self.packages),
+            "packages_count": len(self.packages),
+            "packages_sha256": self.sha256,
+            "packages_format": self.format,
+        }
 
 
 def parse_packages(output: str) -> PackageList:
@@ -80,8 +84,9 @@ def parse_packages(output: str) -> PackageList:
     head, *lines = output.splitlines() or [""]
     kind = head.strip()
     if kind == "none":
-        raise FactoryError("cannot record the image's packages: the guest has neither rpm nor "
-                           "dpkg-query")
+        raise FactoryError(
+            "cannot record the image's packages: the guest has neither rpm nor dpkg-query"
+        )
     if kind == "rpm":
         found = [ln.strip() for ln in lines if ln.strip()]
     elif kind == "dpkg":
@@ -91,11 +96,15 @@ def parse_packages(output: str) -> PackageList:
             if entry and status not in _DPKG_NOT_INSTALLED:
                 found.append(entry.strip())
     else:
-        raise FactoryError(f"cannot record the image's packages: unexpected output from the "
-                           f"guest's package query: {output.strip()[:200]!r}")
+        raise FactoryError(
+            f"cannot record the image's packages: unexpected output from the "
+            f"guest's package query: {output.strip()[:200]!r}"
+        )
     if not found:
-        raise FactoryError(f"cannot record the image's packages: the guest's {kind} database "
-                           "lists no installed package")
+        raise FactoryError(
+            f"cannot record the image's packages: the guest's {kind} database "
+            "lists no installed package"
+        )
     return PackageList(kind, tuple(sorted(found)))
 
 
@@ -110,8 +119,10 @@ def _collect_packages(booted: vm.BootedVM) -> PackageList:
     finally:
         client.close()
     if status != 0:
-        raise FactoryError(f"cannot record the image's packages: the package query exited "
-                           f"{status} in the guest: {(errors or text).strip()[-500:]}")
+        raise FactoryError(
+            f"cannot record the image's packages: the package query exited "
+            f"{status} in the guest: {(errors or text).strip()[-500:]}"
+        )
     return parse_packages(text)
 
 
@@ -132,10 +143,18 @@ def _firmware(manifest: Path | None) -> str:
     return str(json.loads(manifest.read_text()).get("firmware", "bios"))
 
 
-def verify_image(image: Path, manifest: Path | None, specs: Sequence[Path], reports: Path, *,
-                 accelerator: str, extra_qemu_args: Sequence[str] = (),
-                 label: str = "verify", scan: ComplianceScan | None = None,
-                 after_reboot: Sequence[Path] = ()) -> VerifyResult:
+def verify_image(
+    image: Path,
+    manifest: Path | None,
+    specs: Sequence[Path],
+    reports: Path,
+    *,
+    accelerator: str,
+    extra_qemu_args: Sequence[str] = (),
+    label: str = "verify",
+    scan: ComplianceScan | None = None,
+    after_reboot: Sequence[Path] = (),
+) -> VerifyResult:
     """Boot `image`, run `specs` (then `scan`, if given) in that one boot, update the manifest.
 
     The boot uses the firmware the manifest records (OVMF for "uefi"; BIOS without one).
@@ -155,11 +174,18 @@ def verify_image(image: Path, manifest: Path | None, specs: Sequence[Path], repo
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
         key = generate_key(Path(tmp) / "verify_ed25519", "imagefactory-verify")
         serial = reports / f"{label}.serial.log"
-        with progress.step(f"booting {image.name} under {accelerator} for verification"), \
-                vm.boot(image, accelerator=accelerator, login_key=key.private,
-                        login_pubkey=key.public_line, serial_log=serial,
-                        firmware=_firmware(manifest),
-                        extra_args=extra_qemu_args) as booted:
+        with (
+            progress.step(f"booting {image.name} under {accelerator} for verification"),
+            vm.boot(
+                image,
+                accelerator=accelerator,
+                login_key=key.private,
+                login_pubkey=key.public_line,
+                serial_log=serial,
+                firmware=_firmware(manifest),
+                extra_args=extra_qemu_args,
+            ) as booted,
+        ):
             if manifest is not None:
                 packages = _collect_packages(booted)
                 progress.say(f"==> {len(packages.packages)} {packages.format} packages installed")
@@ -185,37 +211,65 @@ def verify_image(image: Path, manifest: Path | None, specs: Sequence[Path], repo
     if manifest is not None:
         compliance = None
         if scan is not None and summary is not None and scanned is not None:
-            compliance = {**summary.to_manifest(), "report": scanned[1].name,
-                          "arf": scanned[0].name, "datastream": scan.datastream.name,
-                          "tailoring": scan.tailoring.name, "gate": scan.gate}
+            compliance = {
+                **summary.to_manifest(),
+                "report": scanned[1].name,
+                "arf": scanned[0].name,
+                "datastream": scan.datastream.name,
+                "tailoring": scan.tailoring.name,
+                "gate": scan.gate,
+            }
         _record(manifest, result, compliance, scanned or (), packages)
     if scan is not None and scan.gate and summary is not None:
         gate_scan(summary)
     return result
 
 
-def _run_specs(booted: vm.BootedVM, login_pubkey: str, specs: Sequence[Path],
-               junit: Path) -> None:
+def _run_specs(booted: vm.BootedVM, login_pubkey: str, specs: Sequence[Path], junit: Path) -> None:
     """testinfra over paramiko as the admin user; results go to `junit`."""
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-            f"--hosts={booted.testinfra_host}", f"--ssh-identity-file={booted.key}",
-            f"--junitxml={junit}", "-W", "ignore::UserWarning", *map(str, specs)]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--hosts={booted.testinfra_host}",
+        f"--ssh-identity-file={booted.key}",
+        f"--junitxml={junit}",
+        "-W",
+        "ignore::UserWarning",
+        *map(str, specs),
+    ]
     env = {**os.environ, "IF_VERIFY_PUBKEY": login_pubkey}
     progress.say(f"==> running {len(specs)} spec file(s) as {booted.user}")
     subprocess.run(argv, env=env, check=False, stdin=subprocess.DEVNULL)
 
 
-def _scan_in_guest(booted: vm.BootedVM, scan: ComplianceScan, reports: Path,
-                   label: str) -> tuple[Path, Path]:
+def _scan_in_guest(
+    booted: vm.BootedVM, scan: ComplianceScan, reports: Path, label: str
+) -> tuple[Path, Path]:
     """Upload datastream + tailoring, run `oscap xccdf eval` as root, fetch (ARF, HTML)."""
     arf, html = reports / f"{label}.arf.xml", reports / f"{label}.report.html"
     log = reports / f"{label}.oscap.log"
     ds = f"{GUEST_SCAN_DIR}/{scan.datastream.name}"
     tailoring = f"{GUEST_SCAN_DIR}/{scan.tailoring.name}"
     log.write_text("")  # this run's output only
-    cmd = ["sudo", "oscap", "xccdf", "eval", "--tailoring-file", tailoring,
-           "--profile", scan.profile, "--results-arf", f"{GUEST_SCAN_DIR}/arf.xml",
-           "--report", f"{GUEST_SCAN_DIR}/report.html", ds]
+    cmd = [
+        "sudo",
+        "oscap",
+        "xccdf",
+        "eval",
+        "--tailoring-file",
+        tailoring,
+        "--profile",
+        scan.profile,
+        "--results-arf",
+        f"{GUEST_SCAN_DIR}/arf.xml",
+        "--report",
+        f"{GUEST_SCAN_DIR}/report.html",
+        ds,
+    ]
     client = vm.connect(booted.port, booted.user, booted.key, timeout=60)
     try:
         _guest_run(client, f"mkdir -p {GUEST_SCAN_DIR}", (0,), log)
@@ -239,13 +293,19 @@ def _guest_run(client: paramiko.SSHClient, command: str, ok: Sequence[int], log:
     with log.open("a") as f:
         f.write(f"$ {command}\n{text}[exit {status}]\n")
     if status not in ok:
-        raise FactoryError(f"in the guest, `{command}` exited {status}: "
-                           f"{text.strip()[-500:]} (full output: {log})")
+        raise FactoryError(
+            f"in the guest, `{command}` exited {status}: {text.strip()[-500:]} (full output: {log})"
+        )
     return status
 
 
-def _record(manifest: Path, result: VerifyResult, compliance: dict[str, Any] | None,
-            scan_files: Sequence[Path], packages: PackageList | None = None) -> None:
+def _record(
+    manifest: Path,
+    result: VerifyResult,
+    compliance: dict[str, Any] | None,
+    scan_files: Sequence[Path],
+    packages: PackageList | None = None,
+) -> None:
     """Put the reports beside the manifest (they travel with the image), record the results.
 
     One atomic write, so the manifest never has a verification without its compliance
@@ -255,8 +315,13 @@ def _record(manifest: Path, result: VerifyResult, compliance: dict[str, Any] | N
         shutil.copy2(path, manifest.parent / path.name)
     doc = json.loads(manifest.read_text())
     now = provenance.now()
-    doc["verification"] = {"passed": result.passed, "tests": result.tests,
-                           "failed": result.failed, "report": result.report.name, "at": now}
+    doc["verification"] = {
+        "passed": result.passed,
+        "tests": result.tests,
+        "failed": result.failed,
+        "report": result.report.name,
+        "at": now,
+    }
     if compliance is not None:
         doc["compliance"] = {**compliance, "at": now}
     if packages is not None:

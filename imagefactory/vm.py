@@ -56,17 +56,26 @@ def connect(port: int, user: str, key: Path, timeout: float = 10.0) -> paramiko.
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # throwaway VM, fresh host key
     try:
-        client.connect("127.0.0.1", port=port, username=user, key_filename=str(key),
-                       look_for_keys=False, allow_agent=False, timeout=timeout,
-                       banner_timeout=timeout, auth_timeout=timeout)
+        client.connect(
+            "127.0.0.1",
+            port=port,
+            username=user,
+            key_filename=str(key),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+        )
     except BaseException:
         client.close()
         raise
     return client
 
 
-def ssh_run(port: int, user: str, key: Path, command: str,
-            timeout: float = 10.0) -> tuple[int, str] | None:
+def ssh_run(
+    port: int, user: str, key: Path, command: str, timeout: float = 10.0
+) -> tuple[int, str] | None:
     """(exit status, stdout) of one command over SSH, or None if the guest is not reachable."""
     # While the guest boots, slirp accepts and resets connections; paramiko would log each
     # of those as a traceback.
@@ -104,8 +113,10 @@ def reboot(vm: BootedVM, timeout_s: float = 300) -> None:
         now = ssh_run(vm.port, vm.user, vm.key, _BOOT_ID)
         if now is not None and now[0] == 0 and now[1] != before[1]:
             return
-    raise FactoryError(f"the guest did not come back over SSH within {timeout_s:.0f} s of a "
-                       f"reboot; console: {vm.serial_log}")
+    raise FactoryError(
+        f"the guest did not come back over SSH within {timeout_s:.0f} s of a "
+        f"reboot; console: {vm.serial_log}"
+    )
 
 
 def firmware_args(firmware: str) -> list[str]:
@@ -114,48 +125,100 @@ def firmware_args(firmware: str) -> list[str]:
     a read-only copy, no NVRAM; assumed: the image boots its fallback loader
     EFI/BOOT/BOOTX64.EFI, so no boot entry is needed)."""
     if firmware not in install.FIRMWARES:
-        raise FactoryError(f"unknown firmware '{firmware}' (one of: "
-                           f"{', '.join(install.FIRMWARES)})")
+        raise FactoryError(
+            f"unknown firmware '{firmware}' (one of: {', '.join(install.FIRMWARES)})"
+        )
     path = install.uefi_firmware(firmware)
     return ["-bios", path] if path else []
 
 
-def qemu_argv(image: Path, *, accelerator: str, port: int, login_pubkey: str, serial_log: Path,
-              firmware: str = "bios", extra_args: Sequence[str] = (), memory_mib: int = 1024,
-              cpus: int = 1) -> list[str]:
+def qemu_argv(
+    image: Path,
+    *,
+    accelerator: str,
+    port: int,
+    login_pubkey: str,
+    serial_log: Path,
+    firmware: str = "bios",
+    extra_args: Sequence[str] = (),
+    memory_mib: int = 1024,
+    cpus: int = 1,
+) -> list[str]:
     """The QEMU command line of a verify boot (SSH forwarded from 127.0.0.1:`port`).
 
     One vCPU and a virtio-rng: the rare TCG boots that froze (early kernel, no more console
     output) or stalled in getrandom were all two-vCPU boots without an entropy device; the
     image under test does not depend on either."""
     return [
-        require("qemu-system-x86_64"), "-machine", "pc", "-accel", accelerator,
-        "-smp", str(cpus), "-m", str(memory_mib), *firmware_args(firmware),
-        "-display", "none", "-nodefaults", "-serial", f"file:{serial_log}", "-snapshot",
+        require("qemu-system-x86_64"),
+        "-machine",
+        "pc",
+        "-accel",
+        accelerator,
+        "-smp",
+        str(cpus),
+        "-m",
+        str(memory_mib),
+        *firmware_args(firmware),
+        "-display",
+        "none",
+        "-nodefaults",
+        "-serial",
+        f"file:{serial_log}",
+        "-snapshot",
         # bootindex: SeaBIOS boots only the first disk it finds, and extra disks (data disks
         # given in extra_args) may come first on the PCI bus (OVMF follows it too).
-        "-drive", f"file={image},if=none,id=os,format=qcow2",
-        "-device", "virtio-blk-pci,drive=os,bootindex=0",
-        "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{port}-:22",
-        "-object", "rng-random,id=rng0,filename=/dev/urandom",
-        "-device", "virtio-rng-pci,rng=rng0",
-        *smbios_oem(ACCESS_KEY_PREFIX + login_pubkey), *extra_args,
+        "-drive",
+        f"file={image},if=none,id=os,format=qcow2",
+        "-device",
+        "virtio-blk-pci,drive=os,bootindex=0",
+        "-nic",
+        f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-object",
+        "rng-random,id=rng0,filename=/dev/urandom",
+        "-device",
+        "virtio-rng-pci,rng=rng0",
+        *smbios_oem(ACCESS_KEY_PREFIX + login_pubkey),
+        *extra_args,
     ]
 
 
 @contextlib.contextmanager
-def boot(image: Path, *, accelerator: str, login_key: Path, login_pubkey: str,
-         serial_log: Path, firmware: str = "bios", extra_args: Sequence[str] = (),
-         timeout_s: float = 300, memory_mib: int = 1024, cpus: int = 1,
-         user: str = ADMIN_USER) -> Iterator[BootedVM]:
+def boot(
+    image: Path,
+    *,
+    accelerator: str,
+    login_key: Path,
+    login_pubkey: str,
+    serial_log: Path,
+    firmware: str = "bios",
+    extra_args: Sequence[str] = (),
+    timeout_s: float = 300,
+    memory_mib: int = 1024,
+    cpus: int = 1,
+    user: str = ADMIN_USER,
+) -> Iterator[BootedVM]:
     """Boot `image` read-only with `firmware` (its manifest's: bios or uefi) and yield once
     SSH with `login_key` works; always stop QEMU."""
     port = free_port()
-    argv = qemu_argv(image, accelerator=accelerator, port=port, login_pubkey=login_pubkey,
-                     serial_log=serial_log, firmware=firmware, extra_args=extra_args,
-                     memory_mib=memory_mib, cpus=cpus)
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    argv = qemu_argv(
+        image,
+        accelerator=accelerator,
+        port=port,
+        login_pubkey=login_pubkey,
+        serial_log=serial_log,
+        firmware=firmware,
+        extra_args=extra_args,
+        memory_mib=memory_mib,
+        cpus=cpus,
+    )
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + timeout_s
         while not ssh_ready(port, user, login_key):
@@ -163,8 +226,10 @@ def boot(image: Path, *, accelerator: str, login_key: Path, login_pubkey: str,
                 err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")
                 raise FactoryError(f"QEMU exited while booting {image}: {err.strip()[-500:]}")
             if time.monotonic() > deadline:
-                raise FactoryError(f"no SSH login to {image} as {user} within {timeout_s:.0f} s;"
-                                   f" guest console: {serial_log}")
+                raise FactoryError(
+                    f"no SSH login to {image} as {user} within {timeout_s:.0f} s;"
+                    f" guest console: {serial_log}"
+                )
             time.sleep(2)
         yield BootedVM(port, user, login_key, serial_log)
     finally:

@@ -15,34 +15,69 @@ def ops_key(directory: Path) -> Path:
     """A fresh ed25519 key pair; returns the public half's path."""
     key = directory / "ops_ed25519"
     if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops@fleet.test",
-                        "-f", str(key)], check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops@fleet.test", "-f", str(key)],
+            check=True,
+        )
     return key.with_suffix(".pub")
 
 
-def hypervisor(uri: str, storage: Path | str, vcpu: int = 64, memory_gib: int = 120,
-               storage_gb: int = 12000, **extra: Any) -> dict[str, Any]:
-    return {"uri": uri, "storage_dir": str(storage),
-            "capacity": {"vcpu": vcpu, "memory_gib": memory_gib, "storage_gb": storage_gb},
-            "network": {"bridge": "br-fleet"}, **extra}
+def hypervisor(
+    uri: str,
+    storage: Path | str,
+    vcpu: int = 64,
+    memory_gib: int = 120,
+    storage_gb: int = 12000,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "uri": uri,
+        "storage_dir": str(storage),
+        "capacity": {"vcpu": vcpu, "memory_gib": memory_gib, "storage_gb": storage_gb},
+        "network": {"bridge": "br-fleet"},
+        **extra,
+    }
 
 
-def group(role: str, family: str, count: int, topology: str, cluster: str,
-          disk: tuple[str, int] | None = None, **extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {"role": role, "family": family, "count": count,
-                           "topology": topology, "cluster": cluster, **extra}
+def group(
+    role: str,
+    family: str,
+    count: int,
+    topology: str,
+    cluster: str,
+    disk: tuple[str, int] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "role": role,
+        "family": family,
+        "count": count,
+        "topology": topology,
+        "cluster": cluster,
+        **extra,
+    }
     if disk:
         doc["data_disk"] = {"serial": disk[0], "size_gb": disk[1]}
     return doc
 
 
-def write_fleet(directory: Path, hypervisors: dict[str, Any], groups: dict[str, Any],
-                name: str = "test", **extra: Any) -> Path:
+def write_fleet(
+    directory: Path,
+    hypervisors: dict[str, Any],
+    groups: dict[str, Any],
+    name: str = "test",
+    **extra: Any,
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    doc = {"version": 1, "fleet": name,
-           "access": {"ssh_authorized_keys": [str(ops_key(directory))]},
-           "network": {"subnet": "10.20.0.0/22", "gateway": "10.20.0.1", "dns": ["10.20.0.2"]},
-           "hypervisors": hypervisors, "groups": groups, **extra}
+    doc = {
+        "version": 1,
+        "fleet": name,
+        "access": {"ssh_authorized_keys": [str(ops_key(directory))]},
+        "network": {"subnet": "10.20.0.0/22", "gateway": "10.20.0.1", "dns": ["10.20.0.2"]},
+        "hypervisors": hypervisors,
+        "groups": groups,
+        **extra,
+    }
     path = directory / "fleet.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -54,9 +89,11 @@ def production_with(directory: Path, hosts: int, **capacity: int) -> Path:
     doc["access"] = {"ssh_authorized_keys": [str(ops_key(directory))]}
     doc.pop("store")
     doc["hypervisors"] = {
-        f"kvm-{i:02d}": hypervisor(f"qemu+ssh://root@kvm-{i:02d}/system",
-                                   "/var/lib/imagefactory/fleet", **capacity)
-        for i in range(1, hosts + 1)}
+        f"kvm-{i:02d}": hypervisor(
+            f"qemu+ssh://root@kvm-{i:02d}/system", "/var/lib/imagefactory/fleet", **capacity
+        )
+        for i in range(1, hosts + 1)
+    }
     path = directory / "fleet.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

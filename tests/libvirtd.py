@@ -25,8 +25,13 @@ remember_owner = 0
 security_driver = "none"
 stdio_handler = "file"
 """
-DIRS = {"etc": "/etc/libvirt", "run": "/run/libvirt", "lib": "/var/lib/libvirt",
-        "log": "/var/log/libvirt", "cache": "/var/cache/libvirt"}
+DIRS = {
+    "etc": "/etc/libvirt",
+    "run": "/run/libvirt",
+    "lib": "/var/lib/libvirt",
+    "log": "/var/log/libvirt",
+    "cache": "/var/cache/libvirt",
+}
 
 
 @dataclass(frozen=True)
@@ -64,27 +69,44 @@ def start_libvirtd(base: Path, timeout_s: float = 60.0) -> Libvirtd:
     log = (base / "libvirtd.log").open("ab")
     proc = subprocess.Popen(
         ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", script],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     daemon = Libvirtd(proc.pid, base)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("libvirtd exited: " + (base / "libvirtd.log").read_text()[-2000:])
-        ok = subprocess.run(["virsh", "-c", daemon.uri, "version"], capture_output=True,
-                            timeout=timeout_s).returncode == 0
+        ok = (
+            subprocess.run(
+                ["virsh", "-c", daemon.uri, "version"], capture_output=True, timeout=timeout_s
+            ).returncode
+            == 0
+        )
         if ok:
             return daemon
         time.sleep(1)
     stop_libvirtd(daemon)
-    raise RuntimeError(f"libvirtd did not answer within {timeout_s:.0f} s: "
-                       + (base / "libvirtd.log").read_text()[-2000:])
+    raise RuntimeError(
+        f"libvirtd did not answer within {timeout_s:.0f} s: "
+        + (base / "libvirtd.log").read_text()[-2000:]
+    )
 
 
 def stop_libvirtd(daemon: Libvirtd) -> None:
     """Power off every domain, then stop the daemon (its namespaces go with it)."""
-    subprocess.run(["sh", "-c", f"for d in $(virsh -c '{daemon.uri}' list --name); do "
-                    f"virsh -c '{daemon.uri}' destroy $d; done"], capture_output=True,
-                   timeout=60)
+    subprocess.run(
+        [
+            "sh",
+            "-c",
+            f"for d in $(virsh -c '{daemon.uri}' list --name); do "
+            f"virsh -c '{daemon.uri}' destroy $d; done",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
     try:
         os.killpg(daemon.pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -41,26 +41,40 @@ def select(plan: FleetPlan, host: str | None, only: str | None) -> list[Node]:
     """The plan's nodes on `host` and in group `only` (both optional), checked by name."""
     fleet = plan.fleet
     if host is not None and host not in fleet.hypervisors:
-        raise FleetError(f"{fleet.path}: unknown hypervisor {host!r} (known: "
-                         f"{', '.join(sorted(fleet.hypervisors))})")
+        raise FleetError(
+            f"{fleet.path}: unknown hypervisor {host!r} (known: "
+            f"{', '.join(sorted(fleet.hypervisors))})"
+        )
     if only is not None and only not in fleet.groups:
-        raise FleetError(f"{fleet.path}: unknown group {only!r} (known: "
-                         f"{', '.join(fleet.groups)})")
-    return [n for n in sorted(plan.nodes.values(), key=lambda n: (n.host, n.name))
-            if (host is None or n.host == host) and (only is None or n.group.name == only)]
+        raise FleetError(f"{fleet.path}: unknown group {only!r} (known: {', '.join(fleet.groups)})")
+    return [
+        n
+        for n in sorted(plan.nodes.values(), key=lambda n: (n.host, n.name))
+        if (host is None or n.host == host) and (only is None or n.group.name == only)
+    ]
 
 
-def vm_spec(fleet: Fleet, node: Node, files: FilesLayout | PoolLayout | VmStorage,
-            dtype: str, template: TemplateRef,
-            keys: tuple[str, ...]) -> VmSpec:
+def vm_spec(
+    fleet: Fleet,
+    node: Node,
+    files: FilesLayout | PoolLayout | VmStorage,
+    dtype: str,
+    template: TemplateRef,
+    keys: tuple[str, ...],
+) -> VmSpec:
     data = node.group.data_disk
     return VmSpec(
-        node=node, fleet=fleet, domain_type=dtype, firmware=template.firmware,
+        node=node,
+        fleet=fleet,
+        domain_type=dtype,
+        firmware=template.firmware,
         template=files.template(node.group.family, template.version),
         template_version=template.version,
         overlay=files.overlay(node.name, template.version),
         data=files.data(node.name, data.serial) if data else None,
-        access_keys=keys, console_log=files.console_log(node.name))
+        access_keys=keys,
+        console_log=files.console_log(node.name),
+    )
 
 
 def live_fleet_metadata(dom: Any) -> dict[str, Any]:
@@ -68,10 +82,16 @@ def live_fleet_metadata(dom: Any) -> dict[str, Any]:
     return fleet
 
 
-def apply_fleet(plan: FleetPlan, templates: dict[str, TemplateRef], *, host: str | None = None,
-                only: str | None = None, dry_run: bool = False,
-                conns: Connections | None = None,
-                say: Callable[[str], None] = print) -> ApplyReport:
+def apply_fleet(
+    plan: FleetPlan,
+    templates: dict[str, TemplateRef],
+    *,
+    host: str | None = None,
+    only: str | None = None,
+    dry_run: bool = False,
+    conns: Connections | None = None,
+    say: Callable[[str], None] = print,
+) -> ApplyReport:
     fleet = plan.fleet
     nodes = select(plan, host, only)
     moved = sorted(set(plan.placement.moved) & {n.name for n in nodes})
@@ -80,7 +100,8 @@ def apply_fleet(plan: FleetPlan, templates: dict[str, TemplateRef], *, host: str
             f"{fleet.path}: {', '.join(moved)} would move to another hypervisor (their "
             "recorded host is gone or can no longer hold them): apply does not move a VM "
             "away from its data disk. Bring the host back, or, to re-create a VM elsewhere "
-            f"with a blank data disk, remove its entry from {fleet.placement_file}")
+            f"with a blank data disk, remove its entry from {fleet.placement_file}"
+        )
     keys = read_access_keys(fleet)
     report = ApplyReport()
     with hvm.connections(conns) as pool:
@@ -93,35 +114,57 @@ def apply_fleet(plan: FleetPlan, templates: dict[str, TemplateRef], *, host: str
             say(f"{name} ({hv.uri}): domain type {dtype} ({why})")
             for node in (n for n in nodes if n.host == name):
                 report.actions[node.name] = _apply_node(
-                    fleet, hv, conn, files, node, dtype, templates, keys, dry_run, say)
+                    fleet, hv, conn, files, node, dtype, templates, keys, dry_run, say
+                )
                 if not dry_run:
                     write_state(plan)  # after each VM: what exists is what is recorded
     say(report.summary())
     return report
 
 
-def _apply_node(fleet: Fleet, hv: Hypervisor, conn: Any, files: VmStorage, node: Node,
-                dtype: str, templates: dict[str, TemplateRef], keys: tuple[str, ...],
-                dry_run: bool, say: Callable[[str], None]) -> str:
+def _apply_node(
+    fleet: Fleet,
+    hv: Hypervisor,
+    conn: Any,
+    files: VmStorage,
+    node: Node,
+    dtype: str,
+    templates: dict[str, TemplateRef],
+    keys: tuple[str, ...],
+    dry_run: bool,
+    say: Callable[[str], None],
+) -> str:
     dom = hvm.lookup(conn, node.name)
     wanted_tpl = templates[node.group.family]
     if dom is None:
         spec = vm_spec(fleet, node, files, dtype, wanted_tpl, keys)
         if dry_run:
-            return _said(say, node, f"would create ({wanted_tpl.family} {wanted_tpl.version}, "
-                                    f"{node.ip}, {node.mac})")
+            return _said(
+                say,
+                node,
+                f"would create ({wanted_tpl.family} {wanted_tpl.version}, {node.ip}, {node.mac})",
+            )
         return _create(hv, conn, files, spec, wanted_tpl, say)
     meta = live_fleet_metadata(dom)
     if meta.get("fleet") != fleet.name:
-        raise FleetError(f"hypervisor {hv.name}: a domain named {node.name} exists and is not "
-                         f"managed by fleet {fleet.name}: not touched (rename the group or "
-                         "remove that domain)")
+        raise FleetError(
+            f"hypervisor {hv.name}: a domain named {node.name} exists and is not "
+            f"managed by fleet {fleet.name}: not touched (rename the group or "
+            "remove that domain)"
+        )
     version = meta.get("version") or wanted_tpl.version
-    current_tpl = TemplateRef(wanted_tpl.family, version, wanted_tpl.image, wanted_tpl.sha256,
-                              observe(hvm.defined_xml(dom))["firmware"])
+    current_tpl = TemplateRef(
+        wanted_tpl.family,
+        version,
+        wanted_tpl.image,
+        wanted_tpl.sha256,
+        observe(hvm.defined_xml(dom))["firmware"],
+    )
     if version != wanted_tpl.version:
-        say(f"  {node.name}: runs {version}; channel {fleet.channel} has "
-            f"{wanted_tpl.version} (a rollout moves it)")
+        say(
+            f"  {node.name}: runs {version}; channel {fleet.channel} has "
+            f"{wanted_tpl.version} (a rollout moves it)"
+        )
     spec = vm_spec(fleet, node, files, dtype, current_tpl, keys)
     xml = render_domain(spec)
     current, wanted = observe(hvm.defined_xml(dom)), observe(xml)
@@ -129,9 +172,11 @@ def _apply_node(fleet: Fleet, hv: Hypervisor, conn: Any, files: VmStorage, node:
     old_data = [d["source"] for d in current["disks"] if d["target"] == "vdb"]
     new_data = [d["source"] for d in wanted["disks"] if d["target"] == "vdb"]
     if old_data and old_data != new_data:
-        raise FleetError(f"{node.name} on {hv.name}: its data disk would change from "
-                         f"{old_data[0]} to {new_data[0] if new_data else 'none'}: refused "
-                         "(a VM never changes data disk; destroy it explicitly first)")
+        raise FleetError(
+            f"{node.name} on {hv.name}: its data disk would change from "
+            f"{old_data[0]} to {new_data[0] if new_data else 'none'}: refused "
+            "(a VM never changes data disk; destroy it explicitly first)"
+        )
     running = hvm.is_running(dom)
     if not changes:
         if running:
@@ -160,8 +205,7 @@ def _said(say: Callable[[str], None], node: Node, text: str) -> str:
 
 def _prepare_disks(files: VmStorage, spec: VmSpec, say: Callable[[str], None]) -> None:
     node, group = spec.node, spec.node.group
-    if files.create_overlay(node.name, spec.template, spec.template_version,
-                            group.size.os_disk_gb):
+    if files.create_overlay(node.name, spec.template, spec.template_version, group.size.os_disk_gb):
         say(f"  {node.name}: OS overlay {spec.overlay.name} on {spec.template.name}")
     if group.data_disk is not None:
         serial, size = group.data_disk.serial, group.data_disk.size_gb
@@ -171,13 +215,21 @@ def _prepare_disks(files: VmStorage, spec: VmSpec, say: Callable[[str], None]) -
             say(f"  {node.name}: data disk {serial} exists: kept as it is")
 
 
-def _create(hv: Hypervisor, conn: Any, files: VmStorage, spec: VmSpec, tpl: TemplateRef,
-            say: Callable[[str], None]) -> str:
+def _create(
+    hv: Hypervisor,
+    conn: Any,
+    files: VmStorage,
+    spec: VmSpec,
+    tpl: TemplateRef,
+    say: Callable[[str], None],
+) -> str:
     if not tpl.sha256:
         raise FleetError(f"no verified template of {tpl.family} on this machine")
     if not files.has_template(tpl.family, tpl.version):
-        say(f"  installing template {tpl.family} {tpl.version} "
-            f"({tpl.image.stat().st_size / 2**20:,.0f} MiB, sha256 checked on the way)")
+        say(
+            f"  installing template {tpl.family} {tpl.version} "
+            f"({tpl.image.stat().st_size / 2**20:,.0f} MiB, sha256 checked on the way)"
+        )
     if files.install_template(tpl.image, tpl.sha256, tpl.family, tpl.version):
         say(f"  template {tpl.family} {tpl.version} installed as {spec.template}")
     _prepare_disks(files, spec, say)

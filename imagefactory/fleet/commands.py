@@ -64,21 +64,29 @@ def render(fleet_file: Path, out: Path, domain_type: str = "kvm") -> str:
 
 
 @_clean_errors()
-def apply(fleet_file: Path, host: str | None = None, only: str | None = None,
-          dry_run: bool = False, conns: Connections | None = None) -> ApplyReport:
+def apply(
+    fleet_file: Path,
+    host: str | None = None,
+    only: str | None = None,
+    dry_run: bool = False,
+    conns: Connections | None = None,
+) -> ApplyReport:
     """Create or update the fleet's VMs (templates pulled and verified first)."""
     fleet = load_fleet(fleet_file)
     p = plan_fleet(fleet)
     nodes = select(p, host, only)
     families = {n.group.family for n in nodes}
-    templates = (local_templates(fleet, families) if dry_run
-                 else pull_templates(fleet, families))
+    templates = local_templates(fleet, families) if dry_run else pull_templates(fleet, families)
     return apply_fleet(p, templates, host=host, only=only, dry_run=dry_run, conns=conns)
 
 
 @_clean_errors()
-def status(fleet_file: Path, host: str | None = None, only: str | None = None,
-           conns: Connections | None = None) -> str:
+def status(
+    fleet_file: Path,
+    host: str | None = None,
+    only: str | None = None,
+    conns: Connections | None = None,
+) -> str:
     """Per VM: state, template version, the channel's version, drift from the plan."""
     fleet = load_fleet(fleet_file)
     channel: dict[str, str] = {}
@@ -93,9 +101,15 @@ def status(fleet_file: Path, host: str | None = None, only: str | None = None,
 
 
 @_clean_errors()
-def rollout(fleet_file: Path, channel: str | None = None, only: str | None = None,
-            dry_run: bool = False, rollback: bool = False, conns: Connections | None = None,
-            health: HealthCheck | None = None) -> RolloutReport | str:
+def rollout(
+    fleet_file: Path,
+    channel: str | None = None,
+    only: str | None = None,
+    dry_run: bool = False,
+    rollback: bool = False,
+    conns: Connections | None = None,
+    health: HealthCheck | None = None,
+) -> RolloutReport | str:
     """Move VMs onto the channel's version, cluster by cluster, with a health gate."""
     fleet = load_fleet(fleet_file)
     p = plan_fleet(fleet)
@@ -107,19 +121,25 @@ def rollout(fleet_file: Path, channel: str | None = None, only: str | None = Non
         return describe_plan(p, versions, current, only)
     if health is None:
         check_identity(fleet)  # before any VM goes down, not after its first boot
-    targets = (local_templates(fleet, families) if rollback
-               else pull_templates(fleet, families, channel=channel))
+    targets = (
+        local_templates(fleet, families)
+        if rollback
+        else pull_templates(fleet, families, channel=channel)
+    )
     check = health or ssh_health_check(fleet, fleet.rollout.health_timeout_s, print)
     report = rollout_fleet(p, targets, check, only=only, rollback=rollback, conns=conns)
     if report.stopped:
-        raise FleetError("rollout stopped in cluster(s) "
-                         + ", ".join(f"{c} ({why})" for c, why in sorted(report.stopped.items())))
+        raise FleetError(
+            "rollout stopped in cluster(s) "
+            + ", ".join(f"{c} ({why})" for c, why in sorted(report.stopped.items()))
+        )
     return report
 
 
 @_clean_errors()
-def gc(fleet_file: Path, host: str | None = None, apply: bool = False,
-       conns: Connections | None = None) -> str:
+def gc(
+    fleet_file: Path, host: str | None = None, apply: bool = False, conns: Connections | None = None
+) -> str:
     """List (or with apply remove) templates no overlay uses and no channel points at."""
     fleet = load_fleet(fleet_file)
     pinned = channel_versions(fleet, {g.family for g in fleet.groups.values()})
@@ -129,9 +149,19 @@ def gc(fleet_file: Path, host: str | None = None, apply: bool = False,
 
 
 @_clean_errors()
-def destroy(fleet_file: Path, only: str | None = None, node: str | None = None,
-            delete_data: bool = False, conns: Connections | None = None) -> str:
+def destroy(
+    fleet_file: Path,
+    only: str | None = None,
+    node: str | None = None,
+    delete_data: bool = False,
+    conns: Connections | None = None,
+) -> str:
     """Stop and undefine VMs; data disks stay unless delete_data."""
-    done = destroy_vms(plan_fleet(load_fleet(fleet_file)), only=only, node=node,
-                       delete_data=delete_data, conns=conns)
+    done = destroy_vms(
+        plan_fleet(load_fleet(fleet_file)),
+        only=only,
+        node=node,
+        delete_data=delete_data,
+        conns=conns,
+    )
     return f"{len(done)} VM(s) removed" + ("" if delete_data else "; data disks kept")

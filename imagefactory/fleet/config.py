@@ -32,8 +32,10 @@ from imagefactory.fleet.model import (
 from imagefactory.store.settings import store_settings_from_dict
 
 CATALOGUE_DIR = Path(__file__).resolve().parents[2] / "appcore" / "catalogue"
-PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+|sk-ssh-ed25519@openssh\.com)"
-                        r" [A-Za-z0-9+/=]+( [^\s]+)?$")
+PUBLIC_KEY = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+|sk-ssh-ed25519@openssh\.com)"
+    r" [A-Za-z0-9+/=]+( [^\s]+)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,9 @@ def load_catalogue(directory: Path = CATALOGUE_DIR) -> dict[str, CatalogueRole]:
     for name in ("roles.json", "selftest-role.json"):
         doc = json.loads((directory / name).read_text())
         for role_id, info in doc["roles"].items():
-            roles[role_id] = CatalogueRole(info["family"], tuple(info.get("disks", [])),
-                                           info.get("hostname_pattern", ""))
+            roles[role_id] = CatalogueRole(
+                info["family"], tuple(info.get("disks", [])), info.get("hostname_pattern", "")
+            )
     return roles
 
 
@@ -83,8 +86,9 @@ def load_fleet(path: Path) -> Fleet:
         channel=doc.get("channel", "stable"),
         store=store,
         placement_file=path.parent / doc.get("placement_file", f"{path.stem}.placement.json"),
-        access_key_files=tuple(_resolve(path, k) for k in
-                               doc.get("access", {}).get("ssh_authorized_keys", [])),
+        access_key_files=tuple(
+            _resolve(path, k) for k in doc.get("access", {}).get("ssh_authorized_keys", [])
+        ),
         description=doc.get("description", ""),
         rollout=_rollout(path, doc.get("rollout", {})),
     )
@@ -99,12 +103,20 @@ def _network(file: str, doc: dict[str, Any]) -> tuple[Network, list[Problem]]:
     try:
         subnet = ipaddress.IPv4Network(doc["subnet"])
     except ValueError as exc:
-        problems.append(Problem(file, ".network.subnet", f"not an IPv4 subnet: {exc}",
-                                "e.g. 10.20.0.0/22 (host bits zero)"))
+        problems.append(
+            Problem(
+                file,
+                ".network.subnet",
+                f"not an IPv4 subnet: {exc}",
+                "e.g. 10.20.0.0/22 (host bits zero)",
+            )
+        )
         subnet = ipaddress.IPv4Network("0.0.0.0/32")
     addrs: list[ipaddress.IPv4Address] = []
-    for where, raw in [(".network.gateway", doc["gateway"]),
-                       *((f".network.dns[{i}]", d) for i, d in enumerate(doc.get("dns", [])))]:
+    for where, raw in [
+        (".network.gateway", doc["gateway"]),
+        *((f".network.dns[{i}]", d) for i, d in enumerate(doc.get("dns", []))),
+    ]:
         try:
             addr = ipaddress.IPv4Address(raw)
         except ValueError:
@@ -136,14 +148,21 @@ def read_access_keys(fleet: Fleet) -> tuple[str, ...]:
             problems.append(Problem(str(fleet.path), where, f"cannot read {key_path}: {exc}"))
             continue
         if "PRIVATE KEY" in text:
-            problems.append(Problem(str(fleet.path), where, f"{key_path} is a private key",
-                                    "name the .pub file; private keys never leave the host"))
+            problems.append(
+                Problem(
+                    str(fleet.path),
+                    where,
+                    f"{key_path} is a private key",
+                    "name the .pub file; private keys never leave the host",
+                )
+            )
             continue
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
         bad = [ln for ln in lines if not PUBLIC_KEY.match(ln)]
         if bad or not lines:
-            problems.append(Problem(str(fleet.path), where,
-                                    f"{key_path}: not one OpenSSH public key per line"))
+            problems.append(
+                Problem(str(fleet.path), where, f"{key_path}: not one OpenSSH public key per line")
+            )
             continue
         keys += lines
     if problems:
@@ -161,7 +180,7 @@ def _rollout(path: Path, doc: dict[str, Any]) -> RolloutSettings:
 
 
 def _hypervisor(name: str, doc: dict[str, Any]) -> Hypervisor:
-    (kind, value), = doc["network"].items()
+    ((kind, value),) = doc["network"].items()
     return Hypervisor(
         name=name,
         uri=doc["uri"],
@@ -175,8 +194,9 @@ def _hypervisor(name: str, doc: dict[str, Any]) -> Hypervisor:
 
 
 def _group(name: str, doc: dict[str, Any], defaults: Size) -> Group:
-    size = Size(**{f.name: doc.get(f.name, getattr(defaults, f.name))
-                   for f in dataclasses.fields(Size)})
+    size = Size(
+        **{f.name: doc.get(f.name, getattr(defaults, f.name)) for f in dataclasses.fields(Size)}
+    )
     disk = doc.get("data_disk")
     return Group(
         name=name,
@@ -187,7 +207,8 @@ def _group(name: str, doc: dict[str, Any], defaults: Size) -> Group:
         cluster=doc["cluster"],
         size=size,
         data_disk=DataDisk(disk["serial"], disk["size_gb"], disk.get("assumption", ""))
-        if disk else None,
+        if disk
+        else None,
         description=doc.get("description", ""),
         rollout_batch=doc.get("rollout_batch", 1),
     )
@@ -202,57 +223,114 @@ def semantic_problems(fleet: Fleet, catalogue: dict[str, CatalogueRole]) -> list
         where = f".groups.{group.name}"
         role = catalogue.get(group.role)
         if role is None:
-            out.append(Problem(file, f"{where}.role", f"unknown App-Core role '{group.role}'",
-                               "one of: " + ", ".join(sorted(catalogue))))
+            out.append(
+                Problem(
+                    file,
+                    f"{where}.role",
+                    f"unknown App-Core role '{group.role}'",
+                    "one of: " + ", ".join(sorted(catalogue)),
+                )
+            )
             continue
         if group.family in families and group.family != role.family:
-            out.append(Problem(file, f"{where}.family", f"role {group.role} belongs to the "
-                               f"{role.family} family, not {group.family}"))
+            out.append(
+                Problem(
+                    file,
+                    f"{where}.family",
+                    f"role {group.role} belongs to the {role.family} family, not {group.family}",
+                )
+            )
         wanted = role.disks[0] if role.disks else None
         have = group.data_disk.serial if group.data_disk else None
         if wanted and have is None:
-            out.append(Problem(file, f"{where}.data_disk", f"role {group.role} needs a "
-                               f"{wanted} data disk (App-Core refuses to configure it without)",
-                               f"data_disk: {{serial: {wanted}, size_gb: N}}"))
+            out.append(
+                Problem(
+                    file,
+                    f"{where}.data_disk",
+                    f"role {group.role} needs a "
+                    f"{wanted} data disk (App-Core refuses to configure it without)",
+                    f"data_disk: {{serial: {wanted}, size_gb: N}}",
+                )
+            )
         elif have and have != wanted:
-            out.append(Problem(file, f"{where}.data_disk.serial",
-                               f"role {group.role} uses {wanted or 'no data disk'}, not {have}"))
+            out.append(
+                Problem(
+                    file,
+                    f"{where}.data_disk.serial",
+                    f"role {group.role} uses {wanted or 'no data disk'}, not {have}",
+                )
+            )
         for node in group.node_names[:1]:
-            others = sorted(r for r, c in catalogue.items()
-                            if c.hostname_pattern and re.match(c.hostname_pattern, node)
-                            and r != group.role)
+            others = sorted(
+                r
+                for r, c in catalogue.items()
+                if c.hostname_pattern and re.match(c.hostname_pattern, node) and r != group.role
+            )
             if others:
-                out.append(Problem(file, where, f"node names like {node} match App-Core's "
-                                   f"hostname pattern of {', '.join(others)}: the VM would "
-                                   "see conflicting roles", "rename the group"))
+                out.append(
+                    Problem(
+                        file,
+                        where,
+                        f"node names like {node} match App-Core's "
+                        f"hostname pattern of {', '.join(others)}: the VM would "
+                        "see conflicting roles",
+                        "rename the group",
+                    )
+                )
     for cluster, groups in fleet.clusters().items():
         kinds = {g.topology for g in groups}
         where = f".groups.{groups[0].name}.cluster"
         if len(kinds) > 1:
-            out.append(Problem(file, where, f"cluster {cluster} mixes topologies",
-                               "groups sharing a cluster name share its topology"))
+            out.append(
+                Problem(
+                    file,
+                    where,
+                    f"cluster {cluster} mixes topologies",
+                    "groups sharing a cluster name share its topology",
+                )
+            )
         size = sum(g.count for g in groups)
         if kinds == {Topology.CLUSTER} and size < 3:
-            out.append(Problem(file, where, f"cluster {cluster} has {size} node(s): a cluster "
-                               "keeps quorum after losing a host only with 3 or more",
-                               "add nodes or use topology: independent"))
+            out.append(
+                Problem(
+                    file,
+                    where,
+                    f"cluster {cluster} has {size} node(s): a cluster "
+                    "keeps quorum after losing a host only with 3 or more",
+                    "add nodes or use topology: independent",
+                )
+            )
     net = fleet.network
     first = int(net.subnet.network_address) + net.first_host
     last = int(net.subnet.broadcast_address) - 1
     reserved = {int(a) for a in (net.gateway, *net.dns) if first <= int(a) <= last}
     usable = max(0, last - first + 1 - len(reserved))
     if fleet.node_count > usable:
-        out.append(Problem(file, ".network.subnet", f"{net.subnet} offers {usable} "
-                           f"node addresses after first_host, the fleet has "
-                           f"{fleet.node_count} nodes"))
+        out.append(
+            Problem(
+                file,
+                ".network.subnet",
+                f"{net.subnet} offers {usable} "
+                f"node addresses after first_host, the fleet has "
+                f"{fleet.node_count} nodes",
+            )
+        )
     for group in fleet.groups.values():
         if group.name.startswith("tpl-"):
-            out.append(Problem(file, f".groups.{group.name}", "group names may not start "
-                               "with 'tpl-' (the prefix of template volumes)"))
+            out.append(
+                Problem(
+                    file,
+                    f".groups.{group.name}",
+                    "group names may not start with 'tpl-' (the prefix of template volumes)",
+                )
+            )
     seen: dict[str, str] = {}
     for hv in fleet.hypervisors.values():
         if hv.uri in seen:
-            out.append(Problem(file, f".hypervisors.{hv.name}.uri",
-                               f"same URI as hypervisor {seen[hv.uri]}"))
+            out.append(
+                Problem(
+                    file, f".hypervisors.{hv.name}.uri", f"same URI as hypervisor {seen[hv.uri]}"
+                )
+            )
         seen[hv.uri] = hv.name
     return out

@@ -78,10 +78,15 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
 def _metadata(root: ET.Element, spec: VmSpec) -> None:
     meta = _sub(_sub(root, "metadata"), f"{{{FLEET_NS}}}node")
     node = spec.node
-    for tag, value in (("fleet", spec.fleet.name), ("group", node.group.name),
-                       ("role", node.group.role), ("family", node.group.family),
-                       ("version", spec.template_version), ("ip", str(node.ip)),
-                       ("host", node.host)):
+    for tag, value in (
+        ("fleet", spec.fleet.name),
+        ("group", node.group.name),
+        ("role", node.group.role),
+        ("family", node.group.family),
+        ("version", spec.template_version),
+        ("ip", str(node.ip)),
+        ("host", node.host),
+    ):
         _sub(meta, f"{{{FLEET_NS}}}{tag}", value)
 
 
@@ -107,9 +112,12 @@ def _interface(root: ET.Element, devices: ET.Element, spec: VmSpec) -> None:
         # (tests and labs only; production VMs sit on a bridge).
         port = ssh_port(spec.fleet, spec.node)
         cmd = _sub(root, f"{{{QEMU_NS}}}commandline")
-        for arg in ("-netdev", f"user,id=usernet0,hostfwd=tcp:127.0.0.1:{port}-:22",
-                    "-device", f"virtio-net-pci,netdev=usernet0,mac={spec.node.mac},"
-                    "bus=pcie.0,addr=0x10"):
+        for arg in (
+            "-netdev",
+            f"user,id=usernet0,hostfwd=tcp:127.0.0.1:{port}-:22",
+            "-device",
+            f"virtio-net-pci,netdev=usernet0,mac={spec.node.mac},bus=pcie.0,addr=0x10",
+        ):
             _sub(cmd, f"{{{QEMU_NS}}}arg", value=arg)
         return
     kind = "bridge" if attach.kind is NetworkKind.BRIDGE else "network"
@@ -178,18 +186,24 @@ def observe(xml: str) -> dict[str, Any]:
     disks = []
     for disk in devices.findall("disk") if devices is not None else []:
         src, tgt = disk.find("source"), disk.find("target")
-        disks.append({
-            "target": tgt.get("dev") if tgt is not None else None,
-            "source": src.get("file") if src is not None else None,
-            "serial": disk.findtext("serial"),
-        })
+        disks.append(
+            {
+                "target": tgt.get("dev") if tgt is not None else None,
+                "source": src.get("file") if src is not None else None,
+                "serial": disk.findtext("serial"),
+            }
+        )
     nics = []
     for iface in devices.findall("interface") if devices is not None else []:
         src = iface.find("source")
         mac = iface.find("mac")
-        nics.append({"type": iface.get("type"),
-                     "source": dict(sorted(src.attrib.items())) if src is not None else {},
-                     "mac": mac.get("address") if mac is not None else None})
+        nics.append(
+            {
+                "type": iface.get("type"),
+                "source": dict(sorted(src.attrib.items())) if src is not None else {},
+                "mac": mac.get("address") if mac is not None else None,
+            }
+        )
     os_el = root.find("os")
     meta = root.find(f"metadata/{{{FLEET_NS}}}node")
     return {
@@ -201,8 +215,9 @@ def observe(xml: str) -> dict[str, Any]:
         "disks": disks,
         "interfaces": nics,
         "oem_strings": [e.text for e in root.findall("sysinfo/oemStrings/entry")],
-        "qemu_args": [a.get("value") for a in root.findall(f"{{{QEMU_NS}}}commandline/"
-                                                            f"{{{QEMU_NS}}}arg")],
+        "qemu_args": [
+            a.get("value") for a in root.findall(f"{{{QEMU_NS}}}commandline/{{{QEMU_NS}}}arg")
+        ],
         "rng": root.find("devices/rng") is not None,
         "fleet": {c.tag.split("}", 1)[1]: c.text for c in meta} if meta is not None else {},
     }
@@ -210,5 +225,8 @@ def observe(xml: str) -> dict[str, Any]:
 
 def diff(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     """One line per field that differs: `vcpu: 4 -> 8`."""
-    return [f"{key}: {current.get(key)!r} -> {wanted[key]!r}"
-            for key in wanted if current.get(key) != wanted[key]]
+    return [
+        f"{key}: {current.get(key)!r} -> {wanted[key]!r}"
+        for key in wanted
+        if current.get(key) != wanted[key]
+    ]

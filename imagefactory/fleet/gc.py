@@ -13,9 +13,15 @@ from imagefactory.fleet.model import Fleet
 from imagefactory.fleet.storage import storage_for
 
 
-def collect_templates(fleet: Fleet, pinned: dict[str, str], *, host: str | None = None,
-                      apply: bool = False, conns: Connections | None = None,
-                      say: Callable[[str], None] = print) -> list[Path]:
+def collect_templates(
+    fleet: Fleet,
+    pinned: dict[str, str],
+    *,
+    host: str | None = None,
+    apply: bool = False,
+    conns: Connections | None = None,
+    say: Callable[[str], None] = print,
+) -> list[Path]:
     """Unused templates per host (removed when apply). `pinned`: family -> the version its
     channel points at, never removed."""
     unused = []
@@ -26,12 +32,18 @@ def collect_templates(fleet: Fleet, pinned: dict[str, str], *, host: str | None 
             storage = storage_for(hv, pool.get(hv))
             used = storage.backing_files()
             for template in storage.templates():
-                keep = [why for why in (
-                    "an overlay is built on it" if template in used else "",
-                    *(f"channel {fleet.channel} points at it"
-                      for family, version in pinned.items()
-                      if template == storage.template(family, version).resolve()),
-                ) if why]
+                keep = [
+                    why
+                    for why in (
+                        "an overlay is built on it" if template in used else "",
+                        *(
+                            f"channel {fleet.channel} points at it"
+                            for family, version in pinned.items()
+                            if template == storage.template(family, version).resolve()
+                        ),
+                    )
+                    if why
+                ]
                 if keep:
                     say(f"{name}: keep {template.name} ({'; '.join(keep)})")
                     continue

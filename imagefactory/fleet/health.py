@@ -55,28 +55,42 @@ def probe(fleet: Fleet, node: Node, key: Path, timeout: float = 15.0) -> Health:
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # host keys are per boot
     try:
-        client.connect(host, port=port, username=ADMIN_USER, key_filename=str(key),
-                       look_for_keys=False, allow_agent=False, timeout=timeout,
-                       banner_timeout=timeout, auth_timeout=timeout)
+        client.connect(
+            host,
+            port=port,
+            username=ADMIN_USER,
+            key_filename=str(key),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+        )
         rc, text = _run(client, "sudo -n appcore status --json", timeout)
         try:
             state = json.loads(text).get("state") or {}
         except ValueError:
             return Health(False, f"appcore status (exit {rc}) printed no JSON")
         if state.get("status") != "configured":
-            return Health(False, f"appcore: {state.get('status')}: {state.get('error')}",
-                          final=state.get("status") == "failed")
+            return Health(
+                False,
+                f"appcore: {state.get('status')}: {state.get('error')}",
+                final=state.get("status") == "failed",
+            )
         if state.get("role") != node.group.role:
-            return Health(False, f"appcore configured role {state.get('role')}, "
-                                 f"expected {node.group.role}")
+            return Health(
+                False, f"appcore configured role {state.get('role')}, expected {node.group.role}"
+            )
         services = [str(s) for s in state.get("services") or []]
         if services:
             rc, text = _run(client, "systemctl is-active " + shlex.join(services), timeout)
             if rc != 0:
                 states = dict(zip(services, text.split(), strict=False))
                 return Health(False, f"services not active: {states}")
-        return Health(True, f"configured as {node.group.role}, services active: "
-                            f"{', '.join(services) or 'none'}")
+        return Health(
+            True,
+            f"configured as {node.group.role}, services active: {', '.join(services) or 'none'}",
+        )
     except (paramiko.SSHException, OSError, EOFError) as exc:
         return Health(False, f"no SSH to {host}:{port} ({type(exc).__name__}: {exc})")
     finally:
@@ -94,8 +108,9 @@ def check_identity(fleet: Fleet) -> None:
     except FileNotFoundError:
         raise FleetError(f"{where}: {key} does not exist") from None
     except paramiko.PasswordRequiredException:
-        raise FleetError(f"{where}: {key} needs a passphrase; use a key without one "
-                         "(readable by root only)") from None
+        raise FleetError(
+            f"{where}: {key} needs a passphrase; use a key without one (readable by root only)"
+        ) from None
     except (paramiko.SSHException, OSError, ValueError):
         try:
             paramiko.RSAKey.from_private_key_file(str(key))
@@ -103,22 +118,25 @@ def check_identity(fleet: Fleet) -> None:
             raise FleetError(f"{where}: {key} is not a usable private key ({exc})") from None
 
 
-def ssh_health_check(fleet: Fleet, timeout_s: float,
-                     say: Callable[[str], None]) -> HealthCheck:
+def ssh_health_check(fleet: Fleet, timeout_s: float, say: Callable[[str], None]) -> HealthCheck:
     """Wait up to timeout_s for a node to pass; poll every 5 s."""
     key = fleet.rollout.ssh_identity
 
     def check(node: Node) -> Health:
         if key is None:
-            return Health(False, f"{fleet.path}: .rollout.ssh_identity is not set: the "
-                                 "health gate cannot log in")
+            return Health(
+                False,
+                f"{fleet.path}: .rollout.ssh_identity is not set: the health gate cannot log in",
+            )
         started = time.monotonic()
         last = Health(False, "not probed")
         while time.monotonic() - started < timeout_s:
             last = probe(fleet, node, key)
             if last.ok:
-                say(f"  {node.name}: healthy after {time.monotonic() - started:.0f} s "
-                    f"({last.detail})")
+                say(
+                    f"  {node.name}: healthy after {time.monotonic() - started:.0f} s "
+                    f"({last.detail})"
+                )
                 return last
             if last.final:
                 return last

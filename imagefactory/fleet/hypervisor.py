@@ -29,9 +29,10 @@ def libvirt_module() -> Any:
     try:
         import libvirt
     except ImportError:
-        raise FleetError("libvirt-python is not installed (./bootstrap.sh installs it: "
-                         "apt-get install libvirt-dev gcc, then pip install libvirt-python)"
-                         ) from None
+        raise FleetError(
+            "libvirt-python is not installed (./bootstrap.sh installs it: "
+            "apt-get install libvirt-dev gcc, then pip install libvirt-python)"
+        ) from None
     # libvirt prints every error to stderr by default; ours are raised with context instead.
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     return libvirt
@@ -60,8 +61,9 @@ class Connections:
             try:
                 self._open[hv.uri] = libvirt.open(hv.uri)
             except libvirt.libvirtError as exc:
-                raise FleetError(f"hypervisor {hv.name}: cannot connect to {hv.uri}: "
-                                 f"{exc.get_error_message()}") from None
+                raise FleetError(
+                    f"hypervisor {hv.name}: cannot connect to {hv.uri}: {exc.get_error_message()}"
+                ) from None
         return self._open[hv.uri]
 
     def close(self) -> None:
@@ -111,9 +113,12 @@ def check_capacity(conn: Any, hv: Hypervisor) -> None:
     if hv.capacity.vcpu > cpus:
         short.append(f"{hv.capacity.vcpu} vCPU, the host has {cpus} CPUs")
     if short:
-        raise FleetError(f"hypervisor {hv.name} ({hv.uri}): the fleet file's capacity says "
-                         + "; ".join(short) + ": correct .hypervisors."
-                         f"{hv.name}.capacity (overcommit is set under overcommit:)")
+        raise FleetError(
+            f"hypervisor {hv.name} ({hv.uri}): the fleet file's capacity says "
+            + "; ".join(short)
+            + ": correct .hypervisors."
+            f"{hv.name}.capacity (overcommit is set under overcommit:)"
+        )
 
 
 @functools.cache
@@ -136,8 +141,9 @@ def define(conn: Any, hv: Hypervisor, xml: str) -> Any:
     try:
         return conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
     except libvirt.libvirtError as exc:
-        raise FleetError(f"hypervisor {hv.name}: libvirt refused the domain XML: "
-                         f"{exc.get_error_message()}") from None
+        raise FleetError(
+            f"hypervisor {hv.name}: libvirt refused the domain XML: {exc.get_error_message()}"
+        ) from None
 
 
 def is_running(dom: Any) -> bool:
@@ -149,8 +155,9 @@ def start(hv: Hypervisor, dom: Any) -> None:
     try:
         dom.create()
     except libvirt.libvirtError as exc:
-        raise FleetError(f"hypervisor {hv.name}: cannot start {dom.name()}: "
-                         f"{exc.get_error_message()}") from None
+        raise FleetError(
+            f"hypervisor {hv.name}: cannot start {dom.name()}: {exc.get_error_message()}"
+        ) from None
 
 
 def stop(dom: Any, timeout_s: float, say: Callable[[str], None]) -> bool:

@@ -74,8 +74,15 @@ def assign_addresses(fleet: Fleet, previous: Mapping[str, str]) -> dict[str, ipa
         try:
             addr = ipaddress.IPv4Address(old)
         except ValueError:
-            raise ConfigError([Problem(str(fleet.placement_file), f".nodes.{node}.ip",
-                                       f"{old!r} is not an IPv4 address")]) from None
+            raise ConfigError(
+                [
+                    Problem(
+                        str(fleet.placement_file),
+                        f".nodes.{node}.ip",
+                        f"{old!r} is not an IPv4 address",
+                    )
+                ]
+            ) from None
         if addr in net.subnet and int(addr) >= first and addr not in taken:
             out[node] = addr
             taken.add(addr)
@@ -90,8 +97,15 @@ def assign_addresses(fleet: Fleet, previous: Mapping[str, str]) -> dict[str, ipa
                 taken.add(addr)
                 break
         else:
-            raise ConfigError([Problem(str(fleet.path), ".network.subnet",
-                                       f"no free address left in {net.subnet} for {node}")])
+            raise ConfigError(
+                [
+                    Problem(
+                        str(fleet.path),
+                        ".network.subnet",
+                        f"no free address left in {net.subnet} for {node}",
+                    )
+                ]
+            )
     return out
 
 
@@ -107,19 +121,30 @@ def read_state(fleet: Fleet) -> dict[str, dict[str, str]]:
             raise ValueError("not this fleet's placement")
         return {str(k): {"host": str(v["host"]), "ip": str(v["ip"])} for k, v in nodes.items()}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError([Problem(str(path), ".nodes", f"unreadable placement file: {exc}",
-                                   "restore it from backup, or remove it to place afresh "
-                                   "(VMs may then move)")]) from None
+        raise ConfigError(
+            [
+                Problem(
+                    str(path),
+                    ".nodes",
+                    f"unreadable placement file: {exc}",
+                    "restore it from backup, or remove it to place afresh (VMs may then move)",
+                )
+            ]
+        ) from None
 
 
 def write_state(plan: FleetPlan, path: Path | None = None) -> None:
     path = path or plan.fleet.placement_file
     if path is None:
         return
-    nodes = {n.name: {"host": n.host, "ip": str(n.ip), "group": n.group.name}
-             for n in plan.nodes.values()}
-    write_json_atomic(path, {"version": STATE_VERSION, "fleet": plan.fleet.name,
-                             "nodes": dict(sorted(nodes.items()))})
+    nodes = {
+        n.name: {"host": n.host, "ip": str(n.ip), "group": n.group.name}
+        for n in plan.nodes.values()
+    }
+    write_json_atomic(
+        path,
+        {"version": STATE_VERSION, "fleet": plan.fleet.name, "nodes": dict(sorted(nodes.items()))},
+    )
 
 
 def plan_fleet(fleet: Fleet, fresh: bool = False) -> FleetPlan:
@@ -133,9 +158,14 @@ def plan_fleet(fleet: Fleet, fresh: bool = False) -> FleetPlan:
         for node in group.node_names:
             mac = node_mac(fleet, node)
             if mac in macs:
-                problems.append(Problem(str(fleet.path), f".groups.{group.name}",
-                                        f"{node} and {macs[mac]} hash to the same MAC {mac}",
-                                        "rename one group"))
+                problems.append(
+                    Problem(
+                        str(fleet.path),
+                        f".groups.{group.name}",
+                        f"{node} and {macs[mac]} hash to the same MAC {mac}",
+                        "rename one group",
+                    )
+                )
             macs[mac] = node
     if problems:
         raise ConfigError(problems)
@@ -143,8 +173,15 @@ def plan_fleet(fleet: Fleet, fresh: bool = False) -> FleetPlan:
     nodes = {}
     for group in fleet.groups.values():
         members = sorted(n for g in clusters[group.cluster] for n in g.node_names)
-        peers = (tuple(ips[m] for m in members) if group.topology is Topology.CLUSTER else ())
+        peers = tuple(ips[m] for m in members) if group.topology is Topology.CLUSTER else ()
         for node in group.node_names:
-            nodes[node] = Node(node, group, placement.hosts[node], ips[node],
-                               node_mac(fleet, node), node_uuid(fleet, node), peers)
+            nodes[node] = Node(
+                node,
+                group,
+                placement.hosts[node],
+                ips[node],
+                node_mac(fleet, node),
+                node_uuid(fleet, node),
+                peers,
+            )
     return FleetPlan(fleet, placement, nodes)

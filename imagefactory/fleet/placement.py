@@ -91,20 +91,29 @@ def _precheck(fleet: Fleet) -> list[str]:
         need = groups[0].topology.hosts_needed(nodes)
         if groups[0].topology is Topology.CLUSTER and need > hosts:
             names = "+".join(g.name for g in groups)
-            problems.append(f"{names}: {nodes} nodes need {need} hosts for quorum "
-                            f"(cluster {cluster}, at most "
-                            f"{groups[0].topology.max_per_host(nodes)} per host), {hosts} given")
+            problems.append(
+                f"{names}: {nodes} nodes need {need} hosts for quorum "
+                f"(cluster {cluster}, at most "
+                f"{groups[0].topology.max_per_host(nodes)} per host), {hosts} given"
+            )
     want = demand(fleet)
     for what, need, offer in (
         ("vCPU", want.vcpu, sum(h.usable.vcpu for h in fleet.hypervisors.values())),
-        ("GiB memory", want.memory_gib,
-         sum(h.usable.memory_gib for h in fleet.hypervisors.values())),
-        ("GB storage", want.storage_gb,
-         sum(h.usable.storage_gb for h in fleet.hypervisors.values())),
+        (
+            "GiB memory",
+            want.memory_gib,
+            sum(h.usable.memory_gib for h in fleet.hypervisors.values()),
+        ),
+        (
+            "GB storage",
+            want.storage_gb,
+            sum(h.usable.storage_gb for h in fleet.hypervisors.values()),
+        ),
     ):
         if need > offer:
-            problems.append(f"fleet needs {need} {what}, the hypervisors offer {offer} "
-                            "(capacity x overcommit)")
+            problems.append(
+                f"fleet needs {need} {what}, the hypervisors offer {offer} (capacity x overcommit)"
+            )
     return problems
 
 
@@ -134,30 +143,54 @@ def place(fleet: Fleet, previous: Mapping[str, str] | None = None) -> Placement:
             group = fleet.group_of(node)
         except KeyError:
             continue  # no longer in the fleet
-        if (host in use and not use[host].fits(group)
-                and per_cluster.get((group.cluster, host), 0) < limit(group)):
+        if (
+            host in use
+            and not use[host].fits(group)
+            and per_cluster.get((group.cluster, host), 0) < limit(group)
+        ):
             assign(node, group, host)
         else:
             moved.append(node)
-    order = sorted(fleet.groups.values(), key=lambda g: (
-        g.topology is not Topology.CLUSTER, -g.size.memory_gib, -g.storage_gb, -g.count, g.name))
+    order = sorted(
+        fleet.groups.values(),
+        key=lambda g: (
+            g.topology is not Topology.CLUSTER,
+            -g.size.memory_gib,
+            -g.storage_gb,
+            -g.count,
+            g.name,
+        ),
+    )
     for group in order:
         for node in group.node_names:
             if node in hosts:
                 continue
-            candidates = [u for u in use.values()
-                          if not u.fits(group)
-                          and per_cluster.get((group.cluster, u.host.name), 0) < limit(group)]
+            candidates = [
+                u
+                for u in use.values()
+                if not u.fits(group)
+                and per_cluster.get((group.cluster, u.host.name), 0) < limit(group)
+            ]
             if not candidates:
-                why = "; ".join(f"{u.host.name}: {u.fits(group) or 'cluster limit reached'}"
-                                for u in use.values())
-                problems.append(f"{group.name}: node {node} ({group.size.vcpu} vCPU, "
-                                f"{group.size.memory_gib} GiB, {group.storage_gb} GB) fits no "
-                                f"hypervisor ({why})")
+                why = "; ".join(
+                    f"{u.host.name}: {u.fits(group) or 'cluster limit reached'}"
+                    for u in use.values()
+                )
+                problems.append(
+                    f"{group.name}: node {node} ({group.size.vcpu} vCPU, "
+                    f"{group.size.memory_gib} GiB, {group.storage_gb} GB) fits no "
+                    f"hypervisor ({why})"
+                )
                 continue
-            best = min(candidates, key=lambda u: (
-                per_group.get((group.name, u.host.name), 0),
-                per_cluster.get((group.cluster, u.host.name), 0), u.load, u.host.name))
+            best = min(
+                candidates,
+                key=lambda u: (
+                    per_group.get((group.name, u.host.name), 0),
+                    per_cluster.get((group.cluster, u.host.name), 0),
+                    u.load,
+                    u.host.name,
+                ),
+            )
             assign(node, group, best.host.name)
     if problems:
         raise PlacementError(fleet, problems)

@@ -40,19 +40,25 @@ class PoolVolumes(PoolLayout):
         try:
             pool = self.conn.storagePoolLookupByName(name)
         except lv.libvirtError:
-            xml = (f"<pool type='dir'><name>{name}</name><target><path>{self.root}</path>"
-                   "</target></pool>")
+            xml = (
+                f"<pool type='dir'><name>{name}</name><target><path>{self.root}</path>"
+                "</target></pool>"
+            )
             try:
                 pool = self.conn.storagePoolDefineXML(xml, 0)
                 pool.build(0)
                 pool.setAutostart(1)
             except lv.libvirtError as exc:
-                raise FleetError(f"hypervisor {self.hv.name}: cannot define storage pool "
-                                 f"{name} at {self.root}: {exc.get_error_message()}") from None
+                raise FleetError(
+                    f"hypervisor {self.hv.name}: cannot define storage pool "
+                    f"{name} at {self.root}: {exc.get_error_message()}"
+                ) from None
         path = Path(pool.XMLDesc(0).split("<path>", 1)[1].split("</path>", 1)[0])
         if path != self.root:
-            raise FleetError(f"hypervisor {self.hv.name}: storage pool {name} is at {path}, "
-                             f"the fleet file says {self.root}")
+            raise FleetError(
+                f"hypervisor {self.hv.name}: storage pool {name} is at {path}, "
+                f"the fleet file says {self.root}"
+            )
         if not pool.isActive():
             pool.create(0)
         pool.refresh(0)
@@ -65,16 +71,19 @@ class PoolVolumes(PoolLayout):
             return None
 
     def _create(self, name: str, fmt: str, capacity: int, backing: Path | None = None) -> Any:
-        xml = (f"<volume><name>{name}</name><capacity unit='bytes'>{capacity}</capacity>"
-               f"<allocation unit='bytes'>0</allocation><target><format type='{fmt}'/>"
-               "</target>")
+        xml = (
+            f"<volume><name>{name}</name><capacity unit='bytes'>{capacity}</capacity>"
+            f"<allocation unit='bytes'>0</allocation><target><format type='{fmt}'/>"
+            "</target>"
+        )
         if backing is not None:
             xml += f"<backingStore><path>{backing}</path><format type='qcow2'/></backingStore>"
         try:
             return self.pool.createXML(xml + "</volume>", 0)
         except self.libvirt.libvirtError as exc:
-            raise FleetError(f"hypervisor {self.hv.name}: cannot create volume {name}: "
-                             f"{exc.get_error_message()}") from None
+            raise FleetError(
+                f"hypervisor {self.hv.name}: cannot create volume {name}: {exc.get_error_message()}"
+            ) from None
 
     def _upload(self, vol: Any, data: Any, size: int) -> str:
         """Stream `size` bytes from the file object into the volume; their sha256."""
@@ -114,8 +123,9 @@ class PoolVolumes(PoolLayout):
             if found != sha256:
                 raise hash_mismatch(self.hv, source, found, sha256)
             marker = (sha256 + "\n").encode()
-            self._upload(self._create(name + ".sha256", "raw", len(marker)),
-                         io.BytesIO(marker), len(marker))
+            self._upload(
+                self._create(name + ".sha256", "raw", len(marker)), io.BytesIO(marker), len(marker)
+            )
         except BaseException:
             vol.delete(0)
             raise
@@ -128,8 +138,9 @@ class PoolVolumes(PoolLayout):
             return False
         tpl = self._vol(template.name)
         if tpl is None:
-            raise FleetError(f"hypervisor {self.hv.name}: template volume {template.name} is "
-                             "missing")
+            raise FleetError(
+                f"hypervisor {self.hv.name}: template volume {template.name} is missing"
+            )
         check_overlay_size(node, template, int(tpl.info()[1]), size_gb)
         self._create(name, "qcow2", disk_bytes(size_gb), backing=template)
         return True
@@ -168,8 +179,11 @@ class PoolVolumes(PoolLayout):
 
     def templates(self) -> list[Path]:
         self.pool.refresh(0)
-        return sorted((self.root / n).resolve() for n in self.pool.listVolumes()
-                      if n.startswith("tpl-") and n.endswith(".qcow2"))
+        return sorted(
+            (self.root / n).resolve()
+            for n in self.pool.listVolumes()
+            if n.startswith("tpl-") and n.endswith(".qcow2")
+        )
 
     def backing_files(self) -> set[Path]:
         self.pool.refresh(0)
@@ -178,8 +192,13 @@ class PoolVolumes(PoolLayout):
             if ".os-" in name:
                 xml = self.pool.storageVolLookupByName(name).XMLDesc(0)
                 if "<backingStore>" in xml:
-                    out.add(Path(xml.split("<backingStore>", 1)[1].split("<path>", 1)[1]
-                                 .split("</path>", 1)[0]).resolve())
+                    out.add(
+                        Path(
+                            xml.split("<backingStore>", 1)[1]
+                            .split("<path>", 1)[1]
+                            .split("</path>", 1)[0]
+                        ).resolve()
+                    )
         return out
 
     def remove_template(self, path: Path) -> None:

@@ -63,8 +63,10 @@ class RolloutState:
             doc = json.loads(path.read_text())
             return {str(k): dict(v) for k, v in doc["nodes"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise FleetError(f"{path}: unreadable rollout state ({exc}); inspect it before "
-                             "removing it: it says which VMs are mid-rollout") from None
+            raise FleetError(
+                f"{path}: unreadable rollout state ({exc}); inspect it before "
+                "removing it: it says which VMs are mid-rollout"
+            ) from None
 
     def set(self, node: Node, phase: str, old: str, new: str, **extra: str) -> None:
         nodes = self.load(node.host)
@@ -92,8 +94,7 @@ class RolloutState:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise FleetError(f"{self.dir}: another rollout of this fleet is running"
-                                 ) from None
+                raise FleetError(f"{self.dir}: another rollout of this fleet is running") from None
             yield
 
 
@@ -112,8 +113,14 @@ class RolloutReport:
 class Rollout:
     """One rollout run: connections, storage and domain type per host, the state files."""
 
-    def __init__(self, plan: FleetPlan, targets: dict[str, TemplateRef], health: HealthCheck,
-                 conns: Connections, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        plan: FleetPlan,
+        targets: dict[str, TemplateRef],
+        health: HealthCheck,
+        conns: Connections,
+        say: Callable[[str], None],
+    ) -> None:
         self.plan, self.fleet, self.targets = plan, plan.fleet, targets
         self.health, self.conns, self.say = health, conns, say
         self.state = RolloutState(plan.fleet)
@@ -151,8 +158,9 @@ class Rollout:
         if version == target.version:
             return target
         entry = self.state.get(node) or {}
-        firmware = entry.get("firmware_from") or observe(
-            hvm.defined_xml(self.domain(node)))["firmware"]
+        firmware = (
+            entry.get("firmware_from") or observe(hvm.defined_xml(self.domain(node)))["firmware"]
+        )
         return TemplateRef(node.group.family, version, target.image, "", firmware)
 
     def restart_on(self, node: Node, tpl: TemplateRef) -> bool:
@@ -169,15 +177,22 @@ class Rollout:
         """Everything that can fail without downtime, before the node is touched."""
         _conn, storage, _ = self.host(node.host)
         data = node.group.data_disk
-        if data is not None and not any(d.path == storage.data(node.name, data.serial)
-                                        for d in storage.data_disks(node.name)):
-            raise FleetError(f"{node.name}: data disk {data.serial} is missing on {node.host}: "
-                             "not touched (a rollout never replaces a data disk)")
+        if data is not None and not any(
+            d.path == storage.data(node.name, data.serial) for d in storage.data_disks(node.name)
+        ):
+            raise FleetError(
+                f"{node.name}: data disk {data.serial} is missing on {node.host}: "
+                "not touched (a rollout never replaces a data disk)"
+            )
         tpl = self.targets[node.group.family]
         if storage.install_template(tpl.image, tpl.sha256, tpl.family, tpl.version):
             self.say(f"  template {tpl.family} {tpl.version} installed on {node.host}")
-        storage.create_overlay(node.name, storage.template(tpl.family, tpl.version),
-                               tpl.version, node.group.size.os_disk_gb)
+        storage.create_overlay(
+            node.name,
+            storage.template(tpl.family, tpl.version),
+            tpl.version,
+            node.group.size.os_disk_gb,
+        )
         firmware = observe(hvm.defined_xml(self.domain(node)))["firmware"]
         self.state.set(node, "prepared", old, tpl.version, firmware_from=firmware)
 
@@ -221,8 +236,10 @@ class Rollout:
         self.state.set(node, "rolled-back", old, new)
         self.host(node.host)[1].remove_overlay(node.name, new)
         again = self.health(node)
-        self.say(f"  {node.name}: back on {old} "
-                 f"({'healthy' if again.ok else 'NOT healthy: ' + again.detail})")
+        self.say(
+            f"  {node.name}: back on {old} "
+            f"({'healthy' if again.ok else 'NOT healthy: ' + again.detail})"
+        )
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -246,8 +263,9 @@ class Rollout:
             self.state.set(node, "abandoned", old, new)
             report.outcomes[node.name] = f"left alone: it runs {now}, not {old} or {new}"
             return
-        if phase == "rolling-back" or (now == new and new != self.targets[
-                node.group.family].version):
+        if phase == "rolling-back" or (
+            now == new and new != self.targets[node.group.family].version
+        ):
             if now == new:
                 self.back(node, old, new)  # a rollback under way, or the channel moved
             else:
@@ -295,12 +313,13 @@ class Rollout:
                 todo.append((node, current))
         size = members[0].group.batch
         for i in range(0, len(todo), size):
-            batch = todo[i:i + size]
+            batch = todo[i : i + size]
             for node, old in batch:
                 why = self.others_running(node, [n for n, _ in batch])
                 if why:
-                    raise FleetError(f"{why}: no second member of cluster "
-                                     f"{node.group.cluster} is taken down")
+                    raise FleetError(
+                        f"{why}: no second member of cluster {node.group.cluster} is taken down"
+                    )
                 self.prepare(node, old)
             forced = [node.name for node, old in batch if not self.replace(node, old)]
             failed = []
@@ -309,12 +328,16 @@ class Rollout:
                 if report.outcomes[node.name].startswith("rolled back"):
                     failed.append(node.name)
             if failed:
-                raise FleetError(f"{', '.join(failed)} failed the health gate and "
-                                 "went back to the previous version")
+                raise FleetError(
+                    f"{', '.join(failed)} failed the health gate and "
+                    "went back to the previous version"
+                )
             if forced:  # the node itself is up again; no further member is taken down
-                raise FleetError(f"{', '.join(forced)} did not shut down within "
-                                 f"{self.fleet.rollout.shutdown_timeout_s} s and was powered "
-                                 "off (check its data before going on)")
+                raise FleetError(
+                    f"{', '.join(forced)} did not shut down within "
+                    f"{self.fleet.rollout.shutdown_timeout_s} s and was powered "
+                    "off (check its data before going on)"
+                )
 
     def rollback(self, nodes: list[Node], report: RolloutReport) -> None:
         for node in nodes:
@@ -334,10 +357,16 @@ class Rollout:
             report.outcomes[node.name] = f"rolled back to {old}"
 
 
-def rollout_fleet(plan: FleetPlan, targets: dict[str, TemplateRef], health: HealthCheck, *,
-                  only: str | None = None, rollback: bool = False,
-                  conns: Connections | None = None,
-                  say: Callable[[str], None] = print) -> RolloutReport:
+def rollout_fleet(
+    plan: FleetPlan,
+    targets: dict[str, TemplateRef],
+    health: HealthCheck,
+    *,
+    only: str | None = None,
+    rollback: bool = False,
+    conns: Connections | None = None,
+    say: Callable[[str], None] = print,
+) -> RolloutReport:
     nodes = select(plan, None, only)
     report = RolloutReport()
     with hvm.connections(conns) as pool, RolloutState(plan.fleet).locked():
@@ -350,17 +379,22 @@ def rollout_fleet(plan: FleetPlan, targets: dict[str, TemplateRef], health: Heal
     return report
 
 
-def describe_plan(plan: FleetPlan, versions: dict[str, str], current: dict[str, str],
-                  only: str | None = None) -> str:
+def describe_plan(
+    plan: FleetPlan, versions: dict[str, str], current: dict[str, str], only: str | None = None
+) -> str:
     """--dry-run: the order in which nodes would be replaced."""
     lines = []
     nodes = select(plan, None, only)
     for cluster in sorted({n.group.cluster for n in nodes}):
         members = sorted((n for n in nodes if n.group.cluster == cluster), key=lambda n: n.name)
-        moves = [f"{n.name}@{n.host} {current.get(n.name, '?')} -> "
-                 f"{versions[n.group.family]}" for n in members
-                 if current.get(n.name) != versions[n.group.family]]
+        moves = [
+            f"{n.name}@{n.host} {current.get(n.name, '?')} -> {versions[n.group.family]}"
+            for n in members
+            if current.get(n.name) != versions[n.group.family]
+        ]
         batch = members[0].group.batch
-        lines.append(f"cluster {cluster} ({batch} at a time): "
-                     + ("; ".join(moves) if moves else "nothing to do"))
+        lines.append(
+            f"cluster {cluster} ({batch} at a time): "
+            + ("; ".join(moves) if moves else "nothing to do")
+        )
     return "\n".join(lines)

@@ -33,8 +33,9 @@ def data_by_serial(fleet: Fleet) -> dict[str, int]:
     out: dict[str, int] = {}
     for group in fleet.groups.values():
         if group.data_disk:
-            out[group.data_disk.serial] = (out.get(group.data_disk.serial, 0)
-                                           + group.count * group.data_disk.size_gb)
+            out[group.data_disk.serial] = (
+                out.get(group.data_disk.serial, 0) + group.count * group.data_disk.size_gb
+            )
     return dict(sorted(out.items()))
 
 
@@ -46,10 +47,12 @@ def plan_document(plan: FleetPlan) -> dict[str, Any]:
         use = plan.placement.use[name]
         hosts[name] = {
             "uri": hv.uri,
-            "usable": {"vcpu": hv.usable.vcpu, "memory_gib": hv.usable.memory_gib,
-                       "storage_gb": hv.usable.storage_gb},
-            "used": {"vcpu": use.vcpu, "memory_gib": use.memory_gib,
-                     "storage_gb": use.storage_gb},
+            "usable": {
+                "vcpu": hv.usable.vcpu,
+                "memory_gib": hv.usable.memory_gib,
+                "storage_gb": hv.usable.storage_gb,
+            },
+            "used": {"vcpu": use.vcpu, "memory_gib": use.memory_gib, "storage_gb": use.storage_gb},
             "nodes": plan.placement.nodes_on(name),
         }
     return {
@@ -57,18 +60,31 @@ def plan_document(plan: FleetPlan) -> dict[str, Any]:
         "totals": fleet_totals(fleet),
         "data_disk_gb_by_serial": data_by_serial(fleet),
         "groups": {
-            g.name: {"role": g.role, "family": g.family, "cluster": g.cluster,
-                     "topology": g.topology.value,
-                     "per_node": {"vcpu": g.size.vcpu, "memory_gib": g.size.memory_gib,
-                                  "os_disk_gb": g.size.os_disk_gb,
-                                  "data_disk_gb": g.data_disk.size_gb if g.data_disk else 0},
-                     "totals": group_totals(g)}
+            g.name: {
+                "role": g.role,
+                "family": g.family,
+                "cluster": g.cluster,
+                "topology": g.topology.value,
+                "per_node": {
+                    "vcpu": g.size.vcpu,
+                    "memory_gib": g.size.memory_gib,
+                    "os_disk_gb": g.size.os_disk_gb,
+                    "data_disk_gb": g.data_disk.size_gb if g.data_disk else 0,
+                },
+                "totals": group_totals(g),
+            }
             for g in fleet.groups.values()
         },
         "hypervisors": hosts,
         "nodes": {
-            n.name: {"group": n.group.name, "host": n.host, "ip": str(n.ip), "mac": n.mac,
-                     "uuid": n.uuid, "peers": [str(p) for p in n.peers]}
+            n.name: {
+                "group": n.group.name,
+                "host": n.host,
+                "ip": str(n.ip),
+                "mac": n.mac,
+                "uuid": n.uuid,
+                "peers": [str(p) for p in n.peers],
+            }
             for n in sorted(plan.nodes.values(), key=lambda n: n.name)
         },
         "moved": list(plan.placement.moved),
@@ -76,8 +92,10 @@ def plan_document(plan: FleetPlan) -> dict[str, Any]:
 
 
 def _row(cells: list[str], widths: list[int], left: set[int]) -> str:
-    return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(
-        zip(cells, widths, strict=True))).rstrip()
+    return "  ".join(
+        c.ljust(w) if i in left else c.rjust(w)
+        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    ).rstrip()
 
 
 def _table(head: list[str], rows: list[list[str]], left: set[int] | None = None) -> list[str]:
@@ -90,20 +108,59 @@ def _table(head: list[str], rows: list[list[str]], left: set[int] | None = None)
 def render_plan(plan: FleetPlan) -> str:
     """The plan as tables: groups (per node and totals), hypervisors (used / usable)."""
     fleet = plan.fleet
-    head = ["group", "role", "n", "vCPU", "GiB", "OS GB", "data GB", "Σ vCPU", "Σ GiB",
-            "Σ OS GB", "Σ data GB"]
+    head = [
+        "group",
+        "role",
+        "n",
+        "vCPU",
+        "GiB",
+        "OS GB",
+        "data GB",
+        "Σ vCPU",
+        "Σ GiB",
+        "Σ OS GB",
+        "Σ data GB",
+    ]
     rows = []
     for g in fleet.groups.values():
         t = group_totals(g)
-        rows.append([g.name, g.role, str(g.count), str(g.size.vcpu), str(g.size.memory_gib),
-                     str(g.size.os_disk_gb), str(g.data_disk.size_gb if g.data_disk else 0),
-                     f"{t['vcpu']:,}", f"{t['memory_gib']:,}", f"{t['os_disk_gb']:,}",
-                     f"{t['data_disk_gb']:,}"])
+        rows.append(
+            [
+                g.name,
+                g.role,
+                str(g.count),
+                str(g.size.vcpu),
+                str(g.size.memory_gib),
+                str(g.size.os_disk_gb),
+                str(g.data_disk.size_gb if g.data_disk else 0),
+                f"{t['vcpu']:,}",
+                f"{t['memory_gib']:,}",
+                f"{t['os_disk_gb']:,}",
+                f"{t['data_disk_gb']:,}",
+            ]
+        )
     t = fleet_totals(fleet)
-    rows.append(["TOTAL", "", str(t["nodes"]), "", "", "", "", f"{t['vcpu']:,}",
-                 f"{t['memory_gib']:,}", f"{t['os_disk_gb']:,}", f"{t['data_disk_gb']:,}"])
-    lines = [f"fleet {fleet.name}: {t['nodes']} nodes on {len(fleet.hypervisors)} hypervisors",
-             "", *_table(head, rows), ""]
+    rows.append(
+        [
+            "TOTAL",
+            "",
+            str(t["nodes"]),
+            "",
+            "",
+            "",
+            "",
+            f"{t['vcpu']:,}",
+            f"{t['memory_gib']:,}",
+            f"{t['os_disk_gb']:,}",
+            f"{t['data_disk_gb']:,}",
+        ]
+    )
+    lines = [
+        f"fleet {fleet.name}: {t['nodes']} nodes on {len(fleet.hypervisors)} hypervisors",
+        "",
+        *_table(head, rows),
+        "",
+    ]
     by_serial = ", ".join(f"{s} {gb:,} GB" for s, gb in data_by_serial(fleet).items())
     lines += [f"data disks: {by_serial}", ""]
     hrows = []
@@ -112,10 +169,16 @@ def render_plan(plan: FleetPlan) -> str:
         groups: dict[str, int] = {}
         for node in plan.on_host(name):
             groups[node.group.name] = groups.get(node.group.name, 0) + 1
-        hrows.append([name, str(len(use.nodes)), f"{use.vcpu}/{cap.vcpu}",
-                      f"{use.memory_gib}/{cap.memory_gib}",
-                      f"{use.storage_gb:,}/{cap.storage_gb:,}",
-                      " ".join(f"{g}:{c}" for g, c in sorted(groups.items()))])
+        hrows.append(
+            [
+                name,
+                str(len(use.nodes)),
+                f"{use.vcpu}/{cap.vcpu}",
+                f"{use.memory_gib}/{cap.memory_gib}",
+                f"{use.storage_gb:,}/{cap.storage_gb:,}",
+                " ".join(f"{g}:{c}" for g, c in sorted(groups.items())),
+            ]
+        )
     lines += _table(["hypervisor", "VMs", "vCPU", "GiB", "GB", "groups"], hrows, {0, 5})
     if plan.placement.moved:
         lines += ["", "moved from their previous host: " + ", ".join(plan.placement.moved)]

@@ -28,13 +28,20 @@ class VmStatus:
 
     def line(self) -> str:
         drift = "; ".join(self.drift) if self.drift else "none"
-        return (f"{self.host:<10} {self.node:<24} {self.state:<12} {self.version:<30} "
-                f"{self.channel:<30} {drift}")
+        return (
+            f"{self.host:<10} {self.node:<24} {self.state:<12} {self.version:<30} "
+            f"{self.channel:<30} {drift}"
+        )
 
 
-def fleet_status(plan: FleetPlan, *, host: str | None = None, only: str | None = None,
-                 conns: Connections | None = None,
-                 channel: dict[str, str] | None = None) -> list[VmStatus]:
+def fleet_status(
+    plan: FleetPlan,
+    *,
+    host: str | None = None,
+    only: str | None = None,
+    conns: Connections | None = None,
+    channel: dict[str, str] | None = None,
+) -> list[VmStatus]:
     """Per VM: state, template version, the channel's version, and drift from the plan."""
     channel = channel or {}
     fleet = plan.fleet
@@ -48,8 +55,11 @@ def fleet_status(plan: FleetPlan, *, host: str | None = None, only: str | None =
             try:
                 conn = pool.get(hv)
             except FleetError as exc:  # one host down must not hide the others
-                out += [VmStatus(n.name, name, "unreachable", "?", (str(exc),))
-                        for n in nodes if n.host == name]
+                out += [
+                    VmStatus(n.name, name, "unreachable", "?", (str(exc),))
+                    for n in nodes
+                    if n.host == name
+                ]
                 continue
             files, dtype = layout_for(hv), hvm.domain_type(conn, hv)
             live = fleet_domains(conn, fleet)
@@ -60,32 +70,59 @@ def fleet_status(plan: FleetPlan, *, host: str | None = None, only: str | None =
                     continue
                 version = live_fleet_metadata(dom).get("version") or "?"
                 current = observe(hvm.defined_xml(dom))
-                tpl = TemplateRef(node.group.family, version, files.template(
-                    node.group.family, version), "", current["firmware"])
+                tpl = TemplateRef(
+                    node.group.family,
+                    version,
+                    files.template(node.group.family, version),
+                    "",
+                    current["firmware"],
+                )
                 wanted = observe(render_domain(vm_spec(fleet, node, files, dtype, tpl, keys)))
                 state = "running" if hvm.is_running(dom) else "shut off"
                 drift = diff(current, wanted)
                 if hvm.is_running(dom) and diff(observe(dom.XMLDesc(0)), current):
                     drift.append("definition changed, effective at its next boot")
-                out.append(VmStatus(node.name, name, state, version, tuple(drift),
-                                    channel.get(node.group.family, "?")))
+                out.append(
+                    VmStatus(
+                        node.name,
+                        name,
+                        state,
+                        version,
+                        tuple(drift),
+                        channel.get(node.group.family, "?"),
+                    )
+                )
             if only is None:
                 for orphan, dom in sorted(live.items()):
-                    out.append(VmStatus(orphan, name, "not in plan",
-                                        live_fleet_metadata(dom).get("version") or "?"))
+                    out.append(
+                        VmStatus(
+                            orphan,
+                            name,
+                            "not in plan",
+                            live_fleet_metadata(dom).get("version") or "?",
+                        )
+                    )
     return out
 
 
 def render_status(rows: list[VmStatus]) -> str:
-    head = (f"{'host':<10} {'VM':<24} {'state':<12} {'template':<30} {'channel has':<30} "
-            "drift from plan")
+    head = (
+        f"{'host':<10} {'VM':<24} {'state':<12} {'template':<30} {'channel has':<30} "
+        "drift from plan"
+    )
     return "\n".join([head, *(r.line() for r in rows)])
 
 
-def destroy_vms(plan: FleetPlan, *, only: str | None = None, node: str | None = None,
-                delete_data: bool = False, shutdown_timeout_s: float = 120.0,
-                conns: Connections | None = None,
-                say: Callable[[str], None] = print) -> list[str]:
+def destroy_vms(
+    plan: FleetPlan,
+    *,
+    only: str | None = None,
+    node: str | None = None,
+    delete_data: bool = False,
+    shutdown_timeout_s: float = 120.0,
+    conns: Connections | None = None,
+    say: Callable[[str], None] = print,
+) -> list[str]:
     """Stop and undefine the named group's or node's VMs and remove their OS overlays. Data
     disks stay unless delete_data, and then each is named (with its size) before it goes."""
     if (only is None) == (node is None):
@@ -106,8 +143,10 @@ def destroy_vms(plan: FleetPlan, *, only: str | None = None, node: str | None = 
             dom = hvm.lookup(conn, target.name)
             if dom is not None:
                 if live_fleet_metadata(dom).get("fleet") != plan.fleet.name:
-                    raise FleetError(f"{hv.name}: domain {target.name} is not managed by "
-                                     f"fleet {plan.fleet.name}: not touched")
+                    raise FleetError(
+                        f"{hv.name}: domain {target.name} is not managed by "
+                        f"fleet {plan.fleet.name}: not touched"
+                    )
                 hvm.stop(dom, shutdown_timeout_s, say)
                 hvm.undefine(dom)
                 say(f"  {target.name}: stopped and undefined on {hv.name}")
@@ -117,8 +156,10 @@ def destroy_vms(plan: FleetPlan, *, only: str | None = None, node: str | None = 
             RolloutState(plan.fleet).forget(target)
             for disk in files.data_disks(target.name):
                 if delete_data:
-                    say(f"  {target.name}: DELETING data disk {disk.path} ({disk.size:,} "
-                        f"bytes, {disk.written:,} bytes written)")
+                    say(
+                        f"  {target.name}: DELETING data disk {disk.path} ({disk.size:,} "
+                        f"bytes, {disk.written:,} bytes written)"
+                    )
                     files.delete_data(disk)
                 else:
                     say(f"  {target.name}: data disk kept: {disk.path}")

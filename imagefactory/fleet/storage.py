@@ -31,6 +31,8 @@ from imagefactory.tools import require, run
 
 CHUNK = 4 * 1024 * 1024
 MIB = 1024 * 1024
+
+
 def pool_name(storage_dir: Path) -> str:
     """The libvirt pool of one storage dir: one pool per directory, so two fleets (or two
     storage dirs) on one host never fight over a pool's path."""
@@ -59,8 +61,7 @@ class VmStorage(Protocol):
     def data(self, node: str, serial: str) -> Path: ...
     def console_log(self, node: str) -> Path: ...
     def has_template(self, family: str, version: str) -> bool: ...
-    def install_template(self, source: Path, sha256: str, family: str,
-                         version: str) -> bool: ...
+    def install_template(self, source: Path, sha256: str, family: str, version: str) -> bool: ...
     def create_overlay(self, node: str, template: Path, version: str, size_gb: int) -> bool: ...
     def create_data(self, node: str, serial: str, size_gb: int) -> bool: ...
     def data_disks(self, node: str) -> list[DataDisk]: ...
@@ -77,8 +78,10 @@ def storage_for(hv: Hypervisor, conn: Any) -> VmStorage:
     """Files written here for a local hypervisor, libvirt pool volumes for a remote one."""
     if resolved_mode(hv) is StorageMode.FILES:
         if not is_local(hv.uri):
-            raise FleetError(f"hypervisor {hv.name}: storage: files needs a local URI, not "
-                             f"{hv.uri} (use storage: pool)")
+            raise FleetError(
+                f"hypervisor {hv.name}: storage: files needs a local URI, not "
+                f"{hv.uri} (use storage: pool)"
+            )
         return LocalFiles(hv)
     from imagefactory.fleet.pool import PoolVolumes  # a module of its own, same interface
 
@@ -87,13 +90,17 @@ def storage_for(hv: Hypervisor, conn: Any) -> VmStorage:
 
 def check_overlay_size(node: str, template: Path, virtual: int, size_gb: int) -> None:
     if size_gb * GB < virtual:
-        raise FleetError(f"{node}: os_disk_gb {size_gb} is smaller than its template "
-                         f"{template.name} ({virtual / GB:.1f} GB)")
+        raise FleetError(
+            f"{node}: os_disk_gb {size_gb} is smaller than its template "
+            f"{template.name} ({virtual / GB:.1f} GB)"
+        )
 
 
 def hash_mismatch(hv: Hypervisor, source: Path, found: str, sha256: str) -> FleetError:
-    return FleetError(f"{source}: sha256 {found} does not match the signed manifest's "
-                      f"{sha256}; not installed on {hv.name}")
+    return FleetError(
+        f"{source}: sha256 {found} does not match the signed manifest's "
+        f"{sha256}; not installed on {hv.name}"
+    )
 
 
 class FilesLayout:
@@ -192,8 +199,21 @@ class LocalFiles(FilesLayout):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.unlink(missing_ok=True)
-        run([require("qemu-img"), "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-             str(template), str(tmp), str(disk_bytes(size_gb))])
+        run(
+            [
+                require("qemu-img"),
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "qcow2",
+                "-b",
+                str(template),
+                str(tmp),
+                str(disk_bytes(size_gb)),
+            ]
+        )
         tmp.rename(path)
         return True
 
@@ -211,8 +231,10 @@ class LocalFiles(FilesLayout):
         return True
 
     def data_disks(self, node: str) -> list[DataDisk]:
-        return [DataDisk(p, p.stat().st_size, p.stat().st_blocks * 512)
-                for p in sorted(self.vm_dir(node).glob("data-*.raw"))]
+        return [
+            DataDisk(p, p.stat().st_size, p.stat().st_blocks * 512)
+            for p in sorted(self.vm_dir(node).glob("data-*.raw"))
+        ]
 
     def delete_data(self, disk: DataDisk) -> None:
         disk.path.unlink()
@@ -233,8 +255,7 @@ class LocalFiles(FilesLayout):
         out = set()
         for overlay in (self.root / "vms").glob("*/os-*.qcow2"):
             # -U: a running VM's QEMU holds the image lock; reading the header is safe
-            info = run([require("qemu-img"), "info", "-U", "--output=json",
-                        str(overlay)]).stdout
+            info = run([require("qemu-img"), "info", "-U", "--output=json", str(overlay)]).stdout
             backing = json.loads(info).get("backing-filename")
             if backing:
                 out.add((overlay.parent / backing).resolve())

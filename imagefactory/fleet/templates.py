@@ -25,20 +25,30 @@ class TemplateRef:
 def _from_sidecar(family: str, version: str, image: Path) -> TemplateRef:
     sidecar = image.with_name(f"{family}-{version}.manifest.json")
     doc = json.loads(sidecar.read_text())
-    return TemplateRef(family, version, image, doc["image"]["sha256"],
-                       doc.get("firmware", "bios"))
+    return TemplateRef(family, version, image, doc["image"]["sha256"], doc.get("firmware", "bios"))
 
 
 def _store(fleet: Fleet) -> StoreSettings:
     if fleet.store is None:
-        raise ConfigError([Problem(str(fleet.path), ".store", "no store: section",
-                                   "name the store the hypervisors pull templates from")])
+        raise ConfigError(
+            [
+                Problem(
+                    str(fleet.path),
+                    ".store",
+                    "no store: section",
+                    "name the store the hypervisors pull templates from",
+                )
+            ]
+        )
     return fleet.store
 
 
-def pull_templates(fleet: Fleet, families: Iterable[str],
-                   say: Callable[[str], None] = print,
-                   channel: str | None = None) -> dict[str, TemplateRef]:
+def pull_templates(
+    fleet: Fleet,
+    families: Iterable[str],
+    say: Callable[[str], None] = print,
+    channel: str | None = None,
+) -> dict[str, TemplateRef]:
     """Pull (signature and sha256 checked) the version the fleet's channel points at, once
     per family; an installed version is not downloaded again."""
     from imagefactory.store import api
@@ -46,12 +56,16 @@ def pull_templates(fleet: Fleet, families: Iterable[str],
     settings = _store(fleet)
     out = {}
     for family in sorted(set(families)):
-        result = api.pull(settings, family,
-                          channel=channel or fleet.channel, show_progress=False)
-        how = "already here" if result.already_installed else (
-            f"{result.bytes_downloaded / 2**20:.0f} MiB downloaded")
-        say(f"template {family}: channel {channel or fleet.channel} -> {result.version} "
-            f"(signed by {result.signer}; {how})")
+        result = api.pull(settings, family, channel=channel or fleet.channel, show_progress=False)
+        how = (
+            "already here"
+            if result.already_installed
+            else (f"{result.bytes_downloaded / 2**20:.0f} MiB downloaded")
+        )
+        say(
+            f"template {family}: channel {channel or fleet.channel} -> {result.version} "
+            f"(signed by {result.signer}; {how})"
+        )
         out[family] = _from_sidecar(family, result.version, result.path)
     return out
 
@@ -64,16 +78,18 @@ def local_templates(fleet: Fleet, families: Iterable[str]) -> dict[str, Template
     for family in sorted(set(families)):
         found = sorted(image_dir.glob(f"{family}-*.manifest.json")) if image_dir else []
         if found:
-            version = found[-1].name[len(family) + 1:-len(".manifest.json")]
-            out[family] = _from_sidecar(family, version, found[-1].with_name(
-                f"{family}-{version}.qcow2"))
+            version = found[-1].name[len(family) + 1 : -len(".manifest.json")]
+            out[family] = _from_sidecar(
+                family, version, found[-1].with_name(f"{family}-{version}.qcow2")
+            )
         else:
             out[family] = TemplateRef(family, "unpulled", Path(f"{family}-unpulled.qcow2"), "")
     return out
 
 
-def channel_versions(fleet: Fleet, families: Iterable[str],
-                     channel: str | None = None) -> dict[str, str]:
+def channel_versions(
+    fleet: Fleet, families: Iterable[str], channel: str | None = None
+) -> dict[str, str]:
     """The version each family's channel points at, its signed pointer checked; nothing is
     downloaded (dry runs, status, gc)."""
     from imagefactory.store import api
@@ -81,6 +97,9 @@ def channel_versions(fleet: Fleet, families: Iterable[str],
 
     settings = _store(fleet)
     backend = api.open_store(settings)
-    return {family: resolve_version(backend, family, channel or fleet.channel, None,
-                                    settings.allowed_signers.expanduser())[0]
-            for family in sorted(set(families))}
+    return {
+        family: resolve_version(
+            backend, family, channel or fleet.channel, None, settings.allowed_signers.expanduser()
+        )[0]
+        for family in sorted(set(families))
+    }

@@ -57,8 +57,7 @@ def qemu_processes(ws: Path) -> list[str]:
 def test_first_build_chains_all_layers(workspace: Path) -> None:
     """A first build makes every layer (base maybe seeded locally), each on its parent."""
     result = commands.build(cfg_path(workspace), "standin-alpha", art(workspace))
-    assert result.built[-5:] == ("common", "harden", "stack-alpha", "appcore-persistence",
-                                 "seal")
+    assert result.built[-5:] == ("common", "harden", "stack-alpha", "appcore-persistence", "seal")
     cache = LayerCache(art(workspace) / "cache")
     steps = result.plan.steps
     for parent, child in zip(steps[:-2], steps[1:-1], strict=True):
@@ -137,8 +136,9 @@ def test_sealed_image_passes_its_specs(workspace: Path) -> None:
     assert (out / compliance["report"]).is_file()
 
 
-def test_verified_image_publishes_to_s3_and_pulls(workspace: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_verified_image_publishes_to_s3_and_pulls(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The verified image goes to a real S3 server (minio-py), signed; a pull verifies it."""
     out = art(workspace) / "images" / "standin-alpha"
     server = start_loopback_s3(art(workspace) / "logs" / "s3.log")
@@ -146,9 +146,12 @@ def test_verified_image_publishes_to_s3_and_pulls(workspace: Path,
         keys = make_signing_keys(workspace / "signing")
         monkeypatch.setenv("IMAGEFACTORY_S3_ACCESS_KEY", server.access_key)
         monkeypatch.setenv("IMAGEFACTORY_S3_SECRET_KEY", server.secret_key)
-        settings = server.settings("images", signing_key=keys.private_key,
-                                   allowed_signers=keys.allowed_signers,
-                                   image_dir=workspace / "hypervisor")
+        settings = server.settings(
+            "images",
+            signing_key=keys.private_key,
+            allowed_signers=keys.allowed_signers,
+            image_dir=workspace / "hypervisor",
+        )
         S3Backend(settings, server.credentials()).client.make_bucket("images")
         published = api.publish(settings, out, channel="stable", show_progress=False)
         assert published.version

@@ -23,24 +23,35 @@ SPECS = Path(__file__).resolve().parents[1] / "images"
 
 def data_disk(path: Path) -> list[str]:
     # snapshot=off: the disk keeps what App-Core wrote, although the image boots -snapshot.
-    return ["-drive", f"file={path},if=none,id=data,format=raw,snapshot=off",
-            "-device", "virtio-blk-pci,drive=data,serial=DATA_DB"]
+    return [
+        "-drive",
+        f"file={path},if=none,id=data,format=raw,snapshot=off",
+        "-device",
+        "virtio-blk-pci,drive=data,serial=DATA_DB",
+    ]
 
 
-def boot_and_check(ws: Path, disk: Path, spec: str, label: str,
-                   after_reboot: tuple[str, ...] = ()) -> None:
+def boot_and_check(
+    ws: Path, disk: Path, spec: str, label: str, after_reboot: tuple[str, ...] = ()
+) -> None:
     image = commands.build(ws / "standin.yaml", "standin-alpha", ws / "artifacts").image
-    result = verify_image(image, None, [SPECS / spec], ws / "artifacts" / "reports",
-                          accelerator="tcg", label=label,
-                          extra_qemu_args=[*smbios_oem("appcore:role=SELFTEST"),
-                                           *data_disk(disk)],
-                          after_reboot=[SPECS / s for s in after_reboot])
+    result = verify_image(
+        image,
+        None,
+        [SPECS / spec],
+        ws / "artifacts" / "reports",
+        accelerator="tcg",
+        label=label,
+        extra_qemu_args=[*smbios_oem("appcore:role=SELFTEST"), *data_disk(disk)],
+        after_reboot=[SPECS / s for s in after_reboot],
+    )
     assert result.passed, f"{spec} {after_reboot} failed on the booted image, see {result.report}"
 
 
 def blkid(path: Path) -> str:
-    return subprocess.run(["blkid", "-p", "-o", "export", str(path)], capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["blkid", "-p", "-o", "export", str(path)], capture_output=True, text=True
+    ).stdout
 
 
 def test_role_from_smbios_configures_blank_disk_and_survives_reboot(workspace: Path) -> None:
@@ -49,8 +60,13 @@ def test_role_from_smbios_configures_blank_disk_and_survives_reboot(workspace: P
     disk = workspace / "data-db.raw"
     disk.write_bytes(b"")
     subprocess.run(["truncate", "-s", "1G", str(disk)], check=True)
-    boot_and_check(workspace, disk, "test_appcore.py", "appcore-first-boot",
-                   after_reboot=("test_appcore_reboot.py",))
+    boot_and_check(
+        workspace,
+        disk,
+        "test_appcore.py",
+        "appcore-first-boot",
+        after_reboot=("test_appcore_reboot.py",),
+    )
     assert "LABEL=DATA_DB" in blkid(disk)
 
 

@@ -81,7 +81,8 @@ def test_malformed_yaml_exits_2_with_line(tmp_path: Path) -> None:
 
 
 def test_ol8_build_here_stops_at_the_dvd_and_points_at_standin(
-        tmp_path: Path, local_repos: list[str]) -> None:
+    tmp_path: Path, local_repos: list[str]
+) -> None:
     """The README's main command without the OL8 DVD fails clearly and caches nothing.
 
     The DVD URL is pointed at a missing local file and the update layer's repositories at a
@@ -95,15 +96,15 @@ def test_ol8_build_here_stops_at_the_dvd_and_points_at_standin(
     assert not layers.exists() or list(layers.iterdir()) == []
 
 
-def test_ol8_plan_keys_update_by_repository_state(tmp_path: Path,
-                                                  local_repos: list[str]) -> None:
+def test_ol8_plan_keys_update_by_repository_state(tmp_path: Path, local_repos: list[str]) -> None:
     """`plan` reads the update layer's repositories (here local) and lists every layer."""
     with factory_copy(tmp_path, local_repos) as config:
         proc = invoke("plan", "--family=persistence", f"--config={config}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "family persistence (6 layers, 6 to build)" in proc.stdout
-    assert any(ln.split()[:1] == ["update"] and "never built" in ln
-               for ln in proc.stdout.splitlines())
+    assert any(
+        ln.split()[:1] == ["update"] and "never built" in ln for ln in proc.stdout.splitlines()
+    )
 
 
 def test_ol8_plan_without_the_repositories_is_one_clear_error(tmp_path: Path) -> None:
@@ -128,10 +129,23 @@ def test_missing_packer_is_named_with_install_command(tmp_path: Path) -> None:
         if found:
             (bin_dir / tool).symlink_to(found)
     env = {**os.environ, "PATH": str(bin_dir)}
-    proc = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "plan",
-                           "--family=standin-alpha", f"--config={REPO / 'standin.yaml'}"],
-                          capture_output=True, text=True, cwd=tmp_path, env=env,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "-r",
+            str(REPO),
+            "plan",
+            "--family=standin-alpha",
+            f"--config={REPO / 'standin.yaml'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 1
     assert "required tool 'packer' was not found" in proc.stderr
     assert "apt-get install packer" in proc.stderr

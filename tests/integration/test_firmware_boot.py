@@ -51,8 +51,12 @@ def empty_disk(tmp_path: Path) -> Path:
 
 
 def debugcon(log: Path) -> list[str]:
-    return ["-chardev", f"file,id=fwdbg,path={log}",
-            "-device", "isa-debugcon,iobase=0x402,chardev=fwdbg"]
+    return [
+        "-chardev",
+        f"file,id=fwdbg,path={log}",
+        "-device",
+        "isa-debugcon,iobase=0x402,chardev=fwdbg",
+    ]
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -67,14 +71,25 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def wait_for(argv: Sequence[str], watched: Path, marker: bytes, output: Path,
-             env: dict[str, str] | None = None) -> tuple[float | None, str]:
+def wait_for(
+    argv: Sequence[str],
+    watched: Path,
+    marker: bytes,
+    output: Path,
+    env: dict[str, str] | None = None,
+) -> tuple[float | None, str]:
     """Run `argv` (its output to `output`) until `marker` shows up in `watched`, WAIT_S pass
     or it exits: (seconds it took or None, what to show when the marker did not come)."""
     started = time.monotonic()
     with output.open("wb") as out:
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     seen = b""
     try:
         while time.monotonic() - started < WAIT_S:
@@ -86,17 +101,25 @@ def wait_for(argv: Sequence[str], watched: Path, marker: bytes, output: Path,
             time.sleep(0.25)
     finally:
         stop(proc)
-    return None, (f"no {marker!r} in {watched.name} within {WAIT_S:.0f} s; it holds "
-                  f"{seen[-300:]!r}; output: {output.read_text(errors='replace')[-1500:]}")
+    return None, (
+        f"no {marker!r} in {watched.name} within {WAIT_S:.0f} s; it holds "
+        f"{seen[-300:]!r}; output: {output.read_text(errors='replace')[-1500:]}"
+    )
 
 
 def test_verify_boot_of_a_uefi_image_starts_ovmf(tmp_path: Path) -> None:
     require_tool("qemu-system-x86_64", "qemu-img")
     require_ovmf()
     serial, dbg = tmp_path / "serial.log", tmp_path / "debugcon.log"
-    argv = vm.qemu_argv(empty_disk(tmp_path), accelerator="tcg", port=vm.free_port(),
-                        login_pubkey=PUBKEY, serial_log=serial, firmware="uefi",
-                        extra_args=debugcon(dbg))
+    argv = vm.qemu_argv(
+        empty_disk(tmp_path),
+        accelerator="tcg",
+        port=vm.free_port(),
+        login_pubkey=PUBKEY,
+        serial_log=serial,
+        firmware="uefi",
+        extra_args=debugcon(dbg),
+    )
     took, why = wait_for(argv, serial, OVMF_MARKER, tmp_path / "qemu.out")
     assert took is not None, why
     print(f"verify boot, OVMF under TCG: {OVMF_MARKER.decode()} after {took:.1f} s")
@@ -106,9 +129,15 @@ def test_verify_boot_of_a_uefi_image_starts_ovmf(tmp_path: Path) -> None:
 def test_verify_boot_of_a_bios_image_starts_seabios(tmp_path: Path) -> None:
     require_tool("qemu-system-x86_64", "qemu-img")
     serial, dbg = tmp_path / "serial.log", tmp_path / "debugcon.log"
-    argv = vm.qemu_argv(empty_disk(tmp_path), accelerator="tcg", port=vm.free_port(),
-                        login_pubkey=PUBKEY, serial_log=serial, firmware="bios",
-                        extra_args=debugcon(dbg))
+    argv = vm.qemu_argv(
+        empty_disk(tmp_path),
+        accelerator="tcg",
+        port=vm.free_port(),
+        login_pubkey=PUBKEY,
+        serial_log=serial,
+        firmware="bios",
+        extra_args=debugcon(dbg),
+    )
     took, why = wait_for(argv, dbg, SEABIOS_MARKER, tmp_path / "qemu.out")
     assert took is not None, why
     print(f"verify boot, SeaBIOS under TCG: {SEABIOS_MARKER.decode()} after {took:.1f} s")
@@ -139,8 +168,12 @@ def test_layer_of_a_uefi_family_starts_ovmf(tmp_path: Path) -> None:
     argv = ["packer", "build", f"-var-file={var_file}", str(REPO / "packer/layer.pkr.hcl")]
     # Packer's plugins listen on unix sockets under TMPDIR: keep that path short.
     with tempfile.TemporaryDirectory(prefix="ifpk-", dir="/tmp") as sockets:
-        env = {**os.environ, "TMPDIR": sockets, "CHECKPOINT_DISABLE": "1",
-               "PACKER_CACHE_DIR": str(tmp_path / "packer_cache")}
+        env = {
+            **os.environ,
+            "TMPDIR": sockets,
+            "CHECKPOINT_DISABLE": "1",
+            "PACKER_CACHE_DIR": str(tmp_path / "packer_cache"),
+        }
         took, why = wait_for(argv, serial, OVMF_MARKER, tmp_path / "packer.out", env=env)
     assert took is not None, why
     print(f"layer VM (Packer), OVMF under TCG: {OVMF_MARKER.decode()} after {took:.1f} s")

@@ -26,7 +26,8 @@ def test_build_works_from_a_workdir_too_deep_for_a_unix_socket(tmp_path: Path) -
     template.write_text(TEMPLATE)
     deep = tmp_path.joinpath(*["a-rather-long-directory-name"] * 4) / "packer"
     assert len(str(deep)) > 107
-    run_ = packer.PackerRun(template, {"word": "hi"}, deep, tmp_path / "l.log",
-                            tmp_path / "serial.log", "1m")
+    run_ = packer.PackerRun(
+        template, {"word": "hi"}, deep, tmp_path / "l.log", tmp_path / "serial.log", "1m"
+    )
     packer.build(run_)
     assert "said-hi" in (tmp_path / "l.log").read_text()

@@ -52,13 +52,13 @@ def project(tmp_path: Path, repos: Served) -> Path:
         (tmp_path / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")
     # The base URL without a trailing slash works too.
     config = CONFIG.replace("BASEOS", repos.url + "baseos/").replace(
-        "APPSTREAM", repos.url + "appstream")
+        "APPSTREAM", repos.url + "appstream"
+    )
     (tmp_path / "f.yaml").write_text(config)
     return tmp_path
 
 
-def test_key_is_stable_while_the_repositories_are_unchanged(project: Path,
-                                                            repos: Served) -> None:
+def test_key_is_stable_while_the_repositories_are_unchanged(project: Path, repos: Served) -> None:
     first = plan_of(project)
     fake_commit(project, first)
     again = plan_of(project)
@@ -69,12 +69,12 @@ def test_key_is_stable_while_the_repositories_are_unchanged(project: Path,
     assert [r["revision"] for r in state] == ["1700000000", "1700000100"]
     assert all(len(r["sha256"]) == 64 for r in state)
     # One GET per repository per plan, for repomd.xml only.
-    assert repos.requests == ["/baseos/repodata/repomd.xml",
-                              "/appstream/repodata/repomd.xml"] * 2
+    assert repos.requests == ["/baseos/repodata/repomd.xml", "/appstream/repodata/repomd.xml"] * 2
 
 
-def test_new_metadata_rebuilds_from_update_and_says_why(project: Path, repos: Served,
-                                                        tmp_path: Path) -> None:
+def test_new_metadata_rebuilds_from_update_and_says_why(
+    project: Path, repos: Served, tmp_path: Path
+) -> None:
     before = plan_of(project)
     fake_commit(project, before)
     write_repomd(tmp_path / "www" / "baseos", "1700003600")
@@ -82,12 +82,14 @@ def test_new_metadata_rebuilds_from_update_and_says_why(project: Path, repos: Se
     assert plan.steps[0].key == before.steps[0].key
     assert [s.layer.name for s in plan.todo] == ["update", "a", "seal"]
     assert plan.steps[1].reasons == (
-        f"repo state changed: {repos.url}baseos/ revision 1700000000 -> 1700003600",)
+        f"repo state changed: {repos.url}baseos/ revision 1700000000 -> 1700003600",
+    )
     assert plan.steps[2].reasons == ("parent layer update changed",)
 
 
-def test_same_revision_with_other_content_still_counts(project: Path, repos: Served,
-                                                       tmp_path: Path) -> None:
+def test_same_revision_with_other_content_still_counts(
+    project: Path, repos: Served, tmp_path: Path
+) -> None:
     """The sha256 of repomd.xml catches a republish that kept the revision."""
     fake_commit(project, plan_of(project))
     write_repomd(tmp_path / "www" / "appstream", "1700000100", checksum="1" * 64)
@@ -113,7 +115,8 @@ def test_unreachable_repository_is_one_clear_error(project: Path) -> None:
     assert f"cannot read the repository state from {dead}repodata/repomd.xml" in message
     assert "refused" in message.lower()
     assert not (project / "cache" / "layers").exists() or not any(
-        (project / "cache" / "layers").iterdir())
+        (project / "cache" / "layers").iterdir()
+    )
 
 
 def test_missing_repomd_names_the_http_status(project: Path, repos: Served) -> None:

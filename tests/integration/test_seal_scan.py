@@ -14,8 +14,7 @@ pytestmark = pytest.mark.integration
 NEEDLE = b"ssh-ed25519-BUILD-KEY-MATERIAL-0123456789"
 
 
-def qcow2_with(tmp_path: Path, offsets: list[int], size: int = 256 << 20,
-               filled: int = 0) -> Path:
+def qcow2_with(tmp_path: Path, offsets: list[int], size: int = 256 << 20, filled: int = 0) -> Path:
     raw = tmp_path / "disk.raw"
     with raw.open("wb") as fh:
         fh.truncate(size)
@@ -54,8 +53,10 @@ def test_flatten_drops_the_backing_file(tmp_path: Path, compression: str) -> Non
     require_tool("qemu-img")
     base = qcow2_with(tmp_path, [1 << 20])
     overlay = tmp_path / "overlay.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base),
-                    str(overlay)], check=True)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(overlay)],
+        check=True,
+    )
     out = tmp_path / "flat.qcow2"
     flatten(overlay, out, compression=compression)
     assert "backing-filename" in image_info(overlay)

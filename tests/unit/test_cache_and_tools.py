@@ -149,8 +149,14 @@ def test_stop_all_stops_a_packer_run_of_another_thread(
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
 
     def run_(name: str) -> packer.PackerRun:
-        return packer.PackerRun(tmp_path / "t.pkr.hcl", {}, tmp_path / name, tmp_path / "l.log",
-                                tmp_path / "serial.log", "5m")
+        return packer.PackerRun(
+            tmp_path / "t.pkr.hcl",
+            {},
+            tmp_path / name,
+            tmp_path / "l.log",
+            tmp_path / "serial.log",
+            "5m",
+        )
 
     errors: list[BaseException] = []
 

@@ -21,8 +21,10 @@ from imagefactory.errors import BuildError, FactoryError
 from imagefactory.plan import Plan, make_plan
 
 REPO = Path(__file__).resolve().parents[2]
-KEY = BuildKey(Path("/nonexistent"), "ssh-ed25519 "
-               "AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f test")
+KEY = BuildKey(
+    Path("/nonexistent"),
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f test",
+)
 
 CONFIG = """
 version: 1
@@ -77,9 +79,12 @@ def commit_all(art: Artifacts, p: Plan) -> None:
         built = art.root / f"built-{step.short}"
         built.mkdir(parents=True)
         (built / LAYER_IMAGE).write_bytes(b"qcow2")
-        art.cache.commit(step.key, built, step.inputs,
-                         {"image": LAYER_IMAGE, "sha256": "0" * 64, "built_at": "then",
-                          "build_seconds": 1.0})
+        art.cache.commit(
+            step.key,
+            built,
+            step.inputs,
+            {"image": LAYER_IMAGE, "sha256": "0" * 64, "built_at": "then", "build_seconds": 1.0},
+        )
         art.cache.set_ref(p.family.name, step.layer.name, step.key)
 
 
@@ -109,26 +114,28 @@ def test_layers_of_a_uefi_family_boot_ovmf(tmp_path: Path, no_tools: Path) -> No
 
 
 @pytest.mark.parametrize(("firmware", "family"), [("bios", "ol8"), ("uefi", "standin")])
-def test_layers_of_a_bios_family_boot_seabios(tmp_path: Path, firmware: str,
-                                              family: str) -> None:
+def test_layers_of_a_bios_family_boot_seabios(tmp_path: Path, firmware: str, family: str) -> None:
     cfg = write_config(tmp_path, firmware)
     variables = layer_variables(cfg, family, Artifacts(tmp_path / "artifacts"))
     assert variables["uefi_firmware"] == ""
 
 
-def test_a_uefi_layer_without_ovmf_names_the_package(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_uefi_layer_without_ovmf_names_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(install, "OVMF_CODE", tmp_path / "absent.fd")
     cfg = write_config(tmp_path, "uefi")
     with pytest.raises(BuildError, match=r"absent\.fd not found.*apt-get install ovmf"):
         layer_variables(cfg, "ol8", Artifacts(tmp_path / "artifacts"))
 
 
-@pytest.mark.parametrize(("firmware", "family", "recorded"),
-                         [("uefi", "ol8", "uefi"), ("bios", "ol8", "bios"),
-                          ("uefi", "standin", "bios")])
-def test_the_manifest_records_the_firmware(tmp_path: Path, firmware: str, family: str,
-                                           recorded: str) -> None:
+@pytest.mark.parametrize(
+    ("firmware", "family", "recorded"),
+    [("uefi", "ol8", "uefi"), ("bios", "ol8", "bios"), ("uefi", "standin", "bios")],
+)
+def test_the_manifest_records_the_firmware(
+    tmp_path: Path, firmware: str, family: str, recorded: str
+) -> None:
     cfg = write_config(tmp_path, firmware)
     art = Artifacts(tmp_path / "artifacts")
     p = plan_of(cfg, family, art)
@@ -136,8 +143,14 @@ def test_the_manifest_records_the_firmware(tmp_path: Path, firmware: str, family
     entry = tmp_path / "entry"
     entry.mkdir()
     (entry / "image.qcow2").write_bytes(b"qcow2")
-    facts = {"image": "image.qcow2", "sha256": "1" * 64, "size": 5, "built_at": "now",
-             "build_seconds": 2.0, "accelerator": "tcg"}
+    facts = {
+        "image": "image.qcow2",
+        "sha256": "1" * 64,
+        "size": 5,
+        "built_at": "now",
+        "build_seconds": 2.0,
+        "accelerator": "tcg",
+    }
     build._write_manifest(cfg, art, p, p.final, facts, entry, "start")
     assert json.loads((entry / "manifest.json").read_text())["firmware"] == recorded
 
@@ -154,15 +167,21 @@ def test_changing_the_firmware_makes_every_layer_stale(tmp_path: Path) -> None:
     assert uefi.steps[1].reasons == ("parent layer install changed",)
     assert uefi.steps[2].reasons == ("parent layer mid changed",)
     for old, new in zip(bios.steps[1:], uefi.steps[1:], strict=True):
-        assert {k: v for k, v in old.inputs.items() if k != "parent"} == \
-               {k: v for k, v in new.inputs.items() if k != "parent"}
+        assert {k: v for k, v in old.inputs.items() if k != "parent"} == {
+            k: v for k, v in new.inputs.items() if k != "parent"
+        }
 
 
 def test_verify_boot_argv_follows_the_firmware(tmp_path: Path, no_tools: Path) -> None:
     def argv(firmware: str) -> list[str]:
-        return vm.qemu_argv(tmp_path / "i.qcow2", accelerator="tcg", port=2222,
-                            login_pubkey=KEY.public_line, serial_log=tmp_path / "s.log",
-                            firmware=firmware)
+        return vm.qemu_argv(
+            tmp_path / "i.qcow2",
+            accelerator="tcg",
+            port=2222,
+            login_pubkey=KEY.public_line,
+            serial_log=tmp_path / "s.log",
+            firmware=firmware,
+        )
 
     uefi = argv("uefi")
     assert uefi[uefi.index("-bios") + 1] == str(no_tools)
@@ -176,29 +195,37 @@ class Booted(Exception):
     """Stops verify_image at the boot, with what it asked vm.boot for."""
 
 
-def firmware_verify_boots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                          manifest: Path | None) -> str:
+def firmware_verify_boots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, manifest: Path | None
+) -> str:
     def fake_boot(image: Path, **kwargs: Any) -> AbstractContextManager[vm.BootedVM]:
         raise Booted(kwargs["firmware"])
 
     monkeypatch.setattr(verify.vm, "boot", fake_boot)
     monkeypatch.setattr(verify, "generate_key", lambda path, comment: KEY)
     with pytest.raises(Booted) as info:
-        verify.verify_image(tmp_path / "i.qcow2", manifest, [tmp_path / "spec.py"],
-                            tmp_path / "reports", accelerator="tcg")
+        verify.verify_image(
+            tmp_path / "i.qcow2",
+            manifest,
+            [tmp_path / "spec.py"],
+            tmp_path / "reports",
+            accelerator="tcg",
+        )
     return str(info.value)
 
 
 @pytest.mark.parametrize("firmware", ["uefi", "bios"])
-def test_verify_boots_with_the_manifest_firmware(tmp_path: Path, firmware: str,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_verify_boots_with_the_manifest_firmware(
+    tmp_path: Path, firmware: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"schema": 1, "firmware": firmware}))
     assert firmware_verify_boots(tmp_path, monkeypatch, manifest) == firmware
 
 
-def test_verify_boots_bios_without_a_recorded_firmware(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_verify_boots_bios_without_a_recorded_firmware(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No manifest, or one from before the firmware was recorded (all layers booted BIOS)."""
     assert firmware_verify_boots(tmp_path, monkeypatch, None) == "bios"
     manifest = tmp_path / "manifest.json"

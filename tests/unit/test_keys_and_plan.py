@@ -146,5 +146,8 @@ def test_reboot_layer_runs_its_scripts_twice_under_set_e(project: Path, tmp_path
     assert (files / ".layer/scripts/10-do-a.sh").read_text() == "#!/bin/bash\necho a\n"
     assert (files / ".layer/check-idempotence.sh").exists()
     plain = _reboot_variables(cfg.layers["a"], files)
-    assert plain == {"reboot_inline": ["true"], "after_reboot_inline": ["true"],
-                     "after_reboot_pause": "0s"}
+    assert plain == {
+        "reboot_inline": ["true"],
+        "after_reboot_inline": ["true"],
+        "after_reboot_pause": "0s",
+    }

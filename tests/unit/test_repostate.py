@@ -31,11 +31,14 @@ def test_revision_is_optional_and_only_top_level() -> None:
     assert parse_revision(b"<repomd><revision> 42 </revision></repomd>") == "42"
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"<html><body>captive portal</body></html>", "root element is <html>"),
-    (b"<repomd><revision>1", "not valid XML"),
-    (b"", "not valid XML"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"<html><body>captive portal</body></html>", "root element is <html>"),
+        (b"<repomd><revision>1", "not valid XML"),
+        (b"", "not valid XML"),
+    ],
+)
 def test_not_a_repomd_is_refused(data: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_revision(data)
@@ -51,8 +54,9 @@ def test_new_revision_is_named() -> None:
 def test_same_revision_new_checksum_is_named() -> None:
     old = {"repo_state": [state("1", "a" * 64)]}
     new = {"repo_state": [state("1", "b" * 64)]}
-    assert explain(old, new) == [f"repo state changed: {URL} repomd.xml sha256 "
-                                 f"{'a' * 12} -> {'b' * 12}"]
+    assert explain(old, new) == [
+        f"repo state changed: {URL} repomd.xml sha256 {'a' * 12} -> {'b' * 12}"
+    ]
 
 
 def test_repositories_added_removed_reordered() -> None:
@@ -61,9 +65,11 @@ def test_repositories_added_removed_reordered() -> None:
     assert explain(base, {**base, "repo_state": [state("1")]}) == [f"repo state: {URL} added"]
     both = [state("1"), state("2", url=other)]
     assert explain({"repo_state": both}, {"repo_state": both[:1]}) == [
-        f"repo state: {other} removed"]
+        f"repo state: {other} removed"
+    ]
     assert explain({"repo_state": both}, {"repo_state": both[::-1]}) == [
-        "repo state: order changed"]
+        "repo state: order changed"
+    ]
 
 
 def test_unchanged_state_gives_no_reason() -> None:

@@ -139,8 +139,9 @@ def test_cluster_role_without_peers_configures_nothing(tmp_path: Path) -> None:
     attach_disk(root, "DATA_DB", image)
     before = digest(image)
     assert apply(root, RecordingRunner()) == 3
-    assert state(root)["error"] == ("role MYSQL_MASTER needs parameter 'peers': "
-                                    "set appcore:peers=VALUE")
+    assert state(root)["error"] == (
+        "role MYSQL_MASTER needs parameter 'peers': set appcore:peers=VALUE"
+    )
     assert digest(image) == before
     assert not (root / "etc/systemd/system/data-db.mount").exists()
 

@@ -58,8 +58,14 @@ def test_apply_runs_under_python36(tmp_path: Path) -> None:
     assert version.startswith("Python 3.6")
     require_tool("mkfs.xfs")
     root = make_root(tmp_path, services=["redpanda.service"])
-    add_smbios(root, ["appcore:role=REDPANDA", "appcore:ip=10.20.0.21",
-                      "appcore:peers=10.20.0.21,10.20.0.22,10.20.0.23"])
+    add_smbios(
+        root,
+        [
+            "appcore:role=REDPANDA",
+            "appcore:ip=10.20.0.21",
+            "appcore:peers=10.20.0.21,10.20.0.22,10.20.0.23",
+        ],
+    )
     attach_disk(root, "DATA_MS", make_image(tmp_path / "ms.img", "blank"))
     env = dict(os.environ, PYTHONPATH=str(APPCORE_DIR / "src"))
     result = subprocess.run(
@@ -78,6 +84,8 @@ def test_apply_runs_under_python36(tmp_path: Path) -> None:
     )
     rendered = (root / "data/ms/conf/appcore-role.yaml").read_text()
     assert "data_directory: /data/ms/data" in rendered
-    assert ('seed_servers: [{host: {address: "10.20.0.21", port: 33145}}, '
-            '{host: {address: "10.20.0.22", port: 33145}}, '
-            '{host: {address: "10.20.0.23", port: 33145}}]') in rendered
+    assert (
+        'seed_servers: [{host: {address: "10.20.0.21", port: 33145}}, '
+        '{host: {address: "10.20.0.22", port: 33145}}, '
+        '{host: {address: "10.20.0.23", port: 33145}}]'
+    ) in rendered

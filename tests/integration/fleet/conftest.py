@@ -34,12 +34,18 @@ class TemplateStore:
     settings: StoreSettings  # as a hypervisor sees it (no signing key needed)
     signing_key: Path
 
-    def publish(self, family: str, workdir: Path, seed: int = 0,
-                channel: str = "stable", day: int = 24) -> str:
+    def publish(
+        self, family: str, workdir: Path, seed: int = 0, channel: str = "stable", day: int = 24
+    ) -> str:
         """A real (empty) qcow2 published as `family`; another `day` is another version."""
-        sealed = make_sealed_image(workdir / f"{family}-{seed}-{day}", family,
-                                   64 * 1024 * 1024, seed=seed, qcow2=True,
-                                   finished=datetime(2026, 11, day, 10, 15, tzinfo=UTC))
+        sealed = make_sealed_image(
+            workdir / f"{family}-{seed}-{day}",
+            family,
+            64 * 1024 * 1024,
+            seed=seed,
+            qcow2=True,
+            finished=datetime(2026, 11, day, 10, 15, tzinfo=UTC),
+        )
         settings = dataclasses.replace(self.settings, signing_key=self.signing_key)
         return api.publish(settings, sealed, channel, show_progress=False).version
 
@@ -48,7 +54,10 @@ class TemplateStore:
 def template_store(tmp_path: Path) -> TemplateStore:
     require_tool("qemu-img", "ssh-keygen")
     keys = make_signing_keys(tmp_path / "keys")
-    settings = StoreSettings(kind="fs", path=tmp_path / "store",
-                             allowed_signers=keys.allowed_signers,
-                             image_dir=tmp_path / "pulled")
+    settings = StoreSettings(
+        kind="fs",
+        path=tmp_path / "store",
+        allowed_signers=keys.allowed_signers,
+        image_dir=tmp_path / "pulled",
+    )
     return TemplateStore(settings, keys.private_key)

@@ -20,22 +20,32 @@ pytestmark = pytest.mark.integration
 SMALL = {"vcpu": 2, "memory_gib": 2, "os_disk_gb": 1}
 
 
-def fleet_file(tmp_path: Path, store: TemplateStore, cpus: int = 16,
-               memory_gib: int = 64) -> Path:
+def fleet_file(tmp_path: Path, store: TemplateStore, cpus: int = 16, memory_gib: int = 64) -> Path:
     hosts = {}
     for name in ("hv-a", "hv-b", "hv-c"):
-        hosts[name] = {"uri": simulated_host(tmp_path, name, cpus, memory_gib),
-                       "storage_dir": str(tmp_path / name),
-                       "capacity": {"vcpu": cpus, "memory_gib": memory_gib,
-                                    "storage_gb": 100},
-                       "network": {"bridge": "br-fleet"}}
+        hosts[name] = {
+            "uri": simulated_host(tmp_path, name, cpus, memory_gib),
+            "storage_dir": str(tmp_path / name),
+            "capacity": {"vcpu": cpus, "memory_gib": memory_gib, "storage_gb": 100},
+            "network": {"bridge": "br-fleet"},
+        }
     s = store.settings
-    return write_fleet(tmp_path, hosts, {
-        "pers-ms": group("REDPANDA", "persistence", 3, "cluster", "ms-main", ("DATA_MS", 2),
-                         **SMALL),
-        "wrk-app": group("APP", "workers", 2, "independent", "wrk-app", **SMALL),
-    }, store={"kind": "fs", "path": str(s.path), "allowed_signers": str(s.allowed_signers),
-              "image_dir": str(s.image_dir)})
+    return write_fleet(
+        tmp_path,
+        hosts,
+        {
+            "pers-ms": group(
+                "REDPANDA", "persistence", 3, "cluster", "ms-main", ("DATA_MS", 2), **SMALL
+            ),
+            "wrk-app": group("APP", "workers", 2, "independent", "wrk-app", **SMALL),
+        },
+        store={
+            "kind": "fs",
+            "path": str(s.path),
+            "allowed_signers": str(s.allowed_signers),
+            "image_dir": str(s.image_dir),
+        },
+    )
 
 
 @pytest.fixture
@@ -48,8 +58,9 @@ def setup(tmp_path: Path, template_store: TemplateStore) -> tuple[Path, Connecti
 
 
 def backing(path: Path) -> str:
-    info = subprocess.run(["qemu-img", "info", "--output=json", str(path)], check=True,
-                          capture_output=True, text=True).stdout
+    info = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(path)], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(info)["backing-filename"]
 
 
@@ -57,16 +68,22 @@ def test_apply_creates_every_vm_then_changes_nothing(setup, tmp_path: Path) -> N
     """First apply: 5 VMs created and running, one per host per cluster; second: unchanged."""
     path, conns = setup
     first = commands.apply(path, conns=conns)
-    assert sorted(first.actions) == ["pers-ms-01", "pers-ms-02", "pers-ms-03", "wrk-app-01",
-                                     "wrk-app-02"]
+    assert sorted(first.actions) == [
+        "pers-ms-01",
+        "pers-ms-02",
+        "pers-ms-03",
+        "wrk-app-01",
+        "wrk-app-02",
+    ]
     assert all(a.startswith("created and started") for a in first.actions.values())
     plan = json.loads(commands.plan(path, as_json=True))
     hosts = {plan["nodes"][n]["host"] for n in ("pers-ms-01", "pers-ms-02", "pers-ms-03")}
     assert hosts == {"hv-a", "hv-b", "hv-c"}
     node = plan["nodes"]["pers-ms-01"]
     vm = tmp_path / node["host"] / "vms" / "pers-ms-01"
-    assert Path(backing(next(vm.glob("os-*.qcow2")))).parent == tmp_path / node["host"] / \
-        "templates"
+    assert (
+        Path(backing(next(vm.glob("os-*.qcow2")))).parent == tmp_path / node["host"] / "templates"
+    )
     assert (vm / "data-data_ms.raw").stat().st_size == 1908 * 1024**2  # 2 GB in whole MiB
     second = commands.apply(path, conns=conns)
     assert set(second.actions.values()) == {"unchanged"}
@@ -137,8 +154,9 @@ def test_destroy_needs_a_target(setup) -> None:
         commands.destroy(path, conns=conns)
 
 
-def test_too_small_hosts_fail_before_anything_is_touched(tmp_path: Path,
-                                                         template_store: TemplateStore) -> None:
+def test_too_small_hosts_fail_before_anything_is_touched(
+    tmp_path: Path, template_store: TemplateStore
+) -> None:
     """Hosts of 4 GiB cannot hold 5 x 2 GiB within the cluster rule: plan fails, no VM."""
     template_store.publish("persistence", tmp_path / "sealed", seed=1)
     path = fleet_file(tmp_path, template_store, cpus=4, memory_gib=3)

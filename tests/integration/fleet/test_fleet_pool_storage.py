@@ -27,8 +27,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def pool(libvirtd, tmp_path: Path) -> PoolVolumes:
     require_tool("qemu-img")
-    hv = Hypervisor("lab", libvirtd.uri, tmp_path / "pool", Capacity(2, 4, 20),
-                    NetworkAttachment(NetworkKind.BRIDGE, "br0"), storage=StorageMode.POOL)
+    hv = Hypervisor(
+        "lab",
+        libvirtd.uri,
+        tmp_path / "pool",
+        Capacity(2, 4, 20),
+        NetworkAttachment(NetworkKind.BRIDGE, "br0"),
+        storage=StorageMode.POOL,
+    )
     conns = Connections()
     volumes = PoolVolumes(hv, conns.get(hv))
     yield volumes
@@ -44,8 +50,14 @@ def template(tmp_path: Path) -> Path:
 
 
 def info(path: Path) -> dict:
-    return json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(path)],
-                                     check=True, capture_output=True, text=True).stdout)
+    return json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "--output=json", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
 
 
 def test_template_is_uploaded_once_and_checked(pool: PoolVolumes, tmp_path: Path) -> None:
@@ -67,8 +79,11 @@ def test_a_wrong_hash_leaves_no_volume(pool: PoolVolumes, tmp_path: Path) -> Non
 def test_an_upload_without_its_marker_is_replaced(pool: PoolVolumes, tmp_path: Path) -> None:
     """A template volume left by a cut-off upload (no .sha256 marker) is uploaded again."""
     src = template(tmp_path)
-    pool.pool.createXML("<volume><name>tpl-standin-v1.qcow2</name><capacity>4096</capacity>"
-                        "<target><format type='raw'/></target></volume>", 0)
+    pool.pool.createXML(
+        "<volume><name>tpl-standin-v1.qcow2</name><capacity>4096</capacity>"
+        "<target><format type='raw'/></target></volume>",
+        0,
+    )
     assert pool.install_template(src, sha256_file(src), "standin", "v1") is True
     assert sha256_file(pool.template("standin", "v1")) == sha256_file(src)
 

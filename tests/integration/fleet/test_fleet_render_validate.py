@@ -26,9 +26,12 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_every_domain_passes_virt_xml_validate(rendered: list[Path]) -> None:
     """`virt-xml-validate FILE domain` (libvirt's RNG schema) accepts all 71."""
     require_tool("virt-xml-validate", "xmllint")
-    bad = [f.name for f in rendered
-           if subprocess.run(["virt-xml-validate", str(f), "domain"],
-                             capture_output=True).returncode != 0]
+    bad = [
+        f.name
+        for f in rendered
+        if subprocess.run(["virt-xml-validate", str(f), "domain"], capture_output=True).returncode
+        != 0
+    ]
     assert bad == []
 
 

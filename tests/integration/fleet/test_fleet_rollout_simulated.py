@@ -30,8 +30,13 @@ SMALL = {"vcpu": 2, "memory_gib": 2, "os_disk_gb": 1}
 class Recorder:
     """Health gate stand-in: records calls, asserts the cluster rule, fails or dies on cue."""
 
-    def __init__(self, path: Path, conns: Connections, fail: set[str] = frozenset(),
-                 kill: set[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        path: Path,
+        conns: Connections,
+        fail: set[str] = frozenset(),
+        kill: set[str] = frozenset(),
+    ) -> None:
         self.plan = plan_fleet(load_fleet(path))
         self.conns, self.fail, self.kill = conns, set(fail), set(kill)
         self.calls: list[tuple[str, dict[str, str]]] = []
@@ -42,8 +47,7 @@ class Recorder:
         return live_fleet_metadata(dom)["version"]
 
     def __call__(self, node: Node) -> Health:
-        members = [n for g in self.plan.fleet.clusters()[node.group.cluster]
-                   for n in g.node_names]
+        members = [n for g in self.plan.fleet.clusters()[node.group.cluster] for n in g.node_names]
         for other in members:
             n = self.plan.nodes[other]
             dom = lookup(self.conns.get(self.plan.fleet.hypervisors[n.host]), other)
@@ -61,23 +65,44 @@ class Recorder:
 @pytest.fixture
 def fleet(tmp_path: Path, template_store: TemplateStore):
     """Applied on version 1 (day 24); version 2 (day 25) then on the stable channel."""
-    hosts = {name: {"uri": simulated_host(tmp_path, name), "storage_dir": str(tmp_path / name),
-                    "capacity": {"vcpu": 16, "memory_gib": 64, "storage_gb": 100},
-                    "network": {"bridge": "br-fleet"}} for name in ("hv-a", "hv-b", "hv-c")}
+    hosts = {
+        name: {
+            "uri": simulated_host(tmp_path, name),
+            "storage_dir": str(tmp_path / name),
+            "capacity": {"vcpu": 16, "memory_gib": 64, "storage_gb": 100},
+            "network": {"bridge": "br-fleet"},
+        }
+        for name in ("hv-a", "hv-b", "hv-c")
+    }
     s = template_store.settings
-    path = write_fleet(tmp_path, hosts, {
-        "pers-ms": group("REDPANDA", "persistence", 3, "cluster", "ms-main", ("DATA_MS", 2),
-                         **SMALL),
-        "wrk-app": group("APP", "workers", 4, "independent", "wrk-app", rollout_batch=2,
-                         **SMALL),
-    }, store={"kind": "fs", "path": str(s.path), "allowed_signers": str(s.allowed_signers),
-              "image_dir": str(s.image_dir)})
-    v1 = {f: template_store.publish(f, tmp_path / "sealed", day=24)
-          for f in ("persistence", "workers")}
+    path = write_fleet(
+        tmp_path,
+        hosts,
+        {
+            "pers-ms": group(
+                "REDPANDA", "persistence", 3, "cluster", "ms-main", ("DATA_MS", 2), **SMALL
+            ),
+            "wrk-app": group(
+                "APP", "workers", 4, "independent", "wrk-app", rollout_batch=2, **SMALL
+            ),
+        },
+        store={
+            "kind": "fs",
+            "path": str(s.path),
+            "allowed_signers": str(s.allowed_signers),
+            "image_dir": str(s.image_dir),
+        },
+    )
+    v1 = {
+        f: template_store.publish(f, tmp_path / "sealed", day=24)
+        for f in ("persistence", "workers")
+    }
     conns = Connections()
     commands.apply(path, conns=conns)
-    v2 = {f: template_store.publish(f, tmp_path / "sealed", day=25)
-          for f in ("persistence", "workers")}
+    v2 = {
+        f: template_store.publish(f, tmp_path / "sealed", day=25)
+        for f in ("persistence", "workers")
+    }
     assert v1 != v2
     yield path, conns, v1, v2
     conns.close()
@@ -94,23 +119,36 @@ def test_rollout_moves_every_vm_a_cluster_member_at_a_time(fleet, tmp_path: Path
     disks = {p: p.stat().st_ino for p in tmp_path.glob("hv-*/vms/pers-ms-*/data-*.raw")}
     rec = Recorder(path, conns)
     commands.rollout(path, conns=conns, health=rec)
-    assert [name for name, _ in rec.calls] == ["pers-ms-01", "pers-ms-02", "pers-ms-03",
-                                               "wrk-app-01", "wrk-app-02", "wrk-app-03",
-                                               "wrk-app-04"]
+    assert [name for name, _ in rec.calls] == [
+        "pers-ms-01",
+        "pers-ms-02",
+        "pers-ms-03",
+        "wrk-app-01",
+        "wrk-app-02",
+        "wrk-app-03",
+        "wrk-app-04",
+    ]
     seen = dict(rec.calls)
-    assert seen["pers-ms-01"] == {"pers-ms-01": v2["persistence"],
-                                  "pers-ms-02": v1["persistence"],
-                                  "pers-ms-03": v1["persistence"]}
+    assert seen["pers-ms-01"] == {
+        "pers-ms-01": v2["persistence"],
+        "pers-ms-02": v1["persistence"],
+        "pers-ms-03": v1["persistence"],
+    }
     assert seen["wrk-app-01"]["wrk-app-02"] == v2["workers"]  # same batch of two
     assert seen["wrk-app-01"]["wrk-app-03"] == v1["workers"]
     assert set(versions(rec).values()) == {v2["persistence"], v2["workers"]}
-    assert not [p for p in tmp_path.glob("hv-*/vms/*/os-*.qcow2")
-                if v1["persistence"] in p.name or v1["workers"] in p.name]
+    assert not [
+        p
+        for p in tmp_path.glob("hv-*/vms/*/os-*.qcow2")
+        if v1["persistence"] in p.name or v1["workers"] in p.name
+    ]
     assert {p: p.stat().st_ino for p in disks} == disks
     again = Recorder(path, conns)
     report = commands.rollout(path, conns=conns, health=again)
     assert again.calls == [] and set(report.outcomes.values()) == {
-        f"already on {v2['persistence']}", f"already on {v2['workers']}"}
+        f"already on {v2['persistence']}",
+        f"already on {v2['workers']}",
+    }
 
 
 def test_a_failed_health_gate_rolls_back_and_stops_its_cluster(fleet) -> None:
@@ -122,7 +160,10 @@ def test_a_failed_health_gate_rolls_back_and_stops_its_cluster(fleet) -> None:
         commands.rollout(path, conns=conns, health=rec)
     now = versions(rec)
     assert (now["pers-ms-01"], now["pers-ms-02"], now["pers-ms-03"]) == (
-        v2["persistence"], v1["persistence"], v1["persistence"])
+        v2["persistence"],
+        v1["persistence"],
+        v1["persistence"],
+    )
     assert {now[f"wrk-app-0{i}"] for i in range(1, 5)} == {v2["workers"]}
     node = rec.plan.nodes["pers-ms-02"]
     assert RolloutState(rec.plan.fleet).get(node)["phase"] == "rolled-back"
@@ -190,7 +231,8 @@ def test_gc_removes_only_templates_nothing_uses(fleet, tmp_path: Path, capsys) -
     assert commands.gc(path, conns=conns) == "3 template(s) unused (dry run)"
     assert "dry run: --apply removes it" in capsys.readouterr().out
     assert f"workers-{v1['workers']}.qcow2" in {
-        p.name for p in tmp_path.glob("hv-*/templates/*.qcow2")}
+        p.name for p in tmp_path.glob("hv-*/templates/*.qcow2")
+    }
     commands.gc(path, apply=True, conns=conns)
     names = {p.name for p in tmp_path.glob("hv-*/templates/*.qcow2")}
     assert names == {f"persistence-{v2['persistence']}.qcow2", f"workers-{v2['workers']}.qcow2"}
@@ -199,8 +241,7 @@ def test_gc_removes_only_templates_nothing_uses(fleet, tmp_path: Path, capsys) -
 def test_status_shows_the_channel_version(fleet) -> None:
     """fleet.status: each VM's template beside the version its channel points at."""
     path, conns, v1, v2 = fleet
-    line = next(ln for ln in commands.status(path, conns=conns).splitlines()
-                if "pers-ms-01" in ln)
+    line = next(ln for ln in commands.status(path, conns=conns).splitlines() if "pers-ms-01" in ln)
     assert v1["persistence"] in line and v2["persistence"] in line
 
 
@@ -252,15 +293,17 @@ def test_a_full_storage_dir_stops_before_the_node_goes_down(fleet, tmp_path: Pat
         with pytest.raises(FleetError, match="(?i)no space left"):
             commands.rollout(path, only="pers-ms", conns=conns, health=rec)
         assert rec.version_of("pers-ms-01") == v1["persistence"]
-        dom = lookup(conns.get(rec.plan.fleet.hypervisors[rec.plan.nodes["pers-ms-01"].host]),
-                     "pers-ms-01")
+        dom = lookup(
+            conns.get(rec.plan.fleet.hypervisors[rec.plan.nodes["pers-ms-01"].host]), "pers-ms-01"
+        )
         assert is_running(dom) and rec.calls == []
     finally:
         subprocess.run(["umount", str(vm_dir)], check=True)
 
 
-def test_a_corrupt_template_in_the_store_touches_nothing(fleet,
-                                                         template_store: TemplateStore) -> None:
+def test_a_corrupt_template_in_the_store_touches_nothing(
+    fleet, template_store: TemplateStore
+) -> None:
     """The channel's blob damaged in the store: pull refuses it (sha256), no VM changes."""
     path, conns, v1, v2 = fleet
     blob = template_store.settings.path / layout.blob_key("persistence", v2["persistence"])
@@ -327,4 +370,7 @@ def test_a_forced_power_off_stops_the_cluster_after_that_node(fleet, monkeypatch
         commands.rollout(path, only="pers-ms", conns=conns, health=rec)
     now = versions(rec)
     assert (now["pers-ms-01"], now["pers-ms-02"], now["pers-ms-03"]) == (
-        v2["persistence"], v1["persistence"], v1["persistence"])
+        v2["persistence"],
+        v1["persistence"],
+        v1["persistence"],
+    )

@@ -22,13 +22,18 @@ def problems(path: Path) -> list[str]:
 def test_meaning_problems_are_all_reported(tmp_path: Path) -> None:
     """Unknown role, wrong disk, missing disk, a name App-Core reads as another role, a
     two-node cluster and a gateway outside the subnet: six problems in one error."""
-    path = write_fleet(tmp_path, HOST, {
-        "pers-x": group("MYSQL_PRIMARY", "persistence", 3, "cluster", "a", ("DATA_DB", 10)),
-        "pers-y": group("REDPANDA", "persistence", 3, "cluster", "b", ("DATA_DB", 10)),
-        "pers-z": group("HAZELCAST", "persistence", 3, "cluster", "c"),
-        "wrk-api": group("APP", "workers", 3, "independent", "d"),
-        "pers-w": group("SCYLLA_CLUSTER", "persistence", 2, "cluster", "e", ("DATA_DS", 10)),
-    }, network={"subnet": "10.20.0.0/24", "gateway": "10.30.0.1"})
+    path = write_fleet(
+        tmp_path,
+        HOST,
+        {
+            "pers-x": group("MYSQL_PRIMARY", "persistence", 3, "cluster", "a", ("DATA_DB", 10)),
+            "pers-y": group("REDPANDA", "persistence", 3, "cluster", "b", ("DATA_DB", 10)),
+            "pers-z": group("HAZELCAST", "persistence", 3, "cluster", "c"),
+            "wrk-api": group("APP", "workers", 3, "independent", "d"),
+            "pers-w": group("SCYLLA_CLUSTER", "persistence", 2, "cluster", "e", ("DATA_DS", 10)),
+        },
+        network={"subnet": "10.20.0.0/24", "gateway": "10.30.0.1"},
+    )
     assert problems(path) == [
         ".network.gateway: 10.30.0.1 is outside 10.20.0.0/24",
         ".groups.pers-x.role: unknown App-Core role 'MYSQL_PRIMARY'",
@@ -44,13 +49,16 @@ def test_meaning_problems_are_all_reported(tmp_path: Path) -> None:
 
 def test_schema_problems_name_the_path(tmp_path: Path) -> None:
     """Unknown keys and bad enums are reported with their YAML path."""
-    path = write_fleet(tmp_path, HOST, {"wrk-app": group("APP", "workers", 2, "cluster-ish",
-                                                         "w", vcpus=4)})
+    path = write_fleet(
+        tmp_path, HOST, {"wrk-app": group("APP", "workers", 2, "cluster-ish", "w", vcpus=4)}
+    )
     found = problems(path)
-    assert ".groups.wrk-app: Additional properties are not allowed ('vcpus' was unexpected)" \
-        in found
-    assert ".groups.wrk-app.topology: 'cluster-ish' is not one of ['cluster', 'independent']" \
-        in found
+    assert (
+        ".groups.wrk-app: Additional properties are not allowed ('vcpus' was unexpected)" in found
+    )
+    assert (
+        ".groups.wrk-app.topology: 'cluster-ish' is not one of ['cluster', 'independent']" in found
+    )
 
 
 def test_empty_file_says_empty(tmp_path: Path) -> None:
@@ -61,18 +69,26 @@ def test_empty_file_says_empty(tmp_path: Path) -> None:
 
 def test_subnet_too_small_for_the_fleet(tmp_path: Path) -> None:
     """A /28 cannot address 20 nodes after the first 10 addresses."""
-    path = write_fleet(tmp_path, HOST, {"wrk-app": group("APP", "workers", 20, "independent",
-                                                         "w")},
-                       network={"subnet": "10.20.0.0/28", "gateway": "10.20.0.1"})
-    assert problems(path) == [".network.subnet: 10.20.0.0/28 offers 5 node addresses after "
-                              "first_host, the fleet has 20 nodes"]
+    path = write_fleet(
+        tmp_path,
+        HOST,
+        {"wrk-app": group("APP", "workers", 20, "independent", "w")},
+        network={"subnet": "10.20.0.0/28", "gateway": "10.20.0.1"},
+    )
+    assert problems(path) == [
+        ".network.subnet: 10.20.0.0/28 offers 5 node addresses after "
+        "first_host, the fleet has 20 nodes"
+    ]
 
 
 def test_private_key_is_refused(tmp_path: Path) -> None:
     """Naming the private half of the ops key is an error; it never reaches a VM."""
-    path = write_fleet(tmp_path, HOST, {"wrk-app": group("APP", "workers", 1, "independent",
-                                                         "w")},
-                       access={"ssh_authorized_keys": ["ops_ed25519"]})
+    path = write_fleet(
+        tmp_path,
+        HOST,
+        {"wrk-app": group("APP", "workers", 1, "independent", "w")},
+        access={"ssh_authorized_keys": ["ops_ed25519"]},
+    )
     fleet = load_fleet(path)
     with pytest.raises(ConfigError) as err:
         read_access_keys(fleet)
@@ -90,9 +106,18 @@ def test_the_repository_fleet_file_is_valid() -> None:
 def test_reserved_addresses_inside_the_range_count(tmp_path: Path) -> None:
     """Gateway and DNS inside the node range take addresses too: 71 nodes do not fit in the
     72 addresses of a /25 above .55 when two of them are reserved."""
-    path = write_fleet(tmp_path, HOST, {"wrk-app": group("APP", "workers", 71, "independent",
-                                                         "w")},
-                       network={"subnet": "10.20.0.0/25", "gateway": "10.20.0.126",
-                                "dns": ["10.20.0.125"], "first_host": 55})
-    assert problems(path) == [".network.subnet: 10.20.0.0/25 offers 70 node addresses after "
-                              "first_host, the fleet has 71 nodes"]
+    path = write_fleet(
+        tmp_path,
+        HOST,
+        {"wrk-app": group("APP", "workers", 71, "independent", "w")},
+        network={
+            "subnet": "10.20.0.0/25",
+            "gateway": "10.20.0.126",
+            "dns": ["10.20.0.125"],
+            "first_host": 55,
+        },
+    )
+    assert problems(path) == [
+        ".network.subnet: 10.20.0.0/25 offers 70 node addresses after "
+        "first_host, the fleet has 71 nodes"
+    ]

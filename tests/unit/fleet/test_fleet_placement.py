@@ -40,16 +40,20 @@ def test_too_few_hosts_for_quorum_names_the_group(tmp_path: Path) -> None:
     """Two hosts cannot keep a 5-node ScyllaDB cluster's quorum: the failure says so."""
     with pytest.raises(PlacementError) as err:
         plan_fleet(load_fleet(production_with(tmp_path, 2, storage_gb=99000)))
-    assert ("pers-ds-node: 5 nodes need 3 hosts for quorum (cluster ds-main, at most 2 per "
-            "host), 2 given") in err.value.problems
+    assert (
+        "pers-ds-node: 5 nodes need 3 hosts for quorum (cluster ds-main, at most 2 per "
+        "host), 2 given"
+    ) in err.value.problems
 
 
 def test_too_little_capacity_names_the_shortage(tmp_path: Path) -> None:
     """Six hosts of 32 vCPU cannot hold 284 vCPU."""
     with pytest.raises(PlacementError) as err:
         plan_fleet(load_fleet(production_with(tmp_path, 6, vcpu=32)))
-    assert ("fleet needs 284 vCPU, the hypervisors offer 192 (capacity x overcommit)"
-            in err.value.problems)
+    assert (
+        "fleet needs 284 vCPU, the hypervisors offer 192 (capacity x overcommit)"
+        in err.value.problems
+    )
 
 
 def test_memory_is_not_overcommitted_by_default(tmp_path: Path) -> None:
@@ -61,15 +65,19 @@ def test_memory_is_not_overcommitted_by_default(tmp_path: Path) -> None:
 
 def test_a_node_that_fits_nowhere_is_named(tmp_path: Path) -> None:
     """Enough memory in total but on no single host: the group, node and each host's gap."""
-    hosts = {name: hypervisor(f"test:///{name}", "/srv", vcpu=8, memory_gib=16,
-                              storage_gb=500) for name in ("hv-a", "hv-b")}
-    path = write_fleet(tmp_path, hosts, {"wrk-app": group("APP", "workers", 1, "independent",
-                                                          "w", memory_gib=24)})
+    hosts = {
+        name: hypervisor(f"test:///{name}", "/srv", vcpu=8, memory_gib=16, storage_gb=500)
+        for name in ("hv-a", "hv-b")
+    }
+    path = write_fleet(
+        tmp_path, hosts, {"wrk-app": group("APP", "workers", 1, "independent", "w", memory_gib=24)}
+    )
     with pytest.raises(PlacementError) as err:
         plan_fleet(load_fleet(path))
     assert err.value.problems == (
         "wrk-app: node wrk-app-01 (4 vCPU, 24 GiB, 64 GB) fits no hypervisor (hv-a: 16 GiB "
-        "memory free, 24 needed; hv-b: 16 GiB memory free, 24 needed)",)
+        "memory free, 24 needed; hv-b: 16 GiB memory free, 24 needed)",
+    )
 
 
 def _grow(path: Path, key: str, name: str, value: dict) -> None:
@@ -86,7 +94,8 @@ def test_adding_a_host_moves_no_vm(tmp_path: Path) -> None:
     _grow(path, "hypervisors", "kvm-07", hypervisor("qemu+ssh://root@kvm-07/system", "/srv"))
     after = plan_fleet(load_fleet(path))
     assert {n: (v.host, v.ip) for n, v in after.nodes.items()} == {
-        n: (v.host, v.ip) for n, v in before.nodes.items()}
+        n: (v.host, v.ip) for n, v in before.nodes.items()
+    }
     assert after.placement.moved == ()
 
 
