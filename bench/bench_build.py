@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from imagefactory import commands  # noqa: E402
-from imagefactory.build import Artifacts  # noqa: E402
-from imagefactory.tools import run  # noqa: E402
+from imagefactory.engine.build import Artifacts  # noqa: E402
+from imagefactory.util.tools import run  # noqa: E402
 
 
 def timed(fn, *args):  # type: ignore[no-untyped-def]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from imagefactory import accel, packer, progress
-from imagefactory.build import Artifacts, BuildResult, build_family, plan_family
-from imagefactory.buildkey import ensure_build_key
 from imagefactory.config import load_config
 from imagefactory.doctor import render, run_checks
+from imagefactory.engine.build import Artifacts, BuildResult, build_family, plan_family
 from imagefactory.errors import FactoryError
+from imagefactory.guest import accel, packer
+from imagefactory.guest.credential import ensure_build_key
+from imagefactory.util import progress
 from imagefactory.verify import VerifyResult, verify_image
 
 HARDENING = Path(__file__).resolve().parent.parent / "hardening"

@@ -20,7 +20,7 @@ import jsonschema
 import yaml
 
 from imagefactory.errors import ConfigError, Problem
-from imagefactory.install import settings_problems as install_settings_problems
+from imagefactory.sources.install import settings_problems as install_settings_problems
 from imagefactory.store.settings import StoreSettings, store_settings_from_dict
 
 SCALAR = str | int | bool

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagefactory import accel, tools
 from imagefactory.errors import FactoryError
+from imagefactory.guest import accel
+from imagefactory.util import tools
 
 REQUIRED = ("packer", "qemu-system-x86_64", "qemu-img", "ssh-keygen", "git")
 STANDIN = ("mmdebstrap", "mkfs.vfat", "mcopy", "syslinux", "sfdisk", "mkfs.ext4")

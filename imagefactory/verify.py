@@ -24,12 +24,13 @@ from typing import Any
 
 import paramiko
 
-from imagefactory import progress, provenance, vm
-from imagefactory.buildkey import generate_key
 from imagefactory.config import ComplianceScan
 from imagefactory.errors import FactoryError
-from imagefactory.fsutil import write_json_atomic
+from imagefactory.guest import vm
+from imagefactory.guest.credential import generate_key
 from imagefactory.hardening import ScanSummary, gate_scan, load_waivers, summarize_scan
+from imagefactory.util import progress, provenance
+from imagefactory.util.fsutil import write_json_atomic
 
 GUEST_SCAN_DIR = "/var/tmp/imagefactory-scan"  # in the -snapshot guest: gone after the boot
 OSCAP_RAN = (0, 2)  # 2: the scan ran and some rule failed

@@ -1,6 +1,6 @@
 # Install layer: boot the OL8 DVD, feed it the rendered kickstart over Packer's HTTP server,
 # and keep the installed disk as the root layer of both families. The engine renders every
-# variable (imagefactory.install); the only logic here is the BIOS/UEFI switch on
+# variable (imagefactory.sources.install); the only logic here is the BIOS/UEFI switch on
 # uefi_firmware. Packer 1.6.6 and current Packer.
 packer {
   required_version = ">= 1.6.6"

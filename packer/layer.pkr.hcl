@@ -1,5 +1,5 @@
 # One layer of a family: boot the parent layer's qcow2, upload the layer's files, run its
-# scripts in order, shut down. The engine (imagefactory.packer) renders every variable into a
+# scripts in order, shut down. The engine (imagefactory.guest.packer) renders every variable into a
 # JSON var file; the only logic here is the BIOS/UEFI switch on uefi_firmware, as in
 # install-ol8.pkr.hcl. Works on Packer 1.6.6 (bundled qemu builder) and on current Packer with
 # the qemu plugin (see packer/plugins.pkr.hcl.example and README.md).

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from imagefactory.tools import which
+from imagefactory.util.tools import which
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagefactory.buildkey import ensure_build_key
-from imagefactory.cache import LayerCache
 from imagefactory.config import load_config
-from imagefactory.plan import Plan, make_plan
+from imagefactory.engine.cache import LayerCache
+from imagefactory.engine.plan import Plan, make_plan
+from imagefactory.guest.credential import ensure_build_key
 
 
 def plan_of(project: Path, family: str = "fa") -> Plan:

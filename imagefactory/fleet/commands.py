@@ -21,7 +21,7 @@ from imagefactory.fleet.sizing import plan_document, render_plan
 from imagefactory.fleet.status import destroy_vms, fleet_status, render_status
 from imagefactory.fleet.storage import layout_for
 from imagefactory.fleet.templates import channel_versions, local_templates, pull_templates
-from imagefactory.fsutil import write_atomic
+from imagefactory.util.fsutil import write_atomic
 
 
 @contextmanager

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from imagefactory import accel
 from imagefactory.errors import FactoryError
 from imagefactory.fleet.model import DomainType, Hypervisor
+from imagefactory.guest import accel
 
 
 class FleetError(FactoryError):

@@ -19,7 +19,7 @@ from typing import Any
 from imagefactory.errors import ConfigError, Problem
 from imagefactory.fleet.model import Fleet, Group, Topology
 from imagefactory.fleet.placement import Placement, place
-from imagefactory.fsutil import write_json_atomic
+from imagefactory.util.fsutil import write_json_atomic
 
 STATE_VERSION = 1
 

@@ -39,7 +39,7 @@ from imagefactory.fleet.model import Fleet
 from imagefactory.fleet.nodes import FleetPlan, Node
 from imagefactory.fleet.storage import VmStorage, storage_for
 from imagefactory.fleet.templates import TemplateRef
-from imagefactory.fsutil import write_json_atomic
+from imagefactory.util.fsutil import write_json_atomic
 
 UNFINISHED = ("prepared", "replacing", "health", "rolling-back")
 

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 from imagefactory.fleet.hypervisor import FleetError, is_local
 from imagefactory.fleet.model import GB, Hypervisor, StorageMode
-from imagefactory.fsutil import write_atomic
-from imagefactory.tools import require, run
+from imagefactory.util.fsutil import write_atomic
+from imagefactory.util.tools import require, run
 
 CHUNK = 4 * 1024 * 1024
 MIB = 1024 * 1024

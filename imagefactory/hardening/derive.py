@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from imagefactory.errors import ConfigError, FactoryError, Problem
-from imagefactory.fsutil import canonical_json, sha256_file, write_atomic, write_json_atomic
 from imagefactory.hardening import coverage as cov
 from imagefactory.hardening import oscap
 from imagefactory.hardening.datastream import Benchmark, X, load_benchmark, short_rule_id
@@ -31,6 +30,7 @@ from imagefactory.hardening.tailoring import (
     seal_profile_id,
 )
 from imagefactory.hardening.waivers import Waiver, check_waivers_against, load_waivers
+from imagefactory.util.fsutil import canonical_json, sha256_file, write_atomic, write_json_atomic
 
 DEFAULT_PIN_FILE = Path("hardening/ssg-pin.yaml")
 DEFAULT_WAIVERS_FILE = Path("hardening/waivers.yaml")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory.errors import FactoryError, MissingToolError, ToolError
-from imagefactory.fsutil import write_atomic
+from imagefactory.util.fsutil import write_atomic
 
 RULE_PREFIX = "xccdf_org.ssgproject.content_rule_"
 OSCAP_INSTALL = "apt-get install openscap-scanner / dnf install openscap-scanner"

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from imagefactory.errors import ConfigError, FactoryError, Problem
-from imagefactory.fsutil import sha256_file
+from imagefactory.util.fsutil import sha256_file
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 

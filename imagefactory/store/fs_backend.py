@@ -8,7 +8,6 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from imagefactory.fsutil import write_atomic
 from imagefactory.store.backend import (
     READ_CHUNK,
     HashingReader,
@@ -17,6 +16,7 @@ from imagefactory.store.backend import (
     StoreError,
 )
 from imagefactory.store.progress import Progress
+from imagefactory.util.fsutil import write_atomic
 
 _UPLOAD_MARK = ".upload-"  # hidden temporaries: .<name>.upload-<pid>
 

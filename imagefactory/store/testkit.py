@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imagefactory.fsutil import sha256_file, write_json_atomic
+from imagefactory.util.fsutil import sha256_file, write_json_atomic
 
 PRINCIPAL = "builder@imagefactory.test"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.build import Artifacts, plan_family
 from imagefactory.config import load_config
+from imagefactory.engine.build import Artifacts, plan_family
 from tests.conftest import IN_CI, require_tool
 
 REPO = Path(__file__).resolve().parents[2]

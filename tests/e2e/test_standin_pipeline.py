@@ -18,16 +18,16 @@ from pathlib import Path
 import pytest
 
 from imagefactory import commands
-from imagefactory.build import Artifacts, plan_family
-from imagefactory.cache import LayerCache
 from imagefactory.config import load_config
+from imagefactory.engine.build import Artifacts, plan_family
+from imagefactory.engine.cache import LayerCache
 from imagefactory.errors import BuildError
-from imagefactory.fsutil import sha256_file
-from imagefactory.seal import image_info
+from imagefactory.guest.seal import image_info
 from imagefactory.store import api
 from imagefactory.store.loopback_s3 import start_loopback_s3
 from imagefactory.store.s3_backend import S3Backend
 from imagefactory.store.testkit import make_signing_keys
+from imagefactory.util.fsutil import sha256_file
 from imagefactory.verify import verify_image
 
 pytestmark = pytest.mark.e2e

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from imagefactory import commands
-from imagefactory.fsutil import sha256_file
+from imagefactory.guest.vm import smbios_oem
+from imagefactory.util.fsutil import sha256_file
 from imagefactory.verify import verify_image
-from imagefactory.vm import smbios_oem
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.e2e

@@ -27,10 +27,10 @@ from imagefactory.fleet.apply import live_fleet_metadata
 from imagefactory.fleet.config import load_fleet
 from imagefactory.fleet.hypervisor import Connections, lookup, stop
 from imagefactory.fleet.nodes import plan_fleet
-from imagefactory.fsutil import sha256_file
 from imagefactory.store import api
 from imagefactory.store.settings import StoreSettings
 from imagefactory.store.testkit import make_signing_keys
+from imagefactory.util.fsutil import sha256_file
 from tests.conftest import require_tool
 from tests.fleetkit import group, write_fleet
 from tests.integration.fleet.conftest import simulated_host

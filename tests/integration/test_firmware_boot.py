@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory import install, vm
-from imagefactory.buildkey import generate_key
+from imagefactory.guest import vm
+from imagefactory.guest.credential import generate_key
+from imagefactory.sources import install
 from tests.conftest import IN_CI, require_tool
 from tests.integration.test_templates import LAYER_VARS
 

@@ -1,8 +1,8 @@
-"""imagefactory.packer against the real Packer binary (a null source, no VM)."""
+"""imagefactory.guest.packer against the real Packer binary (a null source, no VM)."""
 
 from pathlib import Path
 
-from imagefactory import packer
+from imagefactory.guest import packer
 from tests.conftest import require_tool
 
 TEMPLATE = """\

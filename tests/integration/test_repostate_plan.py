@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.repostate import RepoStateError
+from imagefactory.sources.repostate import RepoStateError
 from tests.conftest import require_tool
 from tests.plankit import fake_commit, plan_of
 from tests.repomd_server import Served, closed_port_url, serve, write_repomd

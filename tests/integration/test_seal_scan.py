@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.seal import _SCAN_CHUNK, find_secret, flatten, image_info
+from imagefactory.guest.seal import _SCAN_CHUNK, find_secret, flatten, image_info
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.integration

@@ -10,11 +10,11 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from imagefactory.buildkey import generate_key
 from imagefactory.config import load_config
-from imagefactory.install import FIRMWARES, OVMF_CODE, render_kickstart
-from imagefactory.kickstart_check import check_kickstart
-from imagefactory.tools import which
+from imagefactory.guest.credential import generate_key
+from imagefactory.sources.install import FIRMWARES, OVMF_CODE, render_kickstart
+from imagefactory.sources.kickstart_check import check_kickstart
+from imagefactory.util.tools import which
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ TEMPLATES = sorted((REPO / "packer").glob("*.pkr.hcl"))
 BUILD_TEMPLATES = [t for t in TEMPLATES if t.name != "plugins.pkr.hcl"]
 SCRIPTS = sorted(p for d in ("packer/scripts", "standin") for p in (REPO / d).rglob("*.sh"))
 
-# The variables imagefactory.build renders for each template (kept in step by this test).
+# The variables imagefactory.engine.build renders for each template (kept in step by this test).
 LAYER_VARS = {
     "parent_image": "/dev/null",
     "parent_sha256": "0" * 64,
@@ -158,7 +158,7 @@ def test_rendered_kickstart_passes_ksvalidator(tmp_path: Path, firmware: str) ->
 
 @pytest.mark.parametrize("firmware", FIRMWARES)
 def test_rendered_kickstart_passes_own_checks(tmp_path: Path, firmware: str) -> None:
-    """The factory's own rules (imagefactory.kickstart_check) hold for the real kickstart."""
+    """The factory's own rules (sources.kickstart_check) hold for the real kickstart."""
     out, _ = render_real_kickstart(tmp_path, firmware)
     assert check_kickstart(out.read_text(), "ol8.ks", uefi=firmware == "uefi") == []
 

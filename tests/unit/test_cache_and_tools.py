@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory import accel, packer
-from imagefactory.cache import LayerCache
+from imagefactory.engine.cache import LayerCache
 from imagefactory.errors import BuildError, CacheError, MissingToolError, ToolError
-from imagefactory.tools import require, run
+from imagefactory.guest import accel, packer
+from imagefactory.util.tools import require, run
 from tests.conftest import require_tool
 
 

@@ -12,13 +12,16 @@ from typing import Any
 
 import pytest
 
-from imagefactory import build, install, plan, verify, vm
-from imagefactory.build import Artifacts
-from imagefactory.buildkey import BuildKey
-from imagefactory.cache import LAYER_IMAGE
+from imagefactory import verify
 from imagefactory.config import Config, load_config
+from imagefactory.engine import build, plan
+from imagefactory.engine.build import Artifacts
+from imagefactory.engine.cache import LAYER_IMAGE
+from imagefactory.engine.plan import Plan, make_plan
 from imagefactory.errors import BuildError, FactoryError
-from imagefactory.plan import Plan, make_plan
+from imagefactory.guest import vm
+from imagefactory.guest.credential import BuildKey
+from imagefactory.sources import install
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = BuildKey(

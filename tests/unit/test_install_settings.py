@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory import install
-from imagefactory.buildkey import BuildKey
 from imagefactory.config import Config, IsoSource, load_config
 from imagefactory.errors import BuildError, ConfigError
+from imagefactory.guest.credential import BuildKey
+from imagefactory.sources import install
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = BuildKey(Path("/nonexistent"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test")

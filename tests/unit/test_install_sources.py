@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.buildkey import BuildKey
 from imagefactory.config import IsoSource
 from imagefactory.errors import BuildError
-from imagefactory.install import GRUB_HASH_ENV, grub_password_hash, render_kickstart
-from imagefactory.sources import fetch_iso
+from imagefactory.guest.credential import BuildKey
+from imagefactory.sources.install import GRUB_HASH_ENV, grub_password_hash, render_kickstart
+from imagefactory.sources.iso import fetch_iso
 
 KEY = BuildKey(Path("/nonexistent"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test")
 

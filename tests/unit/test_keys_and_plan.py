@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory import tools
-from imagefactory.cache import LayerCache
 from imagefactory.config import load_config
-from imagefactory.keys import explain, layer_key, tree_digest
+from imagefactory.engine.cache import LayerCache
+from imagefactory.engine.keys import explain, layer_key, tree_digest
+from imagefactory.util import tools
 from tests.conftest import require_tool
 from tests.plankit import fake_commit, plan_of
 
@@ -132,7 +132,7 @@ def test_reboot_is_an_input_of_the_layer(project: Path) -> None:
 
 def test_reboot_layer_runs_its_scripts_twice_under_set_e(project: Path, tmp_path: Path) -> None:
     """A reboot layer stages its scripts and the /etc check; the rerun stops at a failure."""
-    from imagefactory.build import _reboot_variables
+    from imagefactory.engine.build import _reboot_variables
 
     cfg = load_config(project / "f.yaml")
     layer = dataclasses.replace(cfg.layers["a"], reboot=True)

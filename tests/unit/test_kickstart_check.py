@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.buildkey import BuildKey
 from imagefactory.errors import ConfigError
-from imagefactory.install import render_kickstart
-from imagefactory.kickstart_check import check_kickstart, min_disk_mib
+from imagefactory.guest.credential import BuildKey
+from imagefactory.sources.install import render_kickstart
+from imagefactory.sources.kickstart_check import check_kickstart, min_disk_mib
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = BuildKey(Path("/nonexistent"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test")

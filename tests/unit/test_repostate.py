@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagefactory.keys import explain, layer_key
-from imagefactory.repostate import parse_revision, repomd_url
+from imagefactory.engine.keys import explain, layer_key
+from imagefactory.sources.repostate import parse_revision, repomd_url
 from tests.repomd_server import REPOMD
 
 URL = "https://repo.example/ol8/baseos/"

@@ -18,7 +18,7 @@ from imagefactory.fleet.model import (
     StorageMode,
 )
 from imagefactory.fleet.pool import PoolVolumes
-from imagefactory.fsutil import sha256_file
+from imagefactory.util.fsutil import sha256_file
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.integration

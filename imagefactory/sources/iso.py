@@ -12,10 +12,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from imagefactory import progress
 from imagefactory.config import IsoSource
 from imagefactory.errors import BuildError
-from imagefactory.fsutil import CHUNK
+from imagefactory.util import progress
+from imagefactory.util.fsutil import CHUNK
 
 FETCH_TIMEOUT_S = 30
 

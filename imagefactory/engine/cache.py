@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from imagefactory.errors import CacheError
-from imagefactory.fsutil import write_atomic, write_json_atomic
+from imagefactory.util.fsutil import write_atomic, write_json_atomic
 
 LAYER_IMAGE = "layer.qcow2"
 SEALED_IMAGE = "image.qcow2"

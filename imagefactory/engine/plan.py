@@ -9,14 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagefactory import standin, tools
-from imagefactory.buildkey import BuildKey
-from imagefactory.cache import LayerCache
 from imagefactory.config import Config, Family, IsoSource, LayerDef, StandinSource
-from imagefactory.keys import Inputs, explain, file_entry, layer_key
-from imagefactory.repostate import RepoStates
+from imagefactory.engine.cache import LayerCache
+from imagefactory.engine.keys import Inputs, explain, file_entry, layer_key
+from imagefactory.guest.credential import BuildKey
+from imagefactory.sources import standin
+from imagefactory.sources.repostate import RepoStates
+from imagefactory.util import tools
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LAYER_TEMPLATE = REPO / "packer" / "layer.pkr.hcl"
 PACKER_TOOLS = ("packer", "qemu-img", "qemu-system-x86_64")
 # Staged into a layer with `reboot: true`: records /etc, then compares after the second run.

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagefactory.tools import run
+from imagefactory.util.tools import run
 
 
 @dataclass(frozen=True)

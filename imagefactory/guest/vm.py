@@ -19,9 +19,9 @@ from pathlib import Path
 
 import paramiko
 
-from imagefactory import install
 from imagefactory.errors import FactoryError
-from imagefactory.tools import require
+from imagefactory.sources import install
+from imagefactory.util.tools import require
 
 ACCESS_KEY_PREFIX = "imagefactory:ssh-authorized-key="
 ADMIN_USER = "ops"

@@ -13,13 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagefactory import accel, install, packer, progress, provenance, seal, sources, standin
-from imagefactory.buildkey import BuildKey, ensure_build_key
-from imagefactory.cache import LAYER_IMAGE, SEALED_IMAGE, LayerCache
 from imagefactory.config import Config, IsoSource, LayerDef, StandinSource
-from imagefactory.errors import BuildError
-from imagefactory.fsutil import sha256_file, write_json_atomic
-from imagefactory.plan import (
+from imagefactory.engine.cache import LAYER_IMAGE, SEALED_IMAGE, LayerCache
+from imagefactory.engine.plan import (
     IDEMPOTENCE_CHECK,
     SEAL_FINALIZE,
     Plan,
@@ -27,7 +23,13 @@ from imagefactory.plan import (
     make_plan,
     template_of,
 )
-from imagefactory.tools import run
+from imagefactory.errors import BuildError
+from imagefactory.guest import accel, packer, seal
+from imagefactory.guest.credential import BuildKey, ensure_build_key
+from imagefactory.sources import install, iso, standin
+from imagefactory.util import progress, provenance
+from imagefactory.util.fsutil import sha256_file, write_json_atomic
+from imagefactory.util.tools import run
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def build_family(cfg: Config, family: str, art: Artifacts) -> BuildResult:
         src = cfg.sources.get(step.layer.source or "")
         if isinstance(src, IsoSource):
             with progress.step(f"source {src.name}: {src.url}"):
-                sources.fetch_iso(src, art.root / "sources", str(cfg.path))
+                iso.fetch_iso(src, art.root / "sources", str(cfg.path))
     for step in plan.steps:
         label = f"[{step.index + 1}/{total}] {step.layer.name} {step.short}"
         if step.key not in todo:
@@ -188,10 +190,10 @@ def _packer_layer(
     }
     src = cfg.sources.get(step.layer.source or "")
     if isinstance(src, IsoSource):
-        iso = sources.fetch_iso(src, art.root / "sources", str(cfg.path))
+        iso_path = iso.fetch_iso(src, art.root / "sources", str(cfg.path))
         http_dir = tmp / "http"
         http_dir.mkdir()
-        common |= install.packer_variables(cfg, step.layer, src, iso, http_dir, key)
+        common |= install.packer_variables(cfg, step.layer, src, iso_path, http_dir, key)
     else:
         common |= _layer_variables(cfg, art, plan, step, tmp)
     run_ = packer.PackerRun(

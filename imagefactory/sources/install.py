@@ -3,7 +3,7 @@
 The install layer's settings are its `variables:` (so they are part of its key): IF_FIRMWARE
 (bios or uefi: how the installer and the installed system boot) and IF_DISK_SIZE_MIB (the
 virtual disk; at least what the kickstart's partitions need). The rendered kickstart must
-pass the factory's own checks (imagefactory.kickstart_check) before Packer starts.
+pass the factory's own checks (imagefactory.sources.kickstart_check) before Packer starts.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imagefactory.buildkey import BuildKey
 from imagefactory.errors import BuildError, ConfigError, Problem
-from imagefactory.kickstart_check import GRUB_HASH, check_kickstart, min_disk_mib
+from imagefactory.guest.credential import BuildKey
+from imagefactory.sources.kickstart_check import GRUB_HASH, check_kickstart, min_disk_mib
 
 if TYPE_CHECKING:  # config imports this module to validate the settings
     from imagefactory.config import Config, IsoSource, LayerDef

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from imagefactory.errors import BuildError
-from imagefactory.tools import require
+from imagefactory.util.tools import require
 
 FILES_TARGET = "/var/tmp/imagefactory-files"
 _STEP_PREFIX = "==> "

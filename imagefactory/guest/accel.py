@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagefactory.tools import require
+from imagefactory.util.tools import require
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from imagefactory.fsutil import canonical_json, sha256_file
+from imagefactory.util.fsutil import canonical_json, sha256_file
 
 Inputs = dict[str, Any]
 

@@ -10,12 +10,12 @@ import os
 import subprocess
 from pathlib import Path
 
-from imagefactory.buildkey import BuildKey
 from imagefactory.config import StandinSource
 from imagefactory.errors import BuildError
-from imagefactory.tools import require
+from imagefactory.guest.credential import BuildKey
+from imagefactory.util.tools import require
 
-STANDIN_DIR = Path(__file__).resolve().parent.parent / "standin"
+STANDIN_DIR = Path(__file__).resolve().parents[2] / "standin"
 CUSTOMIZE = STANDIN_DIR / "customize-rootfs.sh"
 MAKE_DISK = STANDIN_DIR / "make-disk.sh"
 TOOLS = ("mmdebstrap", "qemu-img")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from imagefactory.errors import BuildError
-from imagefactory.tools import run
+from imagefactory.util.tools import run
 
 _SCAN_CHUNK = 16 * 1024 * 1024
 
