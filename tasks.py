@@ -5,10 +5,15 @@ Defaults (config file, artifacts directory) come from invoke.yaml; no secrets li
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
-from invoke import Collection, Context, Exit, task
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
 
 from imagefactory import commands
 from imagefactory.errors import FactoryError
@@ -21,21 +26,34 @@ def _paths(c: Context, config: str | None) -> tuple[Path, Path]:
     return Path(config or c.config.factory.config), Path(c.config.factory.artifacts)
 
 
-def _run(fn: Callable[..., object], *args: object) -> object:
-    """Call one imagefactory command; its errors become one message and an exit code."""
-    try:
-        return fn(*args)
-    except FactoryError as err:
-        raise Exit(f"error: {err}", code=err.exit_code) from None
-    except KeyboardInterrupt:
-        raise Exit("interrupted: the cache is unchanged", code=130) from None
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _run(fn: Callable[P, R]) -> Callable[P, R]:
+    """Task decorator: an imagefactory error becomes one message and its exit code.
+
+    It goes below @task; functools.wraps keeps the signature Invoke reads for the flags.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except FactoryError as err:
+            raise Exit(f"error: {err}", code=err.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted: the cache is unchanged", code=130) from None
+
+    return wrapper
 
 
 @task(help={"family": "family to plan", "config": CONFIG_HELP})
+@_run
 def plan(c: Context, family: str, config: str | None = None) -> None:
     """Show each layer of a family: its key, cached or why it must be built (read-only)."""
     cfg, art = _paths(c, config)
-    print(_run(commands.plan, cfg, family, art))
+    print(commands.plan(cfg, family, art))
 
 
 @task(
@@ -44,24 +62,27 @@ def plan(c: Context, family: str, config: str | None = None) -> None:
         "config": CONFIG_HELP,
     }
 )
+@_run
 def build(c: Context, family: str, config: str | None = None) -> None:
     """Build families' missing layers, seal them, write image + manifest to artifacts/images/."""
     cfg, art = _paths(c, config)
-    _run(commands.build_families, cfg, [f.strip() for f in family.split(",") if f.strip()], art)
+    commands.build_families(cfg, [f.strip() for f in family.split(",") if f.strip()], art)
 
 
 @task(help={"family": "family whose sealed image to verify", "config": CONFIG_HELP})
+@_run
 def verify(c: Context, family: str, config: str | None = None) -> None:
     """Boot a family's sealed image under QEMU and run its testinfra specs over SSH."""
     cfg, art = _paths(c, config)
-    result = _run(commands.verify, cfg, family, art)
-    print(f"{family}: {result.tests} specs passed (report: {result.report})")  # type: ignore[attr-defined]
+    result = commands.verify(cfg, family, art)
+    print(f"{family}: {result.tests} specs passed (report: {result.report})")
 
 
 @task(help={"config": CONFIG_HELP})
+@_run
 def doctor(c: Context, config: str | None = None) -> None:
     """Check build-host prerequisites and name the install command for each missing one."""
-    ok, report = _run(commands.doctor, *_paths(c, config))  # type: ignore[misc]
+    ok, report = commands.doctor(*_paths(c, config))
     print(report)
     if not ok:
         raise Exit("some required prerequisites are missing (see above)", code=1)
@@ -75,6 +96,7 @@ def doctor(c: Context, config: str | None = None) -> None:
         "config": CONFIG_HELP,
     }
 )
+@_run
 def publish(
     c: Context,
     family: str,
@@ -84,13 +106,14 @@ def publish(
 ) -> None:
     """Publish a family's verified sealed image to the store, signed, and move a channel."""
     cfg, art = _paths(c, config)
-    print(_run(commands.publish, cfg, family, art, channel, allow_unverified))
+    print(commands.publish(cfg, family, art, channel, allow_unverified))
 
 
 @task(help={"family": "only this family", "config": CONFIG_HELP})
+@_run
 def images(c: Context, family: str | None = None, config: str | None = None) -> None:
     """List published families, versions, channels, sizes and compliance scores."""
-    print(_run(commands.images, _paths(c, config)[0], family))
+    print(commands.images(_paths(c, config)[0], family))
 
 
 @task(
@@ -101,9 +124,10 @@ def images(c: Context, family: str | None = None, config: str | None = None) -> 
         "config": CONFIG_HELP,
     }
 )
+@_run
 def promote(c: Context, family: str, version: str, channel: str, config: str | None = None) -> None:
     """Point a channel (nightly, stable, ...) at a published version; history is kept."""
-    print(_run(commands.promote, _paths(c, config)[0], family, version, channel))
+    print(commands.promote(_paths(c, config)[0], family, version, channel))
 
 
 @task(
@@ -113,9 +137,10 @@ def promote(c: Context, family: str, version: str, channel: str, config: str | N
         "config": CONFIG_HELP,
     }
 )
+@_run
 def prune(c: Context, keep: int = 5, apply: bool = False, config: str | None = None) -> None:
     """Remove old published versions no channel points to (dry run unless --apply)."""
-    print(_run(commands.prune, _paths(c, config)[0], keep, apply))
+    print(commands.prune(_paths(c, config)[0], keep, apply))
 
 
 @task(
@@ -126,6 +151,7 @@ def prune(c: Context, keep: int = 5, apply: bool = False, config: str | None = N
         "config": CONFIG_HELP,
     }
 )
+@_run
 def pull(
     c: Context,
     family: str,
@@ -134,19 +160,21 @@ def pull(
     config: str | None = None,
 ) -> None:
     """On a hypervisor: download, verify (signature, sha256) and install a template read-only."""
-    print(_run(commands.pull, _paths(c, config)[0], family, None if version else channel, version))
+    print(commands.pull(_paths(c, config)[0], family, None if version else channel, version))
 
 
 @task(help={"out": "output directory (default: hardening/generated, which the harden layer uses)"})
+@_run
 def tailor(c: Context, out: str = "hardening/generated") -> None:
     """Derive the OL8 CIS L1 tailoring and bash/Ansible fixes from the pinned SSG datastreams."""
-    print(_run(commands.hardening_tailor, Path(out)))
+    print(commands.hardening_tailor(Path(out)))
 
 
 @task(help={"out": "output directory for coverage.json and coverage.txt"})
+@_run
 def coverage(c: Context, out: str = "artifacts/hardening") -> None:
     """Report CIS L1 Server coverage: SSG rule, our script, waiver, or not covered."""
-    print(_run(commands.hardening_coverage, Path(out)))
+    print(commands.hardening_coverage(Path(out)))
 
 
 FLEET_HELP = "fleet file (default: fleet.yaml)"
@@ -164,11 +192,12 @@ def _fleet(c: Context, fleet: str | None) -> Path:
         "fresh": "ignore the placement file: place every VM anew",
     },
 )
+@_run
 def fleet_plan(
     c: Context, json: bool = False, fresh: bool = False, fleet: str | None = None
 ) -> None:
     """Show where every VM goes, per-group, per-hypervisor and fleet totals (read-only)."""
-    print(_run(fleet_commands.plan, _fleet(c, fleet), json, fresh))
+    print(fleet_commands.plan(_fleet(c, fleet), json, fresh))
 
 
 @task(
@@ -179,9 +208,10 @@ def fleet_plan(
         "fleet": FLEET_HELP,
     },
 )
+@_run
 def fleet_render(c: Context, out: str, domain_type: str = "kvm", fleet: str | None = None) -> None:
     """Write one libvirt domain XML per VM, offline (no daemon, no store)."""
-    print(_run(fleet_commands.render, _fleet(c, fleet), Path(out), domain_type))
+    print(fleet_commands.render(_fleet(c, fleet), Path(out), domain_type))
 
 
 @task(
@@ -193,6 +223,7 @@ def fleet_render(c: Context, out: str, domain_type: str = "kvm", fleet: str | No
         "fleet": FLEET_HELP,
     },
 )
+@_run
 def fleet_apply(
     c: Context,
     host: str | None = None,
@@ -201,18 +232,19 @@ def fleet_apply(
     fleet: str | None = None,
 ) -> None:
     """Create or update the fleet's VMs through libvirt (templates pulled and verified)."""
-    _run(fleet_commands.apply, _fleet(c, fleet), host, only, dry_run)
+    fleet_commands.apply(_fleet(c, fleet), host, only, dry_run)
 
 
 @task(
     name="status",
     help={"host": "only this hypervisor", "only": "only this group", "fleet": FLEET_HELP},
 )
+@_run
 def fleet_status(
     c: Context, host: str | None = None, only: str | None = None, fleet: str | None = None
 ) -> None:
     """Per VM: running state, template version, drift from the plan."""
-    print(_run(fleet_commands.status, _fleet(c, fleet), host, only))
+    print(fleet_commands.status(_fleet(c, fleet), host, only))
 
 
 @task(
@@ -224,6 +256,7 @@ def fleet_status(
         "fleet": FLEET_HELP,
     },
 )
+@_run
 def fleet_destroy(
     c: Context,
     only: str | None = None,
@@ -232,7 +265,7 @@ def fleet_destroy(
     fleet: str | None = None,
 ) -> None:
     """Stop and undefine VMs; their data disks are kept unless --delete-data."""
-    print(_run(fleet_commands.destroy, _fleet(c, fleet), only, node, delete_data))
+    print(fleet_commands.destroy(_fleet(c, fleet), only, node, delete_data))
 
 
 @task(
@@ -245,6 +278,7 @@ def fleet_destroy(
         "fleet": FLEET_HELP,
     },
 )
+@_run
 def fleet_rollout(
     c: Context,
     channel: str | None = None,
@@ -254,7 +288,7 @@ def fleet_rollout(
     fleet: str | None = None,
 ) -> None:
     """Move running VMs onto the channel's template, one node per cluster at a time."""
-    result = _run(fleet_commands.rollout, _fleet(c, fleet), channel, only, dry_run, rollback)
+    result = fleet_commands.rollout(_fleet(c, fleet), channel, only, dry_run, rollback)
     if isinstance(result, str):  # the dry run's order; a real run has printed its summary
         print(result)
 
@@ -267,11 +301,12 @@ def fleet_rollout(
         "fleet": FLEET_HELP,
     },
 )
+@_run
 def fleet_gc(
     c: Context, host: str | None = None, apply: bool = False, fleet: str | None = None
 ) -> None:
     """Remove templates no VM's overlay uses and no channel points at (dry run by default)."""
-    print(_run(fleet_commands.gc, _fleet(c, fleet), host, apply))
+    print(fleet_commands.gc(_fleet(c, fleet), host, apply))
 
 
 ns = Collection(

@@ -13,19 +13,25 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from imagefactory import commands  # noqa: E402
-from imagefactory.engine.build import Artifacts  # noqa: E402
+from imagefactory.engine.context import Artifacts  # noqa: E402
 from imagefactory.util.tools import run  # noqa: E402
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def timed(fn, *args):  # type: ignore[no-untyped-def]
+
+def timed(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> tuple[R, float]:
+    """fn's result and its wall-clock seconds."""
     start = time.monotonic()
-    result = fn(*args)
+    result = fn(*args, **kwargs)
     return result, time.monotonic() - start
 
 

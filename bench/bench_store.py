@@ -38,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from imagefactory.store import layout
 from imagefactory.store.backend import StoreBackend
-from imagefactory.store.loopback_s3 import start_loopback_s3
 from imagefactory.store.publish import publish_image
 from imagefactory.store.pull import pull_image
 from imagefactory.store.s3_backend import S3Backend
-from imagefactory.store.settings import _as_size
-from imagefactory.store.testkit import make_sealed_image, make_signing_keys
+from imagefactory.util.model import parse_size
+from tests.loopback_s3 import start_loopback_s3
+from tests.storekit import make_sealed_image, make_signing_keys
 
 MIB = 1024 * 1024
 
@@ -104,8 +104,15 @@ def forget_version(backend: StoreBackend, family: str, version: str, sha: str) -
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--size", default="2GiB", help="image size, e.g. 2GiB, 256MiB (default 2GiB)")
-    ap.add_argument("--part-size", default="8MiB", help="multipart part size (default 8MiB)")
+    ap.add_argument(
+        "--size",
+        type=parse_size,
+        default="2GiB",
+        help="image size, e.g. 2GiB, 256MiB (default 2GiB)",
+    )
+    ap.add_argument(
+        "--part-size", type=parse_size, default="8MiB", help="multipart part size (default 8MiB)"
+    )
     ap.add_argument("--workers", type=int, default=4, help="parallel part uploads (default 4)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per timing; median (default 3)")
     ap.add_argument(
@@ -115,7 +122,7 @@ def main() -> int:
     )
     ap.add_argument("--workdir", type=Path, default=None, help="scratch dir (default: temp)")
     args = ap.parse_args()
-    size, part = _as_size(args.size), _as_size(args.part_size)
+    size, part = args.size, args.part_size
     if not size or not part or args.repeat < 1:
         ap.error("sizes look like 2GiB, 512MiB or a number of bytes; --repeat >= 1")
     aws = shutil.which("aws") or str(Path(sys.executable).parent / "aws")

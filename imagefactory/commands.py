@@ -7,10 +7,11 @@ from pathlib import Path
 
 from imagefactory.config import load_config
 from imagefactory.doctor import render, run_checks
-from imagefactory.engine.build import Artifacts, BuildResult, build_family, plan_family
+from imagefactory.engine.build import BuildResult, build_family, plan_family
+from imagefactory.engine.context import Artifacts
 from imagefactory.errors import FactoryError
 from imagefactory.guest import accel, packer
-from imagefactory.guest.credential import ensure_build_key
+from imagefactory.guest.credential import ensure_build_credential
 from imagefactory.util import progress
 from imagefactory.verify import VerifyResult, verify_image
 
@@ -28,6 +29,8 @@ def plan(config: Path, family: str, artifacts: Path) -> str:
         state = "build " if s.key in todo else "cached"
         why = f"  ({'; '.join(s.reasons)})" if s.key in todo else ""
         lines.append(f"  {s.layer.name:<{width}}  {s.short}  {state}{why}")
+        if s.key in todo:
+            lines += [f"  {'':<{width}}  needs {m.path}: {m.hint}" for m in s.missing]
     return "\n".join(lines)
 
 
@@ -47,7 +50,7 @@ def build_families(config: Path, families: list[str], artifacts: Path) -> list[B
         return [build_family(cfg, families[0], art)]
 
     packer.allow_runs()
-    ensure_build_key(art.keys)  # made once, before the builds that all read it
+    ensure_build_credential(art.credentials)  # made once, before the builds that all read it
 
     def one(name: str) -> BuildResult:
         with progress.prefixed(name):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagefactory.choices import Accelerator
 from imagefactory.errors import FactoryError
 from imagefactory.guest import accel
 from imagefactory.util import tools
@@ -34,7 +35,7 @@ def _tool(name: str, required: bool) -> Check:
 
 def run_checks(
     artifacts: Path,
-    accelerator: str = "auto",
+    accelerator: Accelerator = Accelerator.AUTO,
     probe_timeout_s: float = 10.0,
     store_check: tuple[str, bool, str] | None = None,
 ) -> list[Check]:

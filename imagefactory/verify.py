@@ -27,7 +27,7 @@ import paramiko
 from imagefactory.config import ComplianceScan
 from imagefactory.errors import FactoryError
 from imagefactory.guest import vm
-from imagefactory.guest.credential import generate_key
+from imagefactory.guest.credential import generate_credential
 from imagefactory.hardening import ScanSummary, gate_scan, load_waivers, summarize_scan
 from imagefactory.util import progress, provenance
 from imagefactory.util.fsutil import write_json_atomic
@@ -173,7 +173,7 @@ def verify_image(
     scanned = None
     packages = None
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
-        key = generate_key(Path(tmp) / "verify_ed25519", "imagefactory-verify")
+        key = generate_credential(Path(tmp) / "verify_ed25519", "imagefactory-verify")
         serial = reports / f"{label}.serial.log"
         with (
             progress.step(f"booting {image.name} under {accelerator} for verification"),
@@ -190,7 +190,7 @@ def verify_image(
             if manifest is not None:
                 packages = _collect_packages(booted)
                 progress.say(f"==> {len(packages.packages)} {packages.format} packages installed")
-            _run_specs(booted, key.public_line, specs, junit)
+            _run_specs(booted, key.public_line, specs, junit, label)
             if scan is not None:
                 with progress.step(f"compliance scan in the guest ({scan.profile})"):
                     scanned = _scan_in_guest(booted, scan, reports, label)
@@ -198,7 +198,7 @@ def verify_image(
                 with progress.step("rebooting the guest"):
                     vm.reboot(booted)
                 junits.append(reports / f"{label}.after-reboot.junit.xml")
-                _run_specs(booted, key.public_line, after_reboot, junits[-1])
+                _run_specs(booted, key.public_line, after_reboot, junits[-1], label)
     missing = [str(j) for j in junits if not j.is_file()]
     if missing:
         raise FactoryError(f"the spec run wrote no report ({', '.join(missing)})")
@@ -226,8 +226,11 @@ def verify_image(
     return result
 
 
-def _run_specs(booted: vm.BootedVM, login_pubkey: str, specs: Sequence[Path], junit: Path) -> None:
-    """testinfra over paramiko as the admin user; results go to `junit`."""
+def _run_specs(
+    booted: vm.BootedVM, login_pubkey: str, specs: Sequence[Path], junit: Path, family: str
+) -> None:
+    """testinfra over paramiko as the admin user; results go to `junit`. The specs see the
+    family they verify as IF_VERIFY_FAMILY (one spec module can serve several families)."""
     argv = [
         sys.executable,
         "-m",
@@ -242,7 +245,7 @@ def _run_specs(booted: vm.BootedVM, login_pubkey: str, specs: Sequence[Path], ju
         "ignore::UserWarning",
         *map(str, specs),
     ]
-    env = {**os.environ, "IF_VERIFY_PUBKEY": login_pubkey}
+    env = {**os.environ, "IF_VERIFY_PUBKEY": login_pubkey, "IF_VERIFY_FAMILY": family}
     progress.say(f"==> running {len(specs)} spec file(s) as {booted.user}")
     subprocess.run(argv, env=env, check=False, stdin=subprocess.DEVNULL)
 

@@ -1,24 +1,13 @@
-"""Shared test helpers: a missing prerequisite fails in CI and skips (with a reason) locally."""
+"""Session fixtures shared by every test directory. Helpers live in plain modules
+(tests/prereq.py for missing prerequisites, tests/*kit.py), never imported from here."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from imagefactory.util.tools import which
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require_tool(*names: str) -> None:
-    missing = [n for n in names if which(n) is None]
-    if missing:
-        msg = f"required tool(s) not installed: {', '.join(missing)}"
-        if IN_CI:
-            pytest.fail(msg + " (CI must install them: see .ci/run)")
-        pytest.skip(msg)
+from tests.prereq import require_root, require_tools
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +16,8 @@ def libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     (tests/libvirtd.py); stopped, with every domain it runs, at the end."""
     from tests.libvirtd import start_libvirtd, stop_libvirtd
 
-    require_tool("libvirtd", "virsh", "unshare", "nsenter", "ip")
-    if os.geteuid() != 0:
-        pytest.fail("a system-mode libvirtd in its own namespaces needs root")
+    require_tools("libvirtd", "virsh", "unshare", "nsenter", "ip")
+    require_root("a system-mode libvirtd in its own namespaces")
     daemon = start_libvirtd(tmp_path_factory.mktemp("libvirtd"))
     yield daemon
     stop_libvirtd(daemon)

@@ -1,12 +1,20 @@
-"""Fleet files for tests: small YAML documents written next to a throwaway ops key."""
+"""Fleet files for tests: small YAML documents written next to a throwaway ops key, simulated
+hypervisors (libvirt's test driver, one host XML each with its own CPUs and memory) and a
+directory store holding signed templates."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from imagefactory.store import api
+from imagefactory.store.settings import StoreSettings
+from tests.storekit import make_sealed_image
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,3 +105,39 @@ def production_with(directory: Path, hosts: int, **capacity: int) -> Path:
     path = directory / "fleet.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+HOST_XML = """<node>
+  <cpu><mhz>2000</mhz><model>x86_64</model><active>{cpus}</active><nodes>1</nodes>
+    <sockets>1</sockets><cores>{cpus}</cores><threads>1</threads></cpu>
+  <memory>{kib}</memory>
+</node>
+"""
+
+
+def simulated_host(directory: Path, name: str, cpus: int = 16, memory_gib: int = 64) -> str:
+    """A test:/// URI for a simulated hypervisor with these CPUs and this memory."""
+    path = directory / f"{name}.xml"
+    path.write_text(HOST_XML.format(cpus=cpus, kib=memory_gib * 1024 * 1024))
+    return f"test://{path}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TemplateStore:
+    settings: StoreSettings  # as a hypervisor sees it (no signing key needed)
+    signing_key: Path
+
+    def publish(
+        self, family: str, workdir: Path, seed: int = 0, channel: str = "stable", day: int = 24
+    ) -> str:
+        """A real (empty) qcow2 published as `family`; another `day` is another version."""
+        sealed = make_sealed_image(
+            workdir / f"{family}-{seed}-{day}",
+            family,
+            64 * 1024 * 1024,
+            seed=seed,
+            qcow2=True,
+            finished=datetime(2026, 11, day, 10, 15, tzinfo=UTC),
+        )
+        settings = dataclasses.replace(self.settings, signing_key=self.signing_key)
+        return api.publish(settings, sealed, channel, show_progress=False).version

@@ -7,12 +7,14 @@ from pathlib import Path
 from imagefactory.config import load_config
 from imagefactory.engine.cache import LayerCache
 from imagefactory.engine.plan import Plan, make_plan
-from imagefactory.guest.credential import ensure_build_key
+from imagefactory.guest.credential import ensure_build_credential
 
 
 def plan_of(project: Path, family: str = "fa") -> Plan:
     cfg = load_config(project / "f.yaml")
-    return make_plan(cfg, family, LayerCache(project / "cache"), ensure_build_key(project / "keys"))
+    return make_plan(
+        cfg, family, LayerCache(project / "cache"), ensure_build_credential(project / "keys")
+    )
 
 
 def fake_commit(project: Path, plan: Plan) -> None:

@@ -23,9 +23,6 @@ from typing import Any
 from imagefactory.errors import CacheError
 from imagefactory.util.fsutil import write_atomic, write_json_atomic
 
-LAYER_IMAGE = "layer.qcow2"
-SEALED_IMAGE = "image.qcow2"
-
 
 class LayerCache:
     def __init__(self, root: Path) -> None:
@@ -88,7 +85,9 @@ class LayerCache:
         write_json_atomic(built / "layer.json", facts)
         dest = self.entry(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists():  # leftover of a crash between rename and facts: never complete
+        # Facts are written before the rename, so a directory here without them was never
+        # committed (a removal cut short, or a hand edit): it holds nothing to keep.
+        if dest.exists():
             shutil.rmtree(dest)
         os.rename(built, dest)
         return dest

@@ -41,37 +41,58 @@ def layer_key(inputs: Inputs) -> str:
     return hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
 
 
+# Only the order reasons are listed in; which fields exist comes from the documents.
+_REASON_ORDER = ("parent", "template", "reboot", "scripts", "files", "source_files")
+
+
 def explain(old: Inputs | None, new: Inputs) -> list[str]:
-    """Human reasons why `new` differs from `old` (both input documents of the same layer)."""
+    """Human reasons why `new` differs from `old` (both input documents of the same layer).
+
+    Derived from the documents themselves: every field that differs gives a reason worded by
+    the shape of its value (a file entry, a list of them, a mapping, a scalar), so a field
+    added to the inputs is explained without a change here.
+    """
     if old is None:
         return ["never built"]
+    fields = sorted(set(old) | set(new), key=lambda f: (f not in _REASON_ORDER, _order(f), f))
     reasons: list[str] = []
-    if old.get("parent") != new.get("parent"):
-        reasons.append("parent layer changed")
-    reasons += _files_changed(old.get("template"), new.get("template"))
-    if bool(old.get("reboot")) != bool(new.get("reboot")):
-        reasons.append(f"reboot {'added' if new.get('reboot') else 'removed'}")
-    else:
-        reasons += _files_changed(old.get("reboot"), new.get("reboot"))
-    for kind in ("scripts", "files", "source_files"):
-        reasons += _list_changed(old.get(kind) or [], new.get(kind) or [], kind)
-    for kind in ("variables", "source", "tools"):
-        reasons += _dict_changed(old.get(kind) or {}, new.get(kind) or {}, kind)
-    reasons += _repos_changed(old.get("repo_state") or [], new.get("repo_state") or [])
-    for scalar in ("epoch", "family", "build_key", "build_user", "disk_size_mib", "compression"):
-        if old.get(scalar) != new.get(scalar):
-            reasons.append(f"{scalar} changed: {old.get(scalar)!r} -> {new.get(scalar)!r}")
+    for name in fields:
+        before, after = old.get(name), new.get(name)
+        if before != after:
+            reasons += _field_changed(name, before, after)
     if not reasons and old != new:
         reasons.append("layer definition changed")
     return reasons
 
 
-def _files_changed(old: dict[str, str] | None, new: dict[str, str] | None) -> list[str]:
-    if old == new:
-        return []
-    if old and new and old["path"] == new["path"]:
+def _order(name: str) -> int:
+    return _REASON_ORDER.index(name) if name in _REASON_ORDER else 0
+
+
+def _is_file_entry(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"path", "sha256"}
+
+
+def _field_changed(name: str, old: Any, new: Any) -> list[str]:
+    if name == "parent":
+        return ["parent layer changed"]
+    if name == "repo_state":
+        return _repos_changed(old or [], new or [])
+    if _is_file_entry(old) or _is_file_entry(new):
+        return _files_changed(name, old, new)
+    if isinstance(old or new, list) and all(_is_file_entry(e) for e in (old or []) + (new or [])):
+        return _list_changed(old or [], new or [], name)
+    if isinstance(old, dict) or isinstance(new, dict):
+        return _dict_changed(old or {}, new or {}, name)
+    return [f"{name} changed: {old!r} -> {new!r}"]
+
+
+def _files_changed(name: str, old: dict[str, str] | None, new: dict[str, str] | None) -> list[str]:
+    if old is None or new is None:
+        return [f"{name} {'added' if new else 'removed'}"]
+    if old["path"] == new["path"]:
         return [f"{new['path']} changed"]
-    return [f"template changed: {(old or {}).get('path')} -> {(new or {}).get('path')}"]
+    return [f"{name} changed: {old['path']} -> {new['path']}"]
 
 
 def _list_changed(old: list[dict[str, str]], new: list[dict[str, str]], kind: str) -> list[str]:

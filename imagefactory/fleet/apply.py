@@ -16,11 +16,12 @@ from typing import Any
 
 from imagefactory.fleet import hypervisor as hvm
 from imagefactory.fleet.config import read_access_keys
+from imagefactory.fleet.disks import storage_for
 from imagefactory.fleet.domain import FLEET_NS, VmSpec, diff, observe, render_domain
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.model import Fleet, Hypervisor
 from imagefactory.fleet.nodes import FleetPlan, Node, write_state
-from imagefactory.fleet.storage import FilesLayout, PoolLayout, VmStorage, storage_for
+from imagefactory.fleet.storage import FilesLayout, PoolLayout, VmStorage
 from imagefactory.fleet.templates import TemplateRef
 
 

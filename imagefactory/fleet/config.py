@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagefactory.config import read_yaml, relative_to, schema_problems
+from imagefactory.config import read_yaml, schema_problems
 from imagefactory.errors import ConfigError, Problem
 from imagefactory.fleet.model import (
     Capacity,
@@ -71,9 +71,8 @@ def load_fleet(path: Path) -> Fleet:
     problems = []
     store = None
     if "store" in doc:
-        store, store_problems = store_settings_from_dict(doc["store"], file)
+        store, store_problems = store_settings_from_dict(doc["store"], file, path.parent)
         problems += store_problems
-        store = relative_to(store, path.parent)
     network, net_problems = _network(file, doc["network"])
     problems += net_problems
     defaults = Size(**doc.get("defaults", {}))

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from imagefactory.fleet import hypervisor as hvm
+from imagefactory.fleet.disks import storage_for
 from imagefactory.fleet.hypervisor import Connections
 from imagefactory.fleet.model import Fleet
-from imagefactory.fleet.storage import storage_for
 
 
 def collect_templates(

@@ -32,12 +32,13 @@ from imagefactory.errors import FactoryError
 from imagefactory.fleet import hypervisor as hvm
 from imagefactory.fleet.apply import live_fleet_metadata, select, vm_spec
 from imagefactory.fleet.config import read_access_keys
+from imagefactory.fleet.disks import storage_for
 from imagefactory.fleet.domain import observe, render_domain
 from imagefactory.fleet.health import HealthCheck
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.model import Fleet
 from imagefactory.fleet.nodes import FleetPlan, Node
-from imagefactory.fleet.storage import VmStorage, storage_for
+from imagefactory.fleet.storage import VmStorage
 from imagefactory.fleet.templates import TemplateRef
 from imagefactory.util.fsutil import write_json_atomic
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from imagefactory.fleet import hypervisor as hvm
 from imagefactory.fleet.apply import fleet_domains, live_fleet_metadata, select, vm_spec
 from imagefactory.fleet.config import read_access_keys
+from imagefactory.fleet.disks import storage_for
 from imagefactory.fleet.domain import diff, observe, render_domain
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.nodes import FleetPlan
 from imagefactory.fleet.rollout import RolloutState
-from imagefactory.fleet.storage import layout_for, storage_for
+from imagefactory.fleet.storage import layout_for
 from imagefactory.fleet.templates import TemplateRef
 
 

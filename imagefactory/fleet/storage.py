@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from imagefactory.fleet.hypervisor import FleetError, is_local
 from imagefactory.fleet.model import GB, Hypervisor, StorageMode
@@ -72,20 +72,6 @@ class VmStorage(Protocol):
     def backing_files(self) -> set[Path]: ...
     def remove_template(self, path: Path) -> None: ...
     def record_definition(self, node: str, xml: str) -> None: ...
-
-
-def storage_for(hv: Hypervisor, conn: Any) -> VmStorage:
-    """Files written here for a local hypervisor, libvirt pool volumes for a remote one."""
-    if resolved_mode(hv) is StorageMode.FILES:
-        if not is_local(hv.uri):
-            raise FleetError(
-                f"hypervisor {hv.name}: storage: files needs a local URI, not "
-                f"{hv.uri} (use storage: pool)"
-            )
-        return LocalFiles(hv)
-    from imagefactory.fleet.pool import PoolVolumes  # a module of its own, same interface
-
-    return PoolVolumes(hv, conn)
 
 
 def check_overlay_size(node: str, template: Path, virtual: int, size_gb: int) -> None:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagefactory.choices import Accelerator
 from imagefactory.util.tools import require
 
 
@@ -107,10 +108,13 @@ def probe_kvm(timeout_s: float = 10.0, deb_dirs: tuple[Path, ...] = ()) -> tuple
 
 
 @functools.cache
-def choose(setting: str, timeout_s: float = 10.0, deb_dirs: tuple[Path, ...] = ()) -> AccelChoice:
-    """Resolve "auto" | "kvm" | "tcg" to the accelerator to use, warning when falling back."""
-    if setting in ("kvm", "tcg"):
-        return AccelChoice(setting, f"set to {setting} in configuration")
+def choose(
+    setting: Accelerator, timeout_s: float = 10.0, deb_dirs: tuple[Path, ...] = ()
+) -> AccelChoice:
+    """Resolve the `build.accelerator` setting to the accelerator to use, warning when
+    falling back."""
+    if not setting.needs_probe:
+        return AccelChoice(setting.value, f"set to {setting.value} in configuration")
     ok, why = probe_kvm(timeout_s, deb_dirs)
     if ok:
         return AccelChoice("kvm", why)

@@ -16,7 +16,7 @@ from imagefactory.util.tools import run
 
 
 @dataclass(frozen=True)
-class BuildKey:
+class BuildCredential:
     private: Path
     public_line: str
 
@@ -31,7 +31,7 @@ class BuildKey:
         return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-def ensure_build_key(keys_dir: Path, comment: str = "imagefactory-build") -> BuildKey:
+def ensure_build_credential(keys_dir: Path, comment: str = "imagefactory-build") -> BuildCredential:
     """Load the build key, generating it (ed25519, mode 0600) the first time."""
     private = keys_dir / "build_ed25519"
     if not private.is_file():
@@ -44,10 +44,10 @@ def ensure_build_key(keys_dir: Path, comment: str = "imagefactory-build") -> Bui
         tmp.with_name(tmp.name + ".pub").rename(private.with_name(private.name + ".pub"))
         tmp.rename(private)
     public = private.with_name(private.name + ".pub").read_text().strip()
-    return BuildKey(private, public)
+    return BuildCredential(private, public)
 
 
-def generate_key(path: Path, comment: str) -> BuildKey:
+def generate_credential(path: Path, comment: str) -> BuildCredential:
     """A fresh throwaway key pair (e.g. the verifier's login key)."""
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
-    return BuildKey(path, path.with_name(path.name + ".pub").read_text().strip())
+    return BuildCredential(path, path.with_name(path.name + ".pub").read_text().strip())

@@ -1,21 +1,54 @@
-"""Finish a sealed layer on the host: flatten to one standalone qcow2 and check it for leaks.
+"""Sealing, all of it: the in-guest finish and the host-side half.
 
-The in-guest half of sealing (host keys, machine-id, build user, logs, caches) is done by the
-seal layer's scripts; this half makes the image independent of the cache (no backing file)
-and refuses to produce it if the build credential can still be found in its bytes.
+In the guest, the seal layer's scripts remove host keys, machine-id, logs and caches, and its
+shutdown command runs FINALIZE_SCRIPT (from the layer's files), which deletes the build user
+and its key and powers off. On the host, `seal_image` refuses the image if the build
+credential can still be found in its bytes, then flattens it into one standalone qcow2 (no
+backing file, so it no longer depends on the cache).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from imagefactory.choices import Compression
 from imagefactory.errors import BuildError
+from imagefactory.guest.credential import BuildCredential
+from imagefactory.util import progress
 from imagefactory.util.tools import run
 
 _SCAN_CHUNK = 16 * 1024 * 1024
+FINALIZE_SCRIPT = "finalize-seal.sh"  # one of the seal layer's files: its shutdown command
+
+
+def shutdown_command(files_target: str, build_user: str) -> str:
+    """The seal layer's Packer shutdown: the finalize script instead of a plain poweroff."""
+    return f"sudo /bin/bash {files_target}/{FINALIZE_SCRIPT} {build_user}"
+
+
+def seal_image(
+    overlay: Path,
+    out: Path,
+    *,
+    credential: BuildCredential,
+    compression: Compression,
+    scratch: Path,
+) -> None:
+    """Scan `overlay` (with its backing chain) for the build credential, then flatten it."""
+    progress.detail("scanning the sealed disk for the build credential")
+    needles = {
+        "build public key": credential.blob,
+        "build public key (base64)": base64.b64encode(credential.blob),
+    }
+    leaks = find_secret(overlay, needles, scratch)
+    if leaks:
+        raise BuildError(f"sealed image still contains: {', '.join(leaks)}; not publishing it")
+    progress.detail(f"flattening (compression: {compression})")
+    flatten(overlay, out, compression=compression)
 
 
 def image_info(path: Path) -> dict[str, Any]:
@@ -23,10 +56,10 @@ def image_info(path: Path) -> dict[str, Any]:
     return info
 
 
-def flatten(overlay: Path, out: Path, *, compression: str) -> None:
+def flatten(overlay: Path, out: Path, *, compression: Compression) -> None:
     """Write `overlay` and its whole backing chain as one qcow2 with no backing file."""
-    opts = {"none": [], "zlib": ["-c"], "zstd": ["-c", "-o", "compression_type=zstd"]}
-    argv = ["qemu-img", "convert", "-O", "qcow2", *opts[compression], str(overlay), str(out)]
+    opts = Compression(compression).qemu_img_args
+    argv = ["qemu-img", "convert", "-O", "qcow2", *opts, str(overlay), str(out)]
     run(argv)
     if "backing-filename" in image_info(out):
         raise BuildError(f"{out} still has a backing file after flattening")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import paramiko
 
+from imagefactory.choices import Firmware
 from imagefactory.errors import FactoryError
-from imagefactory.sources import install
 from imagefactory.util.tools import require
 
 ACCESS_KEY_PREFIX = "imagefactory:ssh-authorized-key="
@@ -120,16 +120,16 @@ def reboot(vm: BootedVM, timeout_s: float = 300) -> None:
 
 
 def firmware_args(firmware: str) -> list[str]:
-    """QEMU arguments for how the image boots: "bios" is QEMU's default SeaBIOS; "uefi" is
-    OVMF's code as -bios, the file the Packer layers boot with (install.OVMF_CODE: QEMU maps
-    a read-only copy, no NVRAM; assumed: the image boots its fallback loader
-    EFI/BOOT/BOOTX64.EFI, so no boot entry is needed)."""
-    if firmware not in install.FIRMWARES:
-        raise FactoryError(
-            f"unknown firmware '{firmware}' (one of: {', '.join(install.FIRMWARES)})"
-        )
-    path = install.uefi_firmware(firmware)
-    return ["-bios", path] if path else []
+    """QEMU arguments for how the image boots (a manifest's "firmware"): "bios" is QEMU's
+    default SeaBIOS; "uefi" is OVMF's code as -bios, the file the Packer layers boot with
+    (choices.OVMF_CODE: QEMU maps a read-only copy, no NVRAM; assumed: the image boots its
+    fallback loader EFI/BOOT/BOOTX64.EFI, so no boot entry is needed)."""
+    try:
+        choice = Firmware(firmware)
+    except ValueError:
+        known = ", ".join(f.value for f in Firmware)
+        raise FactoryError(f"unknown firmware '{firmware}' (one of: {known})") from None
+    return choice.qemu_args()
 
 
 def qemu_argv(

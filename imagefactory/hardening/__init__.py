@@ -1,4 +1,4 @@
-"""CIS Level 1 Server hardening for OL8, derived from SSG's RHEL8 profile (issue 6).
+"""CIS Level 1 Server hardening for OL8, derived from SSG's RHEL8 profile.
 
 Entry points for the Invoke tasks:
   * derive_tailoring(pin, waivers_file, scripts_dir, out_dir) -> TailoringResult

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from imagefactory.config import StandinSource
 from imagefactory.errors import BuildError
-from imagefactory.guest.credential import BuildKey
+from imagefactory.guest.credential import BuildCredential
 from imagefactory.util.tools import require
 
 STANDIN_DIR = Path(__file__).resolve().parents[2] / "standin"
@@ -35,7 +35,7 @@ def build_standin(
     out: Path,
     *,
     build_user: str,
-    key: BuildKey,
+    credential: BuildCredential,
     deb_cache: Path,
     log: Path,
 ) -> None:
@@ -63,7 +63,7 @@ def build_standin(
         **os.environ,
         "TMPDIR": str(work),
         "IF_BUILD_USER": build_user,
-        "IF_BUILD_PUBKEY": key.public_line,
+        "IF_BUILD_PUBKEY": credential.public_line,
         "IF_HOSTNAME": "standin",
     }
     with log.open("a") as fh:

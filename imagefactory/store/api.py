@@ -1,4 +1,10 @@
-"""Entry points for the Invoke tasks: each takes StoreSettings and returns a printable result."""
+"""The store's operations from StoreSettings alone, for code outside imagefactory.store.
+
+Each call opens the configured backend (checked to be reachable) and runs one operation on it:
+publish, pull, list images, promote, prune; describe_publish / describe_pull make one line of a
+result. Callers: the commands behind the invoke tasks and doctor (imagefactory.commands), and
+the fleet, which pulls the templates of its VMs through it (imagefactory.fleet.templates).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,21 @@ from pathlib import Path
 
 from imagefactory.store.backend import StoreBackend
 from imagefactory.store.channels import apply_prune, images_report, plan_prune, promote
+from imagefactory.store.fs_backend import FsBackend
 from imagefactory.store.publish import PublishResult, publish_image
 from imagefactory.store.pull import PullResult, pull_image
-from imagefactory.store.s3_backend import open_backend
-from imagefactory.store.settings import StoreSettings
+from imagefactory.store.s3_backend import S3Backend
+from imagefactory.store.settings import Credentials, StoreKind, StoreSettings, load_credentials
+
+
+def open_backend(settings: StoreSettings, creds: Credentials | None = None) -> StoreBackend:
+    """The backend for `settings`, not yet checked to be reachable. An s3 store needs a key
+    pair: `creds`, else the environment's (load_credentials), never the config file's."""
+    match settings.kind:
+        case StoreKind.FS:
+            return FsBackend(settings.path)
+        case StoreKind.S3:
+            return S3Backend(settings, creds or load_credentials())
 
 
 def open_store(settings: StoreSettings) -> StoreBackend:

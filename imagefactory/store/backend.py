@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from imagefactory.errors import FactoryError
-from imagefactory.store.progress import Progress
+from imagefactory.store.transfer_meter import Progress
 
 # 1 MiB: pulls measured faster than with 4 MiB or 256 KiB here (medians of 3 to 5 at 2 GiB);
 # likely because big chunks need fresh memory each time and small ones more Python per byte.

@@ -18,8 +18,8 @@ from typing import Any
 
 from imagefactory.store import layout
 from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
-from imagefactory.store.progress import human_bytes
 from imagefactory.store.signing import SignatureError, SignatureMismatch, sign_bytes, verify_bytes
+from imagefactory.store.transfer_meter import human_bytes
 
 HISTORY_LIMIT = 100  # entries kept inside a pointer; older moves are dropped
 POINTER_SCHEMA = 2  # schema 1 pointers (before signing) have no signature and are refused

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from imagefactory.store.backend import BackgroundHasher
-from imagefactory.store.progress import Progress
+from imagefactory.store.transfer_meter import Progress
 
 # Start writing each 64 MiB to disk as soon as it is in the file: the final fsync then has
 # almost nothing left to do, instead of the whole image (dirty pages pile up otherwise).

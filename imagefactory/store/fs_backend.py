@@ -15,7 +15,7 @@ from imagefactory.store.backend import (
     StoreBackend,
     StoreError,
 )
-from imagefactory.store.progress import Progress
+from imagefactory.store.transfer_meter import Progress
 from imagefactory.util.fsutil import write_atomic
 
 _UPLOAD_MARK = ".upload-"  # hidden temporaries: .<name>.upload-<pid>

@@ -13,8 +13,8 @@ from imagefactory.errors import ConfigError, Problem
 from imagefactory.store import layout
 from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
 from imagefactory.store.channels import promote
-from imagefactory.store.progress import Progress
 from imagefactory.store.signing import sign_bytes
+from imagefactory.store.transfer_meter import Progress
 
 SEALED_MANIFEST = "manifest.json"
 

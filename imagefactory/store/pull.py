@@ -21,8 +21,8 @@ from imagefactory.store import layout
 from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
 from imagefactory.store.channels import ChannelPointer, read_signed_channel
 from imagefactory.store.download_pipe import pipe_to_file
-from imagefactory.store.progress import Progress
 from imagefactory.store.signing import SignatureError, verify_bytes
+from imagefactory.store.transfer_meter import Progress
 from imagefactory.util.fsutil import write_atomic
 
 SEEN_FILE = ".imagefactory-channels.json"

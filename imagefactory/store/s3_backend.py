@@ -20,9 +20,9 @@ from imagefactory.store.backend import (
     StoreBackend,
     StoreError,
 )
-from imagefactory.store.progress import Progress
 from imagefactory.store.s3_multipart import ChecksumMismatch, MultipartUpload
 from imagefactory.store.settings import Credentials, StoreSettings
+from imagefactory.store.transfer_meter import Progress
 
 T = TypeVar("T")
 
@@ -264,13 +264,3 @@ def incomplete_uploads(
             if exc.code != "NoSuchUpload":
                 raise
     return found
-
-
-def open_backend(settings: StoreSettings, creds: Credentials | None = None) -> StoreBackend:
-    """The backend the settings describe; S3 credentials are loaded from env when not given."""
-    from imagefactory.store.fs_backend import FsBackend
-    from imagefactory.store.settings import load_credentials
-
-    if settings.kind == "fs":
-        return FsBackend(settings.path)
-    return S3Backend(settings, creds or load_credentials())

@@ -1,4 +1,9 @@
-"""Store settings (the `store:` section of the config) and S3 credentials.
+"""Store settings (the `store:` section of factory.yaml and of a fleet file) and S3 credentials.
+
+The section is declared once: its shape (keys, types, allowed values) in
+schemas/store.schema.json, what the program holds (types and defaults) in StoreSettings;
+imagefactory.util.model builds the one from the other. The rules across fields (an s3 store
+needs an endpoint, S3's part size bounds) are checked here, on the built settings.
 
 Credentials never come from the config file: they are read from the environment
 (IMAGEFACTORY_S3_ACCESS_KEY / IMAGEFACTORY_S3_SECRET_KEY) or from an INI file named by
@@ -8,19 +13,26 @@ IMAGEFACTORY_S3_CREDENTIALS, so they stay out of the repository and out of logs.
 from __future__ import annotations
 
 import configparser
+import enum
 import os
 import stat
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from imagefactory.errors import ConfigError, Problem
+from imagefactory.util.model import build, load_schema, parse_size, schema_registry
 
 ENV_ACCESS = "IMAGEFACTORY_S3_ACCESS_KEY"
 ENV_SECRET = "IMAGEFACTORY_S3_SECRET_KEY"
 ENV_CREDENTIALS_FILE = "IMAGEFACTORY_S3_CREDENTIALS"
 CREDENTIALS_SECTION = "s3"
+# Keys someone may try to put credentials under: refused with a pointer to the variables above.
+# The schema declares them (as deprecated properties) so that they are not reported as unknown.
+CREDENTIAL_KEYS = ("access_key", "secret_key", "credentials")
 
 MIB = 1024 * 1024
 # S3 allows parts of 5 MiB .. 5 GiB and 10000 parts (the uploader grows the part for huge
@@ -30,21 +42,39 @@ MIN_PART_SIZE = 5 * MIB
 MAX_PART_SIZE = 5 * 1024 * MIB
 
 
+class StoreKind(enum.StrEnum):
+    """`store.kind`: where the images are kept, and what reaching them takes."""
+
+    FS = "fs"  # a directory: a local disk or a mounted share
+    S3 = "s3"  # MinIO or any S3-compatible server
+
+    @property
+    def needs_endpoint(self) -> bool:
+        """Reached over the network at `store.endpoint`."""
+        return self is StoreKind.S3
+
+
 @dataclass(frozen=True)
 class StoreSettings:
-    """Where images are published and pulled from, and the keys used to sign and check them."""
+    """Where images are published and pulled from, and the keys used to sign and check them.
 
-    kind: str = "fs"  # "fs" (a local directory) or "s3" (MinIO or any S3-compatible server)
+    Types and defaults only: what a config file may write is schemas/store.schema.json."""
+
+    kind: StoreKind = StoreKind.FS
     path: Path = Path("artifacts/store")
     endpoint: str = ""  # host:port of the S3 server, no scheme
     bucket: str = "images"
     secure: bool = True
     region: str = "us-east-1"
-    part_size: int = 8 * MIB
+    part_size: int = field(default=8 * MIB, metadata={"parse": parse_size})
     workers: int = 4
-    signing_key: Path = Path("~/.ssh/id_ed25519")
+    signing_key: Path = Path("~/.ssh/id_ed25519").expanduser()  # as the builder would expand it
     allowed_signers: Path = Path("/etc/imagefactory/allowed_signers")
     image_dir: Path = Path("/var/lib/libvirt/images")
+
+    def __post_init__(self) -> None:
+        # Settings made in code (tests, tools) may spell the kind as its value.
+        object.__setattr__(self, "kind", StoreKind(self.kind))
 
 
 @dataclass(frozen=True)
@@ -55,97 +85,63 @@ class Credentials:
     secret_key: str = field(repr=False)
 
 
-def _as_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _as_bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def _as_int(value: Any) -> int | None:
-    # bool is an int subclass; `secure: true` typed into `workers` must not pass as 1.
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _as_size(value: Any) -> int | None:
-    """An int of bytes, or a string like '64MiB' / '1GiB'."""
-    if (number := _as_int(value)) is not None:
-        return number
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    for suffix, factor in (("GiB", 1024 * MIB), ("MiB", MIB), ("KiB", 1024)):
-        if text.endswith(suffix) and text[: -len(suffix)].strip().isdigit():
-            return int(text[: -len(suffix)]) * factor
-    return int(text) if text.isdigit() else None
-
-
-def _as_path(value: Any) -> Path | None:
-    text = _as_str(value)
-    return Path(text).expanduser() if text else None
-
-
-_PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "kind": (_as_str, "'fs' or 's3'"),
-    "path": (_as_path, "a directory path"),
-    "endpoint": (_as_str, "host:port of the S3 server, without http://"),
-    "bucket": (_as_str, "a bucket name"),
-    "secure": (_as_bool, "true (https) or false (http)"),
-    "region": (_as_str, "a region name such as us-east-1"),
-    "part_size": (_as_size, "bytes, or a size like 64MiB"),
-    "workers": (_as_int, "a whole number of parallel part uploads"),
-    "signing_key": (_as_path, "path to the build host's OpenSSH private key"),
-    "allowed_signers": (_as_path, "path to an OpenSSH allowed_signers file"),
-    "image_dir": (_as_path, "the hypervisor's image directory"),
-}
+_SCHEMA = load_schema("store")
 
 
 def store_settings_from_dict(
-    data: Mapping[str, Any] | None, file: str
+    data: Mapping[str, Any] | None, file: str, root: Path | None = None
 ) -> tuple[StoreSettings, list[Problem]]:
-    """Build StoreSettings from the `store:` mapping; return every bad field as a Problem."""
-    problems: list[Problem] = []
-    values: dict[str, Any] = {}
+    """StoreSettings from the `store:` mapping of `file` (None: no section, all defaults), and
+    every problem in it at once, each with its field. Relative paths are joined to `root`, the
+    file's directory (None: they stay relative). A bad field keeps its default in the result."""
     if data is None:
-        return StoreSettings(), problems
+        data = {}
     if not isinstance(data, Mapping):
         return StoreSettings(), [Problem(file, "store", "must be a mapping of settings")]
-    known = {f.name for f in fields(StoreSettings)}
-    for key, raw in data.items():
-        where = f"store.{key}"
-        if key in ("access_key", "secret_key", "credentials"):
-            problems.append(
-                Problem(
-                    file,
-                    where,
-                    "credentials do not belong in the config file",
-                    f"set {ENV_ACCESS}/{ENV_SECRET} or {ENV_CREDENTIALS_FILE}",
-                )
-            )
-            continue
-        if key not in known:
-            problems.append(
-                Problem(file, where, "unknown setting", "known: " + ", ".join(sorted(known)))
-            )
-            continue
-        parser, expected = _PARSERS[key]
-        parsed = parser(raw)
-        if parsed is None:
-            problems.append(Problem(file, where, f"invalid value {raw!r}", f"expected {expected}"))
-            continue
-        values[key] = parsed
-    settings = StoreSettings(**values)
-    problems.extend(_cross_checks(settings, file))
-    return settings, problems
+    problems = _shape_problems(data, file)
+    valid = {k: v for k, v in data.items() if k not in problems}
+    settings = build(StoreSettings, valid, root=root)
+    order = {key: i for i, key in enumerate(data)}
+    ordered = sorted(problems.items(), key=lambda kv: order.get(kv[0], len(order)))
+    return settings, [p for _, p in ordered] + _cross_checks(settings, file)
+
+
+def _shape_problems(data: Mapping[str, Any], file: str) -> dict[Any, Problem]:
+    """One problem per bad key, from the schema (the credentials keys from their own rule)."""
+    properties: Mapping[str, Any] = _SCHEMA["properties"]
+    out: dict[Any, Problem] = {
+        key: Problem(
+            file,
+            f"store.{key}",
+            "credentials do not belong in the config file",
+            f"set {ENV_ACCESS}/{ENV_SECRET} or {ENV_CREDENTIALS_FILE}",
+        )
+        for key in data
+        if key in CREDENTIAL_KEYS
+    }
+    known = "known: " + ", ".join(k for k in sorted(properties) if k not in CREDENTIAL_KEYS)
+    validator = jsonschema.Draft202012Validator(_SCHEMA, registry=schema_registry())
+    for err in validator.iter_errors(data):
+        if err.validator == "additionalProperties":
+            for key in data:
+                if key not in properties:
+                    out.setdefault(key, Problem(file, f"store.{key}", "unknown setting", known))
+        elif err.path:
+            key = err.path[0]
+            expected = properties.get(key, {}).get("description", "")
+            hint = f"expected {expected}" if expected else ""
+            out.setdefault(key, Problem(file, f"store.{key}", err.message, hint))
+        else:  # the schema's other rules on the whole section, none today
+            out.setdefault(None, Problem(file, "store", err.message))
+    return out
 
 
 def _cross_checks(s: StoreSettings, file: str) -> list[Problem]:
     out: list[Problem] = []
-    if s.kind not in ("fs", "s3"):
-        out.append(Problem(file, "store.kind", f"unknown store kind {s.kind!r}", "use fs or s3"))
-    if s.kind == "s3" and not s.endpoint:
-        out.append(Problem(file, "store.endpoint", "required when kind is s3", "e.g. minio:9000"))
+    if s.kind.needs_endpoint and not s.endpoint:
+        out.append(
+            Problem(file, "store.endpoint", f"required when kind is {s.kind}", "e.g. minio:9000")
+        )
     if "://" in s.endpoint:
         out.append(
             Problem(
@@ -164,14 +160,14 @@ def _cross_checks(s: StoreSettings, file: str) -> list[Problem]:
                 "S3 parts must be between 5MiB and 5GiB",
             )
         )
-    if not 1 <= s.workers <= 64:
-        out.append(Problem(file, "store.workers", f"{s.workers} is out of range", "use 1..64"))
     return out
 
 
-def settings_or_raise(data: Mapping[str, Any] | None, file: str) -> StoreSettings:
+def settings_or_raise(
+    data: Mapping[str, Any] | None, file: str, root: Path | None = None
+) -> StoreSettings:
     """store_settings_from_dict, raising ConfigError with all problems if any."""
-    settings, problems = store_settings_from_dict(data, file)
+    settings, problems = store_settings_from_dict(data, file, root)
     if problems:
         raise ConfigError(problems)
     return settings

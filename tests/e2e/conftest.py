@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from imagefactory.config import load_config
-from imagefactory.engine.build import Artifacts, plan_family
-from tests.conftest import IN_CI, require_tool
+from imagefactory.engine.build import plan_family
+from imagefactory.engine.context import Artifacts
+from tests.prereq import in_ci, require_root, require_tools
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_CACHE = Path(
@@ -37,18 +38,17 @@ TOOLS = (
 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    require_tool(*TOOLS)
-    if os.geteuid() != 0:
-        pytest.fail("the e2e builds the stand-in base with mmdebstrap and needs root")
+    require_tools(*TOOLS)
+    require_root("the e2e builds the stand-in base with mmdebstrap")
     ws = tmp_path_factory.mktemp("e2e")
     shutil.copy(REPO / "standin.yaml", ws)
     for rel in ("standin", "packer", "tests/images", "appcore", "hardening"):
         shutil.copytree(REPO / rel, ws / rel, ignore=shutil.ignore_patterns("__pycache__"))
     art = Artifacts(ws / "artifacts")
-    if not IN_CI:
+    if not in_ci():
         _seed_base(ws, art)
     yield ws
-    if not IN_CI:
+    if not in_ci():
         _save_base(ws, art)
 
 
@@ -59,19 +59,19 @@ def _base_key(ws: Path, art: Artifacts) -> str:
 def _seed_base(ws: Path, art: Artifacts) -> None:
     if not (LOCAL_CACHE / "keys").is_dir():
         return
-    shutil.copytree(LOCAL_CACHE / "keys", art.keys)
+    shutil.copytree(LOCAL_CACHE / "keys", art.credentials)
     key = _base_key(ws, art)
     if (LOCAL_CACHE / "layers" / key).is_dir():
         shutil.copytree(LOCAL_CACHE / "layers" / key, art.cache.entry(key))
 
 
 def _save_base(ws: Path, art: Artifacts) -> None:
-    if not art.keys.is_dir():
+    if not art.credentials.is_dir():
         return
     key = _base_key(ws, art)
     if not art.cache.has(key):
         return
     if not (LOCAL_CACHE / "keys").is_dir():
-        shutil.copytree(art.keys, LOCAL_CACHE / "keys")
+        shutil.copytree(art.credentials, LOCAL_CACHE / "keys")
     if not (LOCAL_CACHE / "layers" / key).is_dir():
         shutil.copytree(art.cache.entry(key), LOCAL_CACHE / "layers" / key)

@@ -19,16 +19,17 @@ import pytest
 
 from imagefactory import commands
 from imagefactory.config import load_config
-from imagefactory.engine.build import Artifacts, plan_family
+from imagefactory.engine.build import plan_family
 from imagefactory.engine.cache import LayerCache
+from imagefactory.engine.context import Artifacts
 from imagefactory.errors import BuildError
 from imagefactory.guest.seal import image_info
 from imagefactory.store import api
-from imagefactory.store.loopback_s3 import start_loopback_s3
 from imagefactory.store.s3_backend import S3Backend
-from imagefactory.store.testkit import make_signing_keys
 from imagefactory.util.fsutil import sha256_file
 from imagefactory.verify import verify_image
+from tests.loopback_s3 import start_loopback_s3
+from tests.storekit import make_signing_keys
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from imagefactory import commands
 from imagefactory.guest.vm import smbios_oem
 from imagefactory.util.fsutil import sha256_file
 from imagefactory.verify import verify_image
-from tests.conftest import require_tool
+from tests.prereq import require_tool
 
 pytestmark = pytest.mark.e2e
 SPECS = Path(__file__).resolve().parents[1] / "images"

@@ -29,12 +29,11 @@ from imagefactory.fleet.hypervisor import Connections, lookup, stop
 from imagefactory.fleet.nodes import plan_fleet
 from imagefactory.store import api
 from imagefactory.store.settings import StoreSettings
-from imagefactory.store.testkit import make_signing_keys
 from imagefactory.util.fsutil import sha256_file
-from tests.conftest import require_tool
-from tests.fleetkit import group, write_fleet
-from tests.integration.fleet.conftest import simulated_host
+from tests.fleetkit import group, simulated_host, write_fleet
 from tests.libvirtd import Libvirtd
+from tests.prereq import require_tool
+from tests.storekit import make_signing_keys
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]

@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 from imagefactory.guest import vm
-from imagefactory.guest.credential import generate_key
+from imagefactory.guest.credential import generate_credential
 from imagefactory.sources import install
-from tests.conftest import IN_CI, require_tool
 from tests.integration.test_templates import LAYER_VARS
+from tests.prereq import missing, require_tools
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -39,10 +39,7 @@ PUBKEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test"
 
 def require_ovmf() -> None:
     if not install.OVMF_CODE.is_file():
-        msg = f"{install.OVMF_CODE} not installed (Debian package ovmf)"
-        if IN_CI:
-            pytest.fail(msg + " (CI must install it: bootstrap.sh)")
-        pytest.skip(msg)
+        missing(f"OVMF firmware {install.OVMF_CODE}", "apt-get install ovmf")
 
 
 def empty_disk(tmp_path: Path) -> Path:
@@ -109,7 +106,7 @@ def wait_for(
 
 
 def test_verify_boot_of_a_uefi_image_starts_ovmf(tmp_path: Path) -> None:
-    require_tool("qemu-system-x86_64", "qemu-img")
+    require_tools("qemu-system-x86_64", "qemu-img")
     require_ovmf()
     serial, dbg = tmp_path / "serial.log", tmp_path / "debugcon.log"
     argv = vm.qemu_argv(
@@ -128,7 +125,7 @@ def test_verify_boot_of_a_uefi_image_starts_ovmf(tmp_path: Path) -> None:
 
 
 def test_verify_boot_of_a_bios_image_starts_seabios(tmp_path: Path) -> None:
-    require_tool("qemu-system-x86_64", "qemu-img")
+    require_tools("qemu-system-x86_64", "qemu-img")
     serial, dbg = tmp_path / "serial.log", tmp_path / "debugcon.log"
     argv = vm.qemu_argv(
         empty_disk(tmp_path),
@@ -147,7 +144,7 @@ def test_verify_boot_of_a_bios_image_starts_seabios(tmp_path: Path) -> None:
 def test_layer_of_a_uefi_family_starts_ovmf(tmp_path: Path) -> None:
     """packer/layer.pkr.hcl, run by Packer with the uefi_firmware the engine renders for a
     UEFI family, boots the parent disk with OVMF (stopped once OVMF speaks; no SSH)."""
-    require_tool("packer", "qemu-system-x86_64", "qemu-img", "ssh-keygen")
+    require_tools("packer", "qemu-system-x86_64", "qemu-img", "ssh-keygen")
     require_ovmf()
     parent = empty_disk(tmp_path)
     serial = tmp_path / "serial.log"
@@ -158,7 +155,7 @@ def test_layer_of_a_uefi_family_starts_ovmf(tmp_path: Path) -> None:
         "parent_image": str(parent),
         "parent_sha256": hashlib.sha256(parent.read_bytes()).hexdigest(),
         "output_dir": str(tmp_path / "out"),
-        "ssh_private_key_file": str(generate_key(tmp_path / "k", "test").private),
+        "ssh_private_key_file": str(generate_credential(tmp_path / "k", "test").private),
         "serial_log": str(serial),
         "files_dir": str(tmp_path),
         "scripts": [str(script)],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from imagefactory.hardening import derive_tailoring, load_pin
-from tests.conftest import require_tool
+from tests.prereq import require_tool
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

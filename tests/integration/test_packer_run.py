@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from imagefactory.guest import packer
-from tests.conftest import require_tool
+from tests.prereq import require_tool
 
 TEMPLATE = """\
 variable "word" { type = string }

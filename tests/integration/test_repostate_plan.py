@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from imagefactory.sources.repostate import RepoStateError
-from tests.conftest import require_tool
 from tests.plankit import fake_commit, plan_of
+from tests.prereq import require_tools
 from tests.repomd_server import Served, closed_port_url, serve, write_repomd
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def repos(tmp_path: Path) -> Iterator[Served]:
 
 @pytest.fixture
 def project(tmp_path: Path, repos: Served) -> Path:
-    require_tool("packer", "qemu-img", "qemu-system-x86_64", "mmdebstrap", "ssh-keygen")
+    require_tools("packer", "qemu-img", "qemu-system-x86_64", "mmdebstrap", "ssh-keygen")
     (tmp_path / "s").mkdir()
     for name in ("update", "other", "a", "seal"):
         (tmp_path / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")

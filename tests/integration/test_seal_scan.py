@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imagefactory.guest.seal import _SCAN_CHUNK, find_secret, flatten, image_info
-from tests.conftest import require_tool
+from tests.prereq import require_tool
 
 pytestmark = pytest.mark.integration
 NEEDLE = b"ssh-ed25519-BUILD-KEY-MATERIAL-0123456789"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from imagefactory.config import LayerDef, load_config
-from tests.conftest import require_tool
+from tests.prereq import missing, require_tool, require_tools
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -307,7 +307,7 @@ class Keys:
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
-    require_tool("gpg", "gpgconf", "curl")
+    require_tools("gpg", "gpgconf", "curl")
     made = Keys(tmp_path_factory.mktemp("keys") / "gnupg")
     yield made
     made.close()
@@ -374,7 +374,7 @@ def test_fetch_refuses_an_expired_key(keys: Keys, tmp_path: Path) -> None:
 
 def test_fetch_refuses_something_that_is_not_a_key(tmp_path: Path) -> None:
     """An HTML error page (or any non-key) at the key URL is refused."""
-    require_tool("gpg", "curl")
+    require_tools("gpg", "curl")
     page = tmp_path / "page.html"
     page.write_text("<html><body>502 Bad Gateway</body></html>\n")
     proc = fetch(page.as_uri(), "0" * 40, tmp_path / "p")
@@ -437,7 +437,7 @@ def test_datadirs_refuses_an_unmounted_disk() -> None:
     """Without the disk mounted, the helper creates nothing on the root filesystem."""
     require_tool("mountpoint")
     if Path("/data/db").exists():
-        pytest.skip("this machine has a /data/db")
+        missing("a host without /data/db", "the test checks that nothing creates it; run elsewhere")
     proc = subprocess.run(["bash", str(DATADIRS), "db"], capture_output=True, text=True)
     assert proc.returncode == 1
     assert "not a mounted filesystem" in proc.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from imagefactory.config import load_config
-from tests.conftest import require_tool
+from tests.prereq import require_tool
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

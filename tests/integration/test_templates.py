@@ -11,11 +11,10 @@ import hcl2
 import pytest
 
 from imagefactory.config import load_config
-from imagefactory.guest.credential import generate_key
+from imagefactory.guest.credential import generate_credential
 from imagefactory.sources.install import FIRMWARES, OVMF_CODE, render_kickstart
 from imagefactory.sources.kickstart_check import check_kickstart
-from imagefactory.util.tools import which
-from tests.conftest import require_tool
+from tests.prereq import require_tool, require_tools
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -102,10 +101,10 @@ def packer_validate(template: Path, variables: dict[str, object], tmp_path: Path
 def test_packer_validate_with_rendered_vars(template: Path, firmware: str, tmp_path: Path) -> None:
     """Each build template validates with the variables the engine renders, BIOS and UEFI
     (OVMF as QEMU's -bios; the install template's GRUB boot command)."""
-    require_tool("packer", "ssh-keygen")
+    require_tools("packer", "ssh-keygen")
     script = tmp_path / "10-do-nothing.sh"
     script.write_text("#!/bin/bash\nset -euo pipefail\n")
-    key = generate_key(tmp_path / "k", "test")
+    key = generate_credential(tmp_path / "k", "test")
     variables = {
         k: (str(tmp_path / "out") if v == "OUT" else v) for k, v in RENDERED[template.name].items()
     }
@@ -128,13 +127,13 @@ def test_packer_validate_rejects_a_missing_variable(tmp_path: Path) -> None:
 def render_real_kickstart(tmp_path: Path, firmware: str) -> tuple[Path, str]:
     """kickstart/ol8.ks rendered as the install layer does, with test values."""
     require_tool("ssh-keygen")
-    key = generate_key(tmp_path / "k", "test")
+    key = generate_credential(tmp_path / "k", "test")
     out = tmp_path / "ol8.ks"
     render_kickstart(
         REPO / "kickstart/ol8.ks",
         out,
         build_user="packer",
-        key=key,
+        credential=key,
         grub_hash="grub.pbkdf2.sha512.10000.AB12.CD34",
         firmware=firmware,
     )
@@ -143,16 +142,14 @@ def render_real_kickstart(tmp_path: Path, firmware: str) -> tuple[Path, str]:
 
 @pytest.mark.parametrize("firmware", FIRMWARES)
 def test_rendered_kickstart_passes_ksvalidator(tmp_path: Path, firmware: str) -> None:
-    require_tool("ksvalidator")
+    ksvalidator = require_tool("ksvalidator")
     out, public_line = render_real_kickstart(tmp_path, firmware)
     text = out.read_text()
     assert public_line in text
     assert re.findall(r"@[A-Z_]+@", text) == []
     efi = [ln for ln in text.splitlines() if ln.startswith("part /boot/efi ")]
     assert len(efi) == (1 if firmware == "uefi" else 0)
-    proc = subprocess.run(
-        [str(which("ksvalidator")), "-v", "RHEL8", str(out)], capture_output=True, text=True
-    )
+    proc = subprocess.run([ksvalidator, "-v", "RHEL8", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

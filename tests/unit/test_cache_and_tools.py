@@ -14,7 +14,7 @@ from imagefactory.engine.cache import LayerCache
 from imagefactory.errors import BuildError, CacheError, MissingToolError, ToolError
 from imagefactory.guest import accel, packer
 from imagefactory.util.tools import require, run
-from tests.conftest import require_tool
+from tests.prereq import require_tool
 
 
 def test_staging_is_removed_when_build_fails(tmp_path: Path) -> None:

@@ -12,19 +12,20 @@ from typing import Any
 
 import pytest
 
-from imagefactory import verify
+from imagefactory import choices, verify
+from imagefactory.choices import LAYER_IMAGE
 from imagefactory.config import Config, load_config
-from imagefactory.engine import build, plan
-from imagefactory.engine.build import Artifacts
-from imagefactory.engine.cache import LAYER_IMAGE
+from imagefactory.engine import recipes
+from imagefactory.engine.context import Artifacts, BuildContext, LayerBuild
+from imagefactory.engine.output import write_manifest
 from imagefactory.engine.plan import Plan, make_plan
 from imagefactory.errors import BuildError, FactoryError
 from imagefactory.guest import vm
-from imagefactory.guest.credential import BuildKey
-from imagefactory.sources import install
+from imagefactory.guest.credential import BuildCredential
+from imagefactory.util.progress import Timer
 
 REPO = Path(__file__).resolve().parents[2]
-KEY = BuildKey(
+KEY = BuildCredential(
     Path("/nonexistent"),
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f test",
 )
@@ -63,12 +64,12 @@ def write_config(root: Path, firmware: str) -> Config:
 @pytest.fixture(autouse=True)
 def no_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Tool versions and qemu-img answers without the tools; a stand-in OVMF image."""
-    monkeypatch.setattr(plan.tools, "versions", lambda names: dict.fromkeys(names, "1.0"))
-    monkeypatch.setattr(build.seal, "image_info", lambda path: {"virtual-size": 2 << 30})
+    monkeypatch.setattr(recipes.tools, "versions", lambda names: dict.fromkeys(names, "1.0"))
+    monkeypatch.setattr(recipes.seal, "image_info", lambda path: {"virtual-size": 2 << 30})
     monkeypatch.setattr(vm, "require", lambda tool: f"/usr/bin/{tool}")
     ovmf = tmp_path / "OVMF_CODE.fd"
     ovmf.write_bytes(b"firmware")
-    monkeypatch.setattr(install, "OVMF_CODE", ovmf)
+    monkeypatch.setattr(choices, "OVMF_CODE", ovmf)
     return ovmf
 
 
@@ -97,17 +98,22 @@ def layer_variables(cfg: Config, family: str, art: Artifacts) -> dict[str, Any]:
     commit_all(art, p)
     tmp = art.root / "tmp"
     tmp.mkdir()
-    return build._layer_variables(cfg, art, p, p.steps[1], tmp)
+    ctx = BuildContext(cfg, art, p.family, p.firmware, KEY, "now")
+    step = p.steps[1]
+    run = LayerBuild(ctx, step.layer.name, step.key, p.steps[0].key, "tcg", tmp, tmp / "l", Timer())
+    packer_recipe = p.steps[1].recipe
+    assert isinstance(packer_recipe, recipes.PackerRecipe)
+    return packer_recipe.packer_variables(run)
 
 
 def test_the_root_layer_decides_the_firmware(tmp_path: Path) -> None:
-    assert install.firmware_of(write_config(tmp_path, "uefi"), "ol8") == "uefi"
-    assert install.firmware_of(write_config(tmp_path, "bios"), "ol8") == "bios"
-    assert install.firmware_of(write_config(tmp_path, "uefi"), "standin") == "bios"
+    assert recipes.firmware_of(write_config(tmp_path, "uefi"), "ol8") == "uefi"
+    assert recipes.firmware_of(write_config(tmp_path, "bios"), "ol8") == "bios"
+    assert recipes.firmware_of(write_config(tmp_path, "uefi"), "standin") == "bios"
     shipped = load_config(REPO / "factory.yaml")
-    assert {install.firmware_of(shipped, f) for f in shipped.families} == {"bios"}
+    assert {recipes.firmware_of(shipped, f) for f in shipped.families} == {"bios"}
     standin = load_config(REPO / "standin.yaml")
-    assert {install.firmware_of(standin, f) for f in standin.families} == {"bios"}
+    assert {recipes.firmware_of(standin, f) for f in standin.families} == {"bios"}
 
 
 def test_layers_of_a_uefi_family_boot_ovmf(tmp_path: Path, no_tools: Path) -> None:
@@ -126,7 +132,7 @@ def test_layers_of_a_bios_family_boot_seabios(tmp_path: Path, firmware: str, fam
 def test_a_uefi_layer_without_ovmf_names_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(install, "OVMF_CODE", tmp_path / "absent.fd")
+    monkeypatch.setattr(choices, "OVMF_CODE", tmp_path / "absent.fd")
     cfg = write_config(tmp_path, "uefi")
     with pytest.raises(BuildError, match=r"absent\.fd not found.*apt-get install ovmf"):
         layer_variables(cfg, "ol8", Artifacts(tmp_path / "artifacts"))
@@ -154,7 +160,9 @@ def test_the_manifest_records_the_firmware(
         "build_seconds": 2.0,
         "accelerator": "tcg",
     }
-    build._write_manifest(cfg, art, p, p.final, facts, entry, "start")
+    ctx = BuildContext(cfg, art, p.family, p.firmware, KEY, "start")
+    run = LayerBuild(ctx, "seal", p.final.key, None, "tcg", tmp_path, tmp_path / "log", Timer())
+    write_manifest(run, p, facts)
     assert json.loads((entry / "manifest.json").read_text())["firmware"] == recorded
 
 
@@ -205,7 +213,7 @@ def firmware_verify_boots(
         raise Booted(kwargs["firmware"])
 
     monkeypatch.setattr(verify.vm, "boot", fake_boot)
-    monkeypatch.setattr(verify, "generate_key", lambda path, comment: KEY)
+    monkeypatch.setattr(verify, "generate_credential", lambda path, comment: KEY)
     with pytest.raises(Booted) as info:
         verify.verify_image(
             tmp_path / "i.qcow2",

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from imagefactory import choices
 from imagefactory.config import Config, IsoSource, load_config
 from imagefactory.errors import BuildError, ConfigError
-from imagefactory.guest.credential import BuildKey
+from imagefactory.guest.credential import BuildCredential
 from imagefactory.sources import install
 
 REPO = Path(__file__).resolve().parents[2]
-KEY = BuildKey(Path("/nonexistent"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test")
+KEY = BuildCredential(Path("/nonexistent"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test")
 HASH = "grub.pbkdf2.sha512.10000.AB12.CD34"
 
 CONFIG = """
@@ -140,7 +141,7 @@ def test_packer_variables_for_bios_and_uefi(
     assert "\n# UEFI only: part /boot/efi " in (tmp_path / "http" / "ol8.ks").read_text()
     ovmf = tmp_path / "OVMF_CODE.fd"
     ovmf.write_bytes(b"firmware")
-    monkeypatch.setattr(install, "OVMF_CODE", ovmf)
+    monkeypatch.setattr(choices, "OVMF_CODE", ovmf)
     uefi = packer_vars(tmp_path, "{IF_FIRMWARE: uefi, IF_DISK_SIZE_MIB: 25600}")
     assert uefi["disk_size_mib"] == 25600 and uefi["uefi_firmware"] == str(ovmf)
     assert "\npart /boot/efi --fstype=efi " in (tmp_path / "http" / "ol8.ks").read_text()
@@ -150,7 +151,7 @@ def test_uefi_without_ovmf_names_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(install.GRUB_HASH_ENV, HASH)
-    monkeypatch.setattr(install, "OVMF_CODE", tmp_path / "absent.fd")
+    monkeypatch.setattr(choices, "OVMF_CODE", tmp_path / "absent.fd")
     with pytest.raises(BuildError, match=r"apt-get install ovmf"):
         packer_vars(tmp_path, "{IF_FIRMWARE: uefi}")
 

@@ -9,11 +9,11 @@ import pytest
 
 from imagefactory.config import IsoSource
 from imagefactory.errors import BuildError
-from imagefactory.guest.credential import BuildKey
+from imagefactory.guest.credential import BuildCredential
 from imagefactory.sources.install import GRUB_HASH_ENV, grub_password_hash, render_kickstart
 from imagefactory.sources.iso import fetch_iso
 
-KEY = BuildKey(Path("/nonexistent"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test")
+KEY = BuildCredential(Path("/nonexistent"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test")
 
 
 def iso(tmp_path: Path, data: bytes, sha: str | None = None) -> IsoSource:
@@ -55,5 +55,5 @@ def test_unknown_placeholder_is_an_error(tmp_path: Path) -> None:
     tpl = tmp_path / "x.ks"
     tpl.write_text("user --name=@BUILD_USER@\nrootpw @ROOT_PW@\n")
     with pytest.raises(BuildError, match="@ROOT_PW@"):
-        render_kickstart(tpl, tmp_path / "out.ks", build_user="b", key=KEY, grub_hash="h")
+        render_kickstart(tpl, tmp_path / "out.ks", build_user="b", credential=KEY, grub_hash="h")
     assert not (tmp_path / "out.ks").exists()

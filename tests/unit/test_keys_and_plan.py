@@ -11,8 +11,8 @@ from imagefactory.config import load_config
 from imagefactory.engine.cache import LayerCache
 from imagefactory.engine.keys import explain, layer_key, tree_digest
 from imagefactory.util import tools
-from tests.conftest import require_tool
 from tests.plankit import fake_commit, plan_of
+from tests.prereq import require_tools
 
 CONFIG = """
 version: 1
@@ -32,7 +32,7 @@ families:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    require_tool("packer", "qemu-img", "qemu-system-x86_64", "mmdebstrap", "ssh-keygen")
+    require_tools("packer", "qemu-img", "qemu-system-x86_64", "mmdebstrap", "ssh-keygen")
     (tmp_path / "s").mkdir()
     for name in ("common", "a", "b", "seal"):
         (tmp_path / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")
@@ -115,7 +115,7 @@ def test_explain_without_history() -> None:
 
 
 def test_tool_versions_are_parsed() -> None:
-    require_tool("packer", "qemu-img")
+    require_tools("packer", "qemu-img")
     assert tools.version("packer").count(".") >= 2
     assert tools.version("qemu-img")[0].isdigit()
 
@@ -132,20 +132,20 @@ def test_reboot_is_an_input_of_the_layer(project: Path) -> None:
 
 def test_reboot_layer_runs_its_scripts_twice_under_set_e(project: Path, tmp_path: Path) -> None:
     """A reboot layer stages its scripts and the /etc check; the rerun stops at a failure."""
-    from imagefactory.engine.build import _reboot_variables
+    from imagefactory.engine.recipes import ScriptsRecipe
 
     cfg = load_config(project / "f.yaml")
     layer = dataclasses.replace(cfg.layers["a"], reboot=True)
     files = tmp_path / "files"
     files.mkdir()
-    got = _reboot_variables(layer, files)
+    got = ScriptsRecipe(cfg, layer)._reboot_variables(files)
     assert got["reboot_inline"][0] == got["after_reboot_inline"][0] == "set -euo pipefail"
     assert got["reboot_inline"][-1] == "systemctl reboot"
     assert "/.layer/scripts/10-do-a.sh" in got["after_reboot_inline"][1]
     assert "check-idempotence.sh compare" in got["after_reboot_inline"][-2]
     assert (files / ".layer/scripts/10-do-a.sh").read_text() == "#!/bin/bash\necho a\n"
     assert (files / ".layer/check-idempotence.sh").exists()
-    plain = _reboot_variables(cfg.layers["a"], files)
+    plain = ScriptsRecipe(cfg, cfg.layers["a"])._reboot_variables(files)
     assert plain == {
         "reboot_inline": ["true"],
         "after_reboot_inline": ["true"],

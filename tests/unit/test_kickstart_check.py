@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from imagefactory.errors import ConfigError
-from imagefactory.guest.credential import BuildKey
+from imagefactory.guest.credential import BuildCredential
 from imagefactory.sources.install import render_kickstart
 from imagefactory.sources.kickstart_check import check_kickstart, min_disk_mib
 
 REPO = Path(__file__).resolve().parents[2]
-KEY = BuildKey(Path("/nonexistent"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test")
+KEY = BuildCredential(Path("/nonexistent"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test")
 HASH = "grub.pbkdf2.sha512.10000.AB12.CD34"
 
 # Clean; the numbered lines are the ones the tests below replace.
@@ -220,7 +220,7 @@ def render_real(tmp_path: Path, firmware: str, template: Path | None = None) -> 
         template or REPO / "kickstart/ol8.ks",
         out,
         build_user="packer",
-        key=KEY,
+        credential=KEY,
         grub_hash=HASH,
         firmware=firmware,
     )

@@ -91,7 +91,7 @@ def read_fw_cfg(host: Host, runner: Runner) -> List[Finding]:
     """QEMU fw_cfg entries opt/appcore/KEY (the qemu_fw_cfg module may need loading first)."""
     if not host.exists("/sys/firmware/qemu_fw_cfg"):
         runner.run(["modprobe", "-q", "qemu_fw_cfg"], check=False)
-    out = []
+    out: List[Finding] = []
     base = host.path(FW_CFG_DIR)
     if not os.path.isdir(base):
         return out

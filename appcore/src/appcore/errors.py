@@ -1,5 +1,7 @@
 """Error types. Each one maps to an exit code so a failed boot is easy to diagnose."""
 
+from typing import Iterable
+
 
 class AppcoreError(Exception):
     """A failure that leaves the role unconfigured (fail closed); the message says why."""
@@ -12,7 +14,7 @@ class CatalogueError(AppcoreError):
 
     exit_code = 2
 
-    def __init__(self, source, problems):
+    def __init__(self, source: str, problems: Iterable[str]) -> None:
         self.problems = list(problems)
         lines = [f"{source}: {len(self.problems)} problem(s):"]
         lines.extend("  - " + p for p in self.problems)

@@ -13,16 +13,16 @@ from appcore_testkit import (
     attach_disk,
     make_image,
     make_root,
-    require_tool,
 )
+
+from tests.prereq import require_tools
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(autouse=True)
 def tools() -> None:
-    for tool in ("blkid", "wipefs", "mkfs.xfs", "mkfs.ext4", "sfdisk"):
-        require_tool(tool)
+    require_tools("blkid", "wipefs", "mkfs.xfs", "mkfs.ext4", "sfdisk")
 
 
 def apply(root: Path, runner: RecordingRunner, *extra: str) -> int:

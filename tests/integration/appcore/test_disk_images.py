@@ -6,7 +6,9 @@ import pytest
 from appcore.disks import FORMAT, MOUNT, REFUSE, check_ours, decide, format_blank, probe
 from appcore.errors import DiskError
 from appcore.runner import Runner
-from appcore_testkit import make_image, require_tool
+from appcore_testkit import make_image
+
+from tests.prereq import require_tools
 
 pytestmark = pytest.mark.integration
 FSTYPES = ["xfs", "ext4"]
@@ -14,8 +16,7 @@ FSTYPES = ["xfs", "ext4"]
 
 @pytest.fixture(autouse=True)
 def tools() -> None:
-    for tool in ("blkid", "wipefs", "mkfs.ext4", "mkfs.xfs", "sfdisk"):
-        require_tool(tool)
+    require_tools("blkid", "wipefs", "mkfs.ext4", "mkfs.xfs", "sfdisk")
 
 
 @pytest.mark.parametrize(

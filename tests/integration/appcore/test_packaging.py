@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from appcore.units import render_dropin, render_mount_unit
-from appcore_testkit import APPCORE_DIR, CATALOGUE, require_tool
+from appcore_testkit import APPCORE_DIR, CATALOGUE
 
 from appcore.catalogue import load_catalogue
+from tests.prereq import require_tool
 
 pytestmark = pytest.mark.integration
 VENV_BIN = Path(sys.executable).parent

@@ -3,7 +3,6 @@
 import glob
 import json
 import os
-import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -15,8 +14,9 @@ from appcore_testkit import (
     attach_disk,
     make_image,
     make_root,
-    require_tool,
 )
+
+from tests.prereq import require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,6 @@ def python36() -> str:
     """APPCORE_PYTHON36, a pyenv 3.6 build (not its shim), or python3.6 on PATH."""
     builds = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.6*/bin/python3.6")))
     found = os.environ.get("APPCORE_PYTHON36") or (builds[0] if builds else None)
-    found = found or shutil.which("python3.6")
     return found or require_tool("python3.6")
 
 

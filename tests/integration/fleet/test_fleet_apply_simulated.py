@@ -13,8 +13,7 @@ import yaml
 from imagefactory.fleet import commands
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.placement import PlacementError
-from tests.fleetkit import group, write_fleet
-from tests.integration.fleet.conftest import TemplateStore, simulated_host
+from tests.fleetkit import TemplateStore, group, simulated_host, write_fleet
 
 pytestmark = pytest.mark.integration
 SMALL = {"vcpu": 2, "memory_gib": 2, "os_disk_gb": 1}

@@ -19,7 +19,7 @@ from imagefactory.fleet.model import (
 )
 from imagefactory.fleet.pool import PoolVolumes
 from imagefactory.util.fsutil import sha256_file
-from tests.conftest import require_tool
+from tests.prereq import require_tool
 
 pytestmark = pytest.mark.integration
 

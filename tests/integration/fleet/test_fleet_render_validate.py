@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from imagefactory.fleet import commands
-from tests.conftest import require_tool
 from tests.fleetkit import production_with
+from tests.prereq import require_tools
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def test_every_domain_passes_virt_xml_validate(rendered: list[Path]) -> None:
     """`virt-xml-validate FILE domain` (libvirt's RNG schema) accepts all 71."""
-    require_tool("virt-xml-validate", "xmllint")
+    require_tools("virt-xml-validate", "xmllint")
     bad = [
         f.name
         for f in rendered

@@ -20,8 +20,7 @@ from imagefactory.fleet.hypervisor import Connections, FleetError, is_running, l
 from imagefactory.fleet.nodes import Node, plan_fleet
 from imagefactory.fleet.rollout import RolloutState
 from imagefactory.store import layout
-from tests.fleetkit import group, write_fleet
-from tests.integration.fleet.conftest import TemplateStore, simulated_host
+from tests.fleetkit import TemplateStore, group, simulated_host, write_fleet
 
 pytestmark = pytest.mark.integration
 SMALL = {"vcpu": 2, "memory_gib": 2, "os_disk_gb": 1}

@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from imagefactory.hardening import TailoringResult, derive_tailoring, load_pin
 from imagefactory.hardening.pin import SsgPin
+from tests.prereq import missing, require_tool
 
 REPO = Path(__file__).parents[3]
 PIN_FILE = REPO / "hardening" / "ssg-pin.yaml"
 
 
-def _missing(what: str) -> None:
-    """In CI a missing prerequisite fails loudly; locally it skips with the reason."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"prerequisite missing in CI: {what}")
-    pytest.skip(f"prerequisite missing: {what}")
-
-
 @pytest.fixture(scope="session")
-def require_tool() -> Callable[[str], str]:
-    def check(name: str) -> str:
-        found = shutil.which(name)
-        if found is None:
-            _missing(f"tool {name!r} on PATH")
-        assert found is not None
-        return found
-
-    return check
-
-
-@pytest.fixture(scope="session")
-def pin(require_tool: Callable[[str], str]) -> SsgPin:
+def pin() -> SsgPin:
     require_tool("oscap")
     loaded = load_pin(PIN_FILE)
     if not loaded.target_path.is_file() or not loaded.source_path.is_file():
-        _missing(f"SSG {loaded.version} datastreams in {loaded.content_dir} (ssg-nondebian)")
+        missing(
+            f"SSG {loaded.version} datastreams in {loaded.content_dir}",
+            "apt-get install ssg-nondebian",
+        )
     return loaded
 
 

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from imagefactory.hardening import (
 )
 from imagefactory.hardening.oscap import generate_fix
 from imagefactory.hardening.pin import SsgPin
+from tests.prereq import require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -102,9 +102,7 @@ def test_bash_fix_has_one_block_per_remediated_rule(derived: TailoringResult) ->
     )
 
 
-def test_bash_fix_syntax_and_shellcheck(
-    derived: TailoringResult, require_tool: Callable[[str], str]
-) -> None:
+def test_bash_fix_syntax_and_shellcheck(derived: TailoringResult) -> None:
     """The generated script parses (bash -n) and has no shellcheck warnings or errors."""
     require_tool("shellcheck")
     assert derived.bash_fix is not None

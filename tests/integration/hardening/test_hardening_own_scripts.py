@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from imagefactory.hardening import load_scripts
+from tests.prereq import require_root, require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +40,7 @@ DIRS = ["etc/cron.hourly", "etc/cron.daily", "etc/cron.weekly", "etc/cron.monthl
 
 @pytest.fixture
 def scratch_root(tmp_path: Path) -> Path:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("these tests set root ownership and must run as root in CI")
-        pytest.skip("needs root (the scripts chown to root:root)")
+    require_root("the scripts chown to root:root")
     for rel, text in FILES.items():
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +71,7 @@ def mode_of(path: Path) -> tuple[int, int, int]:
     return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
 
 
-def test_shellcheck_clean(require_tool: Callable[[str], str]) -> None:
+def test_shellcheck_clean() -> None:
     """Every script and the shared library pass shellcheck (following the source line)."""
     require_tool("shellcheck")
     files = sorted(str(p) for p in SCRIPTS.rglob("*.sh"))

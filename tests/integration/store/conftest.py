@@ -4,46 +4,25 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import os
-import shutil
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from imagefactory.store.backend import StoreBackend
 from imagefactory.store.fs_backend import FsBackend
-from imagefactory.store.loopback_s3 import LoopbackS3, start_loopback_s3
 from imagefactory.store.s3_backend import S3Backend
-from imagefactory.store.testkit import SigningKeys, make_signing_keys
+from tests.loopback_s3 import LoopbackS3, start_loopback_s3
+from tests.prereq import missing, require_tool
+from tests.storekit import SigningKeys, make_signing_keys
 
 _bucket_numbers = itertools.count()
-
-
-def _missing(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _require(tool: str) -> str:
-    path = shutil.which(tool) or shutil.which(tool, path=str(Path(sys.executable).parent))
-    if path is None:
-        _missing(f"{tool} is not installed")
-    return str(path)
-
-
-@pytest.fixture(scope="session")
-def require_tool() -> Callable[[str], str]:
-    """require_tool(name): path of a tool; fails in CI, skips locally when it is missing."""
-    return _require
 
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackS3]:
     if importlib.util.find_spec("moto") is None:
-        _missing("moto[server] is not installed (dev extra)")
+        missing("Python package moto[server]", "pip install -e '.[dev]'")
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     server = start_loopback_s3(log_path=log)
     yield server
@@ -52,7 +31,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackS3]:
 
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> SigningKeys:
-    _require("ssh-keygen")
+    require_tool("ssh-keygen")
     return make_signing_keys(tmp_path_factory.mktemp("keys"))
 
 

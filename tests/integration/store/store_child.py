@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from imagefactory.store import api
-from imagefactory.store.progress import Progress
 from imagefactory.store.settings import settings_or_raise
+from imagefactory.store.transfer_meter import Progress
 
 
 def main() -> int:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import stat
 import subprocess
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ from imagefactory.store.channels import (
 from imagefactory.store.publish import PublishResult, publish_image
 from imagefactory.store.pull import SEEN_FILE, pull_image
 from imagefactory.store.signing import SignatureError, sign_bytes
-from imagefactory.store.testkit import SigningKeys, make_sealed_image, make_signing_keys
+from tests.prereq import require_tool
+from tests.storekit import SigningKeys, make_sealed_image, make_signing_keys
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
@@ -307,7 +307,6 @@ def test_real_qcow2_template_backs_a_vm_disk(
     backend: StoreBackend,
     keys: SigningKeys,
     tmp_path: Path,
-    require_tool: Callable[[str], str],
 ) -> None:
     qemu_img = require_tool("qemu-img")
     res = _publish(backend, keys, tmp_path / "s", "stable", size=64 * MIB, qcow2=True)

@@ -16,12 +16,12 @@ from imagefactory.store import layout
 from imagefactory.store.backend import StoreBackend
 from imagefactory.store.channels import list_images
 from imagefactory.store.fs_backend import FsBackend
-from imagefactory.store.loopback_s3 import LoopbackS3
 from imagefactory.store.publish import publish_image
 from imagefactory.store.pull import pull_image
 from imagefactory.store.s3_backend import S3Backend
 from imagefactory.store.settings import ENV_ACCESS, ENV_SECRET
-from imagefactory.store.testkit import SigningKeys, make_sealed_image
+from tests.loopback_s3 import LoopbackS3
+from tests.storekit import SigningKeys, make_sealed_image
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024

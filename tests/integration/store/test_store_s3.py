@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ import pytest
 from imagefactory.errors import ConfigError
 from imagefactory.store import api, layout
 from imagefactory.store.backend import StoreError
-from imagefactory.store.loopback_s3 import LoopbackS3
 from imagefactory.store.s3_backend import S3Backend, incomplete_uploads
 from imagefactory.store.settings import (
     ENV_ACCESS,
@@ -23,7 +21,9 @@ from imagefactory.store.settings import (
     ENV_SECRET,
     Credentials,
 )
-from imagefactory.store.testkit import SigningKeys, make_sealed_image
+from tests.loopback_s3 import LoopbackS3
+from tests.prereq import require_tool
+from tests.storekit import SigningKeys, make_sealed_image
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
@@ -109,7 +109,6 @@ def test_awscli_downloads_published_image(
     new_bucket: str,
     keys: SigningKeys,
     tmp_path: Path,
-    require_tool: Callable[[str], str],
 ) -> None:
     aws = require_tool("aws")
     settings = s3_server.settings(new_bucket)
@@ -151,7 +150,7 @@ def test_awscli_downloads_published_image(
 
 
 def test_unfinished_multipart_uploads_are_listed_and_aborted(
-    s3_server: LoopbackS3, new_bucket: str, require_tool: Callable[[str], str]
+    s3_server: LoopbackS3, new_bucket: str
 ) -> None:
     """Uploads started by another client (awscli) are found under a prefix and removed:
     exercises the only private minio-py calls against a real server."""

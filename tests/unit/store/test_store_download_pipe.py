@@ -12,7 +12,7 @@ import pytest
 
 from imagefactory.store import download_pipe
 from imagefactory.store.download_pipe import pipe_to_file
-from imagefactory.store.progress import Progress
+from imagefactory.store.transfer_meter import Progress
 
 
 def _chunks(count: int, size: int = 1000) -> Iterator[bytes]:

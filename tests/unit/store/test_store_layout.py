@@ -12,9 +12,9 @@ import pytest
 from imagefactory.errors import ConfigError
 from imagefactory.store import layout
 from imagefactory.store.backend import StoreError
-from imagefactory.store.progress import Progress
 from imagefactory.store.publish import load_sealed
-from imagefactory.store.testkit import make_sealed_image
+from imagefactory.store.transfer_meter import Progress
+from tests.storekit import make_sealed_image
 
 
 def test_versions_sort_by_build_time() -> None:

@@ -6,17 +6,23 @@ from pathlib import Path
 
 import pytest
 
+from imagefactory.config import load_config
 from imagefactory.errors import ConfigError
+from imagefactory.store import api
+from imagefactory.store.fs_backend import FsBackend
 from imagefactory.store.settings import (
+    CREDENTIAL_KEYS,
     ENV_ACCESS,
     ENV_CREDENTIALS_FILE,
     ENV_SECRET,
     Credentials,
+    StoreKind,
     StoreSettings,
     load_credentials,
     settings_or_raise,
     store_settings_from_dict,
 )
+from imagefactory.util.model import load_schema, schema_mismatches
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -90,6 +96,93 @@ def test_all_bad_fields_reported_at_once() -> None:
 def test_s3_needs_endpoint() -> None:
     _, problems = store_settings_from_dict({"kind": "s3"}, "f.yaml")
     assert [p.path for p in problems] == ["store.endpoint"]
+
+
+def test_schema_and_dataclass_declare_the_same_settings() -> None:
+    schema = load_schema("store")
+    assert schema_mismatches(StoreSettings, schema) == []
+    refused = {k for k, p in schema["properties"].items() if p.get("deprecated")}
+    assert refused == set(CREDENTIAL_KEYS)
+
+
+def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    settings, problems = store_settings_from_dict(
+        {"path": "store", "signing_key": "~/k", "allowed_signers": "/etc/as"},
+        "fleet.yaml",
+        tmp_path,
+    )
+    assert problems == []
+    assert settings.path == tmp_path / "store" and settings.signing_key == Path.home() / "k"
+    assert settings.allowed_signers == Path("/etc/as")
+    defaults, _ = store_settings_from_dict(None, "fleet.yaml", tmp_path)
+    assert defaults.path == tmp_path / "artifacts/store"
+
+
+def test_bad_values_and_unknown_keys_say_what_is_expected() -> None:
+    _, problems = store_settings_from_dict(
+        {"workers": 0, "bucket": " ", "part_size": "8MB", "colur": "red", "access_key": "AKIA"},
+        "f.yaml",
+    )
+    by_path = {p.path: p for p in problems}
+    assert list(by_path) == [
+        "store.workers",
+        "store.bucket",
+        "store.part_size",
+        "store.colur",
+        "store.access_key",
+    ]
+    assert by_path["store.workers"].hint.startswith("expected a whole number")
+    assert "kind" in by_path["store.colur"].hint and "access_key" not in by_path["store.colur"].hint
+    assert by_path["store.access_key"].message == "credentials do not belong in the config file"
+    assert ENV_ACCESS in by_path["store.access_key"].hint
+    assert not any("AKIA" in str(p) for p in problems)
+    _, problems = store_settings_from_dict(["fs"], "f.yaml")  # type: ignore[arg-type]
+    assert [(p.path, p.message) for p in problems] == [("store", "must be a mapping of settings")]
+
+
+def test_store_kind_carries_what_differs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (ENV_ACCESS, ENV_SECRET, ENV_CREDENTIALS_FILE):
+        monkeypatch.delenv(name, raising=False)
+    assert StoreSettings(kind="s3").kind is StoreKind.S3  # type: ignore[arg-type]
+    assert StoreKind.S3.needs_endpoint and not StoreKind.FS.needs_endpoint
+    backend = api.open_backend(StoreSettings(path=tmp_path))
+    assert isinstance(backend, FsBackend) and backend.root == tmp_path
+    with pytest.raises(ConfigError, match="no S3 credentials"):
+        api.open_backend(StoreSettings(kind=StoreKind.S3, endpoint="x:9000"))
+
+
+FACTORY = """
+version: 1
+sources:
+  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
+layers:
+  base: {source: deb}
+  seal: {scripts: [s.sh], seal: true}
+families:
+  fam: {layers: [base, seal]}
+"""
+
+
+def test_store_section_of_a_factory_config(tmp_path: Path) -> None:
+    """The factory schema refers to the store schema; the store's own messages still apply."""
+    (tmp_path / "s.sh").write_text("#!/bin/bash\n")
+    path = tmp_path / "factory.yaml"
+    path.write_text(FACTORY + "store: {kind: s3, endpoint: 'm:9000', path: here}\n")
+    store = load_config(path).store
+    assert store.kind is StoreKind.S3 and store.path == tmp_path / "here"
+    path.write_text(FACTORY + "store: {kind: ftp, colour: 1}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert [p.path for p in err.value.problems] == [".store", ".store.kind"]
+    assert "kind" in err.value.problems[0].hint
+    path.write_text(FACTORY + "store: {secret_key: hunter2, part_size: 1MiB}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert [(p.path, p.message) for p in err.value.problems] == [
+        ("store.secret_key", "credentials do not belong in the config file"),
+        ("store.part_size", "1048576 is out of range"),
+    ]
+    assert "hunter2" not in str(err.value)
 
 
 def test_credentials_from_env_and_secret_not_in_repr() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,15 +13,13 @@ from imagefactory.store.signing import (
     sign_bytes,
     verify_bytes,
 )
-from imagefactory.store.testkit import make_signing_keys
+from tests.prereq import require_tool
+from tests.storekit import make_signing_keys
 
 
 @pytest.fixture
 def keygen() -> None:
-    if shutil.which("ssh-keygen") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("ssh-keygen is not installed")
-        pytest.skip("ssh-keygen is not installed")
+    require_tool("ssh-keygen")
 
 
 @pytest.mark.usefixtures("keygen")

@@ -1,4 +1,5 @@
-"""Builders for store tests and the benchmark: throwaway signing keys and sealed image dirs.
+"""Builders for store and fleet tests and bench/bench_store.py: throwaway signing keys and sealed
+image dirs (test support, not shipped: it lives under tests/).
 
 Keys are generated at run time into a temporary directory; nothing secret is committed.
 """

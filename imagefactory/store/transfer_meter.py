@@ -1,4 +1,5 @@
-"""A byte progress bar with throughput, for uploads and downloads of large images."""
+"""The store's transfer meter: bytes moved, a bar and the throughput, for uploads and downloads
+of large images (not the build's step output, which is imagefactory.util.progress)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagefactory.store.settings import Credentials, StoreSettings
+from imagefactory.store.settings import Credentials, StoreKind, StoreSettings
 
 # Requests answered without credentials: CreateUser, PutUserPolicy, CreateAccessKey.
 _BOOTSTRAP_REQUESTS = 3
@@ -49,7 +49,7 @@ class LoopbackS3:
     def settings(self, bucket: str, **overrides: Any) -> StoreSettings:
         """StoreSettings for this server (plain http, small parts so tests go multipart)."""
         base = StoreSettings(
-            kind="s3",
+            kind=StoreKind.S3,
             endpoint=self.endpoint,
             bucket=bucket,
             secure=False,

@@ -1,0 +1,171 @@
+"""The meaning of a configuration: references between its parts and files on disk."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from imagefactory import variables
+from imagefactory.choices import LayerKind
+from imagefactory.config.model import Config, Family
+from imagefactory.errors import Problem
+from imagefactory.sources import install
+
+
+def _tailoring_profiles(path: Path) -> set[str]:
+    """Profile ids a tailoring file defines (XCCDF 1.1 or 1.2: any `Profile` element)."""
+    root = ET.parse(path).getroot()
+    return {e.get("id", "") for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Profile"}
+
+
+def _compliance_problems(cfg: Config, fam: Family) -> list[Problem]:
+    scan, file, where = fam.compliance, str(cfg.path), f".families.{fam.name}.compliance"
+    if scan is None:
+        return []
+    out = []
+    for key, p in (
+        ("datastream", scan.datastream),
+        ("tailoring", scan.tailoring),
+        ("waivers", scan.waivers),
+    ):
+        if p is not None and not p.is_file():
+            out.append(Problem(file, f"{where}.{key}", f"{cfg.relpath(p)} does not exist"))
+    if scan.tailoring.is_file():
+        try:
+            profiles = _tailoring_profiles(scan.tailoring)
+        except ET.ParseError as exc:
+            return [
+                *out,
+                Problem(
+                    file,
+                    f"{where}.tailoring",
+                    f"{cfg.relpath(scan.tailoring)} is not valid XML: {exc}",
+                ),
+            ]
+        if scan.profile not in profiles:
+            out.append(
+                Problem(
+                    file,
+                    f"{where}.profile",
+                    f"profile '{scan.profile}' is not in {cfg.relpath(scan.tailoring)}",
+                    f"one of: {', '.join(sorted(profiles)) or 'none'}",
+                )
+            )
+    return out
+
+
+def semantic_problems(cfg: Config) -> list[Problem]:
+    file = str(cfg.path)
+    out: list[Problem] = []
+    for layer in cfg.layers.values():
+        where = f".layers.{layer.name}"
+        if layer.source is not None and layer.source not in cfg.sources:
+            known = ", ".join(sorted(cfg.sources))
+            out.append(
+                Problem(
+                    file, f"{where}.source", f"unknown source '{layer.source}'", f"one of: {known}"
+                )
+            )
+        if layer.kind is LayerKind.STANDIN and (layer.template or layer.scripts):
+            out.append(
+                Problem(
+                    file,
+                    where,
+                    "a stand-in source layer is built without Packer",
+                    "remove template/scripts; add a layer on top of it instead",
+                )
+            )
+        if layer.kind is LayerKind.INSTALL and layer.template is None:
+            out.append(
+                Problem(
+                    file,
+                    f"{where}.template",
+                    "an ISO install layer needs a template",
+                    "e.g. template: packer/install-ol8.pkr.hcl",
+                )
+            )
+        schema = cfg.variables_schemas.get(layer.name)
+        if schema is not None:
+            vars_where = f"{where}.variables"
+            bad = variables.problems(file, vars_where, layer.variables, schema)
+            out += bad
+            if layer.kind is LayerKind.INSTALL and not bad:
+                out += install.kickstart_problems(
+                    file, where, layer.variables, layer.files, cfg.relpath
+                )
+        if layer.source is None and not layer.scripts:
+            out.append(Problem(file, f"{where}.scripts", "a layer needs at least one script"))
+        if layer.seal and layer.source is not None:
+            out.append(Problem(file, where, "a seal layer cannot be a root layer"))
+        if layer.reboot and (layer.seal or layer.source is not None):
+            out.append(
+                Problem(
+                    file,
+                    f"{where}.reboot",
+                    "only a scripts layer can reboot",
+                    "seal and root layers end with their own shutdown",
+                )
+            )
+        for kind, paths in (("scripts", layer.scripts), ("files", layer.files)):
+            for i, p in enumerate(paths):
+                if not p.exists():
+                    out.append(
+                        Problem(file, f"{where}.{kind}[{i}]", f"{cfg.relpath(p)} does not exist")
+                    )
+        if layer.template is not None and not layer.template.is_file():
+            out.append(
+                Problem(file, f"{where}.template", f"{cfg.relpath(layer.template)} does not exist")
+            )
+    for fam in cfg.families.values():
+        where = f".families.{fam.name}.layers"
+        known = ", ".join(sorted(cfg.layers))
+        for i, name in enumerate(fam.layers):
+            if name not in cfg.layers:
+                out.append(
+                    Problem(
+                        file,
+                        f"{where}[{i}]",
+                        f"unknown layer '{name}'",
+                        f"define it under layers: (known: {known})",
+                    )
+                )
+        for i, p in enumerate(fam.specs):
+            if not p.is_file():
+                out.append(
+                    Problem(
+                        file, f".families.{fam.name}.specs[{i}]", f"{cfg.relpath(p)} does not exist"
+                    )
+                )
+        out += _compliance_problems(cfg, fam)
+        if len(set(fam.layers)) != len(fam.layers):
+            out.append(Problem(file, where, "a layer is listed twice"))
+        defs = [cfg.layers[n] for n in fam.layers if n in cfg.layers]
+        if defs and defs[0].source is None:
+            out.append(
+                Problem(
+                    file,
+                    f"{where}[0]",
+                    f"first layer '{defs[0].name}' has no source",
+                    "a family starts from a layer with `source:`",
+                )
+            )
+        for i, d in enumerate(defs[1:], start=1):
+            if d.source is not None:
+                out.append(
+                    Problem(
+                        file, f"{where}[{i}]", f"layer '{d.name}' has a source but is not first"
+                    )
+                )
+        if defs and not defs[-1].seal:
+            out.append(
+                Problem(
+                    file,
+                    where,
+                    f"last layer '{defs[-1].name}' is not a seal layer",
+                    "end the family with a layer that has `seal: true`",
+                )
+            )
+        for i, d in enumerate(defs[:-1]):
+            if d.seal:
+                out.append(Problem(file, f"{where}[{i}]", f"seal layer '{d.name}' must be last"))
+    return out
