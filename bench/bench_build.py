@@ -3,7 +3,8 @@
 Run from the repository root as root: `.venv/bin/python bench/bench_build.py`.
 It builds in a fresh temporary workspace (the stand-in base is built too unless
 --reuse-base is given, which takes it from the e2e cache in ~/.cache/imagefactory-e2e).
-Targets from the issue are printed beside each ratio; nothing is asserted.
+The targets (no-op build, cached rebuild, parallel families) are printed beside each ratio;
+nothing is asserted.
 """
 
 from __future__ import annotations

@@ -91,5 +91,22 @@ class LayerKind(enum.StrEnum):
         return self is not LayerKind.STANDIN
 
     @property
+    def standalone(self) -> bool:
+        """Its image has no backing file: usable without its parents, and the family's output
+        (with the manifest beside it)."""
+        return self is LayerKind.SEAL
+
+    @property
     def image_name(self) -> str:
-        return SEALED_IMAGE if self is LayerKind.SEAL else LAYER_IMAGE
+        return SEALED_IMAGE if self.standalone else LAYER_IMAGE
+
+
+class SourceKind(enum.StrEnum):
+    """`sources.<name>.kind`: what a root layer is made from; it decides the root's kind."""
+
+    ISO = "iso"  # an install DVD with its sha256
+    STANDIN = "standin"  # Debian packages (the CI stand-in for OL8)
+
+    @property
+    def layer_kind(self) -> LayerKind:
+        return LayerKind.INSTALL if self is SourceKind.ISO else LayerKind.STANDIN

@@ -1,7 +1,7 @@
 """Verify a sealed image: boot it, run its testinfra specs and compliance scan, record both.
 
-The verifier logs in with a key made for this run only, passed like an operator's key
-(SMBIOS OEM string); the build key is gone from sealed images and is never used here.
+The verifier logs in with a credential made for this run only, passed like an operator's
+SSH key (SMBIOS OEM string); the build credential is gone from sealed images, never used here.
 The scan (optional, per family) runs `oscap` in the same boot, with the datastream and
 tailoring uploaded from the build host, so the pinned content is what gets evaluated.
 """
@@ -173,15 +173,15 @@ def verify_image(
     scanned = None
     packages = None
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
-        key = generate_credential(Path(tmp) / "verify_ed25519", "imagefactory-verify")
+        login = generate_credential(Path(tmp) / "verify_ed25519", "imagefactory-verify")
         serial = reports / f"{label}.serial.log"
         with (
             progress.step(f"booting {image.name} under {accelerator} for verification"),
             vm.boot(
                 image,
                 accelerator=accelerator,
-                login_key=key.private,
-                login_pubkey=key.public_line,
+                login_key=login.private,
+                login_pubkey=login.public_line,
                 serial_log=serial,
                 firmware=_firmware(manifest),
                 extra_args=extra_qemu_args,
@@ -190,7 +190,7 @@ def verify_image(
             if manifest is not None:
                 packages = _collect_packages(booted)
                 progress.say(f"==> {len(packages.packages)} {packages.format} packages installed")
-            _run_specs(booted, key.public_line, specs, junit, label)
+            _run_specs(booted, login.public_line, specs, junit, label)
             if scan is not None:
                 with progress.step(f"compliance scan in the guest ({scan.profile})"):
                     scanned = _scan_in_guest(booted, scan, reports, label)
@@ -198,7 +198,7 @@ def verify_image(
                 with progress.step("rebooting the guest"):
                     vm.reboot(booted)
                 junits.append(reports / f"{label}.after-reboot.junit.xml")
-                _run_specs(booted, key.public_line, after_reboot, junits[-1], label)
+                _run_specs(booted, login.public_line, after_reboot, junits[-1], label)
     missing = [str(j) for j in junits if not j.is_file()]
     if missing:
         raise FactoryError(f"the spec run wrote no report ({', '.join(missing)})")

@@ -1,9 +1,9 @@
 """Read and validate the factory configuration (one YAML file) into its model.
 
 Two passes, every problem collected before anything is reported:
-1. shape: YAML syntax, duplicate keys, JSON Schema (unknown keys are errors), each layer's
-   variables against its schema;
-2. meaning: references between families, layers, sources and files on disk (validate.py).
+1. shape: YAML syntax, duplicate keys, JSON Schema (unknown keys are errors);
+2. meaning (validate.py): each layer's variables against its schema, references between
+   families, layers, sources and files on disk.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 from imagefactory import variables
-from imagefactory.choices import LayerKind
+from imagefactory.choices import LayerKind, SourceKind
 from imagefactory.config.model import (
     BuildSettings,
     Config,
@@ -76,7 +76,9 @@ def schema_problems(file: str, doc: Any, schema: str = "factory") -> list[Proble
         path = _yaml_path(err.absolute_path)
         hint = ""
         if err.validator == "additionalProperties":
-            allowed = sorted(err.schema.get("properties", {}))
+            props = err.schema.get("properties", {})
+            # deprecated: keys declared only to be refused with their own message
+            allowed = sorted(k for k, v in props.items() if not v.get("deprecated"))
             hint = f"known keys here: {', '.join(allowed)}" if allowed else ""
         elif err.validator == "enum":
             hint = "allowed: " + ", ".join(map(str, err.validator_value))
@@ -125,7 +127,7 @@ def _model(path: Path, doc: dict[str, Any]) -> Config:
     sources: dict[str, Source] = {}
     for name, src in doc["sources"].items():
         fields = {k: v for k, v in src.items() if k != "kind"}
-        if src["kind"] == "iso":
+        if SourceKind(src["kind"]) is SourceKind.ISO:
             sources[name] = model.build(IsoSource, fields, root=root, given={"name": name})
         else:
             sources[name] = model.build(StandinSource, fields, root=root, given={"name": name})
@@ -170,5 +172,5 @@ def _variables_schemas(cfg: Config) -> tuple[dict[str, dict[str, Any]], list[Pro
 def _layer_kind(doc: dict[str, Any], layer: dict[str, Any]) -> LayerKind:
     if "source" in layer:  # an unknown source is reported by validation; model it as install
         src = doc["sources"].get(layer["source"], {})
-        return LayerKind.STANDIN if src.get("kind") == "standin" else LayerKind.INSTALL
+        return SourceKind(src.get("kind", SourceKind.ISO)).layer_kind
     return LayerKind.SEAL if layer.get("seal", False) else LayerKind.SCRIPTS

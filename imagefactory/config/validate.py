@@ -140,7 +140,7 @@ def semantic_problems(cfg: Config) -> list[Problem]:
         if len(set(fam.layers)) != len(fam.layers):
             out.append(Problem(file, where, "a layer is listed twice"))
         defs = [cfg.layers[n] for n in fam.layers if n in cfg.layers]
-        if defs and defs[0].source is None:
+        if defs and not defs[0].kind.is_root:
             out.append(
                 Problem(
                     file,
@@ -150,7 +150,7 @@ def semantic_problems(cfg: Config) -> list[Problem]:
                 )
             )
         for i, d in enumerate(defs[1:], start=1):
-            if d.source is not None:
+            if d.kind.is_root:
                 out.append(
                     Problem(
                         file, f"{where}[{i}]", f"layer '{d.name}' has a source but is not first"

@@ -1,8 +1,8 @@
 """Run state of a build: one context per family build, one per layer being built.
 
-Every step of a build takes one LayerBuild: the family's context and the layer's own state
-(its key, parent, temp dir, log, accelerator, timer). Neither names the plan, so the recipes
-that use them and the plan that holds the recipes stay apart.
+A recipe builds a layer from one LayerBuild: the family's context and the layer's own state
+(its key, parent, staging dir, log, accelerator, timer). Neither names the plan, so the
+recipes that take them and the plan that holds the recipes import each other in one direction.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from imagefactory import variables
-from imagefactory.choices import Firmware, LayerKind
+from imagefactory.choices import Firmware
 from imagefactory.config import Config, Family, LayerDef
 from imagefactory.engine.cache import LayerCache
 from imagefactory.engine.keys import Inputs, explain, layer_key
@@ -77,7 +77,7 @@ def make_plan(
         lkey = layer_key(inputs)
         present = cache.has(lkey)
         # An overlay is only usable with its whole parent chain; a sealed image stands alone.
-        usable = present and (recipe.kind is LayerKind.SEAL or parent is None or parent.cached)
+        usable = present and (recipe.kind.standalone or parent is None or parent.cached)
         reasons: tuple[str, ...] = ()
         if not usable:
             reasons = tuple(

@@ -18,6 +18,7 @@ from imagefactory.choices import LAYER_IMAGE, Firmware, LayerKind
 from imagefactory.config import Config, Family, IsoSource, LayerDef, StandinSource
 from imagefactory.engine.context import BuildContext, LayerBuild
 from imagefactory.engine.keys import Inputs, file_entry
+from imagefactory.errors import BuildError
 from imagefactory.guest import packer, seal
 from imagefactory.guest.credential import BuildCredential
 from imagefactory.sources import install, iso, standin
@@ -93,11 +94,9 @@ class LayerRecipe(ABC):
 class StandinRoot(LayerRecipe):
     """The Debian stand-in root: a disk made from Debian packages on the host, no VM."""
 
-    @property
-    def source(self) -> StandinSource:
-        src = self.cfg.sources[self.layer.source or ""]
-        assert isinstance(src, StandinSource)  # LayerKind.STANDIN is derived from it
-        return src
+    def __init__(self, cfg: Config, layer: LayerDef, source: StandinSource) -> None:
+        super().__init__(cfg, layer)
+        self.source = source
 
     def own_inputs(self) -> Inputs:
         src = self.source
@@ -179,11 +178,9 @@ class PackerRecipe(LayerRecipe):
 class IsoInstall(PackerRecipe):
     """The OS installer from a verified DVD, answering from the rendered kickstart."""
 
-    @property
-    def source(self) -> IsoSource:
-        src = self.cfg.sources[self.layer.source or ""]
-        assert isinstance(src, IsoSource)  # LayerKind.INSTALL is derived from it
-        return src
+    def __init__(self, cfg: Config, layer: LayerDef, source: IsoSource) -> None:
+        super().__init__(cfg, layer)
+        self.source = source
 
     @property
     def firmware(self) -> Firmware:
@@ -204,9 +201,34 @@ class IsoInstall(PackerRecipe):
     def packer_variables(self, run: LayerBuild) -> dict[str, Any]:
         http_dir = run.tmp / "http"
         http_dir.mkdir()
-        return install.packer_variables(
-            self.cfg, self.layer, self.source, self._fetch(run.ctx), http_dir, run.ctx.credential
+        return self.install_variables(self._fetch(run.ctx), http_dir, run.ctx.credential)
+
+    def install_variables(
+        self, iso_path: Path, http_dir: Path, credential: BuildCredential
+    ) -> dict[str, Any]:
+        """The install template's variables; the kickstart is rendered into `http_dir` and
+        checked (every problem at once) before Packer starts."""
+        kickstart = install.kickstart_of(self.layer.files)
+        if kickstart is None:
+            raise BuildError(f"layer {self.layer.name}: needs exactly one .ks file in files:")
+        settings = install.install_settings(self.layer.variables)
+        firmware_file = settings.firmware.ovmf()
+        install.render_kickstart(
+            kickstart,
+            http_dir / "ol8.ks",
+            build_user=self.cfg.build.build_user,
+            credential=credential,
+            grub_hash=install.grub_password_hash(),
+            firmware=settings.firmware,
+            shown=self.cfg.relpath(kickstart),
         )
+        return {
+            "iso_path": str(iso_path),
+            "iso_sha256": self.source.sha256,
+            "http_dir": str(http_dir),
+            "disk_size_mib": settings.disk_size_mib,
+            "uefi_firmware": firmware_file,
+        }
 
     def finish(self, run: LayerBuild, disk: Path) -> str:
         os.rename(disk, run.entry / LAYER_IMAGE)
@@ -321,16 +343,19 @@ class SealRecipe(ScriptsRecipe):
         return image.name
 
 
-_RECIPES: dict[LayerKind, type[LayerRecipe]] = {
-    LayerKind.STANDIN: StandinRoot,
-    LayerKind.INSTALL: IsoInstall,
-    LayerKind.SCRIPTS: ScriptsRecipe,
-    LayerKind.SEAL: SealRecipe,
-}
-
-
 def recipe_of(cfg: Config, layer: LayerDef) -> LayerRecipe:
-    return _RECIPES[layer.kind](cfg, layer)
+    """The recipe of a validated layer; a root recipe gets its source, typed, here once."""
+    source = cfg.sources.get(layer.source or "")
+    match layer.kind:
+        case LayerKind.STANDIN if isinstance(source, StandinSource):
+            return StandinRoot(cfg, layer, source)
+        case LayerKind.INSTALL if isinstance(source, IsoSource):
+            return IsoInstall(cfg, layer, source)
+        case LayerKind.SCRIPTS:
+            return ScriptsRecipe(cfg, layer)
+        case LayerKind.SEAL:
+            return SealRecipe(cfg, layer)
+    raise ValueError(f"layer {layer.name}: kind {layer.kind} does not match its source")
 
 
 def firmware_of(cfg: Config, family: str) -> Firmware:

@@ -1,8 +1,9 @@
 """The build credential: an SSH key pair the factory generates for its own build user.
 
 It never enters the repository or a published image: the root layer authorizes its public
-key, every layer logs in with it, and the seal layer deletes the user and the key. Its
-fingerprint is an input of the root layer, so rotating the key rebuilds the chain.
+half, every layer logs in with it, and the seal layer deletes the user and the credential.
+Its fingerprint is an input of the root layer, so rotating the credential rebuilds the chain.
+("Key" in this package means a layer key; this is an SSH key pair, called a credential.)
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ class BuildCredential:
         return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-def ensure_build_credential(keys_dir: Path, comment: str = "imagefactory-build") -> BuildCredential:
-    """Load the build key, generating it (ed25519, mode 0600) the first time."""
-    private = keys_dir / "build_ed25519"
+def ensure_build_credential(
+    directory: Path, comment: str = "imagefactory-build"
+) -> BuildCredential:
+    """Load the build credential, generating it (ed25519, mode 0600) the first time."""
+    private = directory / "build_ed25519"
     if not private.is_file():
-        keys_dir.mkdir(parents=True, exist_ok=True)
-        keys_dir.chmod(0o700)
-        tmp = keys_dir / ".build_ed25519.tmp"
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
+        tmp = directory / ".build_ed25519.tmp"
         for stale in (tmp, tmp.with_name(tmp.name + ".pub")):
             stale.unlink(missing_ok=True)
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(tmp)])
@@ -48,6 +51,6 @@ def ensure_build_credential(keys_dir: Path, comment: str = "imagefactory-build")
 
 
 def generate_credential(path: Path, comment: str) -> BuildCredential:
-    """A fresh throwaway key pair (e.g. the verifier's login key)."""
+    """A fresh throwaway credential (e.g. the verifier's login)."""
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
     return BuildCredential(path, path.with_name(path.name + ".pub").read_text().strip())

@@ -41,8 +41,8 @@ def seal_image(
     """Scan `overlay` (with its backing chain) for the build credential, then flatten it."""
     progress.detail("scanning the sealed disk for the build credential")
     needles = {
-        "build public key": credential.blob,
-        "build public key (base64)": base64.b64encode(credential.blob),
+        "the build credential's public half": credential.blob,
+        "the build credential's public half (base64)": base64.b64encode(credential.blob),
     }
     leaks = find_secret(overlay, needles, scratch)
     if leaks:

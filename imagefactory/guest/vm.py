@@ -1,6 +1,6 @@
-"""Boot an image under QEMU for verification: throwaway writes, SSH on loopback, key injected.
+"""Boot an image under QEMU for verification: throwaway writes, SSH on loopback, login injected.
 
-The image is never modified (`-snapshot`). The login key reaches the guest the way a
+The image is never modified (`-snapshot`). The login's public key reaches the guest the way a
 hypervisor passes it in production: an SMBIOS type 11 OEM string read by the image's
 boot-time access hook, so verifying also proves that path works. A UEFI image boots with
 OVMF as the build's layers did (see qemu_argv).

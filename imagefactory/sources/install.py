@@ -14,16 +14,13 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from imagefactory import variables
 from imagefactory.choices import Firmware
 from imagefactory.errors import BuildError, ConfigError, Problem
 from imagefactory.guest.credential import BuildCredential
 from imagefactory.sources.kickstart_check import GRUB_HASH, check_kickstart, min_disk_mib
-
-if TYPE_CHECKING:  # the config's model; its loader imports this module to validate
-    from imagefactory.config.model import Config, IsoSource, LayerDef
 
 GRUB_HASH_ENV = "IMAGEFACTORY_GRUB_PASSWORD_HASH"
 FIRMWARE_VAR = "IF_FIRMWARE"
@@ -141,34 +138,3 @@ def render_kickstart(
         raise ConfigError(problems)
     out.write_text(text)
     out.chmod(0o644)
-
-
-def packer_variables(
-    cfg: Config,
-    layer: LayerDef,
-    src: IsoSource,
-    iso: Path,
-    http_dir: Path,
-    credential: BuildCredential,
-) -> dict[str, Any]:
-    kickstart = kickstart_of(layer.files)
-    if kickstart is None:
-        raise BuildError(f"layer {layer.name}: needs exactly one .ks file in files:")
-    settings = install_settings(layer.variables)
-    firmware_file = settings.firmware.ovmf()
-    render_kickstart(
-        kickstart,
-        http_dir / "ol8.ks",
-        build_user=cfg.build.build_user,
-        credential=credential,
-        grub_hash=grub_password_hash(),
-        firmware=settings.firmware,
-        shown=cfg.relpath(kickstart),
-    )
-    return {
-        "iso_path": str(iso),
-        "iso_sha256": src.sha256,
-        "http_dir": str(http_dir),
-        "disk_size_mib": settings.disk_size_mib,
-        "uefi_firmware": firmware_file,
-    }

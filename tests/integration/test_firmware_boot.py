@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from imagefactory.choices import OVMF_CODE, Firmware
 from imagefactory.guest import vm
 from imagefactory.guest.credential import generate_credential
-from imagefactory.sources import install
 from tests.integration.test_templates import LAYER_VARS
 from tests.prereq import missing, require_tools
 
@@ -38,8 +38,8 @@ PUBKEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test"
 
 
 def require_ovmf() -> None:
-    if not install.OVMF_CODE.is_file():
-        missing(f"OVMF firmware {install.OVMF_CODE}", "apt-get install ovmf")
+    if not OVMF_CODE.is_file():
+        missing(f"OVMF firmware {OVMF_CODE}", "apt-get install ovmf")
 
 
 def empty_disk(tmp_path: Path) -> Path:
@@ -159,7 +159,7 @@ def test_layer_of_a_uefi_family_starts_ovmf(tmp_path: Path) -> None:
         "serial_log": str(serial),
         "files_dir": str(tmp_path),
         "scripts": [str(script)],
-        "uefi_firmware": install.uefi_firmware("uefi"),
+        "uefi_firmware": Firmware.UEFI.ovmf(),
     }
     var_file = tmp_path / "vars.pkrvars.json"
     var_file.write_text(json.dumps(variables))

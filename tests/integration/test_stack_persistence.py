@@ -33,7 +33,7 @@ TEMPLATES = REPO / "appcore/catalogue/templates"
 REPO_FILES = sorted(REPOS.glob("*.repo"))
 # Every shell file of the stack: the layer's scripts and the support scripts they upload.
 SHELL = sorted(STACK.rglob("*.sh"))
-# Set by the engine for every layer (imagefactory/build.py); IF_FAMILY only for per_family.
+# Set by the engine for every layer (imagefactory/engine/recipes.py); IF_FAMILY only for per_family.
 ENGINE_VARS = {"IF_FILES", "IF_LAYER", "IF_FAMILY"}
 SERVICES = {
     "db": "mysql.service",
@@ -60,7 +60,7 @@ def layer_env() -> dict[str, str]:
 
 def stage_files(dest: Path) -> Path:
     """The layer's files as the engine stages them for the guest: each entry of `files:` under
-    its base name (imagefactory/build.py), so $IF_FILES/repos/... and $IF_FILES/support/..."""
+    its base name (imagefactory/engine/recipes.py): $IF_FILES/repos/..., $IF_FILES/support/..."""
     for path in layer().files:
         (shutil.copytree if path.is_dir() else shutil.copy2)(path, dest / path.name)
     return dest

@@ -10,13 +10,15 @@ from pathlib import Path
 import hcl2
 import pytest
 
+from imagefactory.choices import OVMF_CODE, Firmware
 from imagefactory.config import load_config
 from imagefactory.guest.credential import generate_credential
-from imagefactory.sources.install import FIRMWARES, OVMF_CODE, render_kickstart
+from imagefactory.sources.install import render_kickstart
 from imagefactory.sources.kickstart_check import check_kickstart
 from tests.prereq import require_tool, require_tools
 
 pytestmark = pytest.mark.integration
+FIRMWARES = [f.value for f in Firmware]
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = sorted((REPO / "packer").glob("*.pkr.hcl"))
 BUILD_TEMPLATES = [t for t in TEMPLATES if t.name != "plugins.pkr.hcl"]

@@ -10,6 +10,7 @@ import pytest
 
 from imagefactory import choices
 from imagefactory.config import Config, IsoSource, load_config
+from imagefactory.engine.recipes import IsoInstall, recipe_of
 from imagefactory.errors import BuildError, ConfigError
 from imagefactory.guest.credential import BuildCredential
 from imagefactory.sources import install
@@ -125,7 +126,9 @@ def run_install(cfg: Config, http: Path) -> dict[str, object]:
     src = cfg.sources["dvd"]
     assert isinstance(src, IsoSource)
     http.mkdir(exist_ok=True)
-    return install.packer_variables(cfg, cfg.layers["install"], src, http / "dvd.iso", http, KEY)
+    recipe = recipe_of(cfg, cfg.layers["install"])
+    assert isinstance(recipe, IsoInstall)
+    return recipe.install_variables(http / "dvd.iso", http, KEY)
 
 
 def packer_vars(tmp_path: Path, variables: str) -> dict[str, object]:
