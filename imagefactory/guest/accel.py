@@ -24,7 +24,7 @@ from imagefactory.util.tools import require
 
 @dataclass(frozen=True)
 class AccelChoice:
-    accelerator: str  # "kvm" or "tcg"
+    accelerator: Accelerator  # KVM or TCG, never AUTO
     reason: str
 
 
@@ -114,12 +114,12 @@ def choose(
     """Resolve the `build.accelerator` setting to the accelerator to use, warning when
     falling back."""
     if not setting.needs_probe:
-        return AccelChoice(setting.value, f"set to {setting.value} in configuration")
+        return AccelChoice(setting, f"set to {setting.value} in configuration")
     ok, why = probe_kvm(timeout_s, deb_dirs)
     if ok:
-        return AccelChoice("kvm", why)
+        return AccelChoice(Accelerator.KVM, why)
     print(
         f"warning: KVM is not usable ({why}); using TCG software emulation (much slower)",
         file=sys.stderr,
     )
-    return AccelChoice("tcg", why)
+    return AccelChoice(Accelerator.TCG, why)
