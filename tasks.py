@@ -6,6 +6,9 @@ Defaults (config file, artifacts directory) come from invoke.yaml; no secrets li
 from __future__ import annotations
 
 import functools
+import os
+import select
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -30,8 +33,23 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: how a shell reports a command whose reader went away
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe nobody reads any more (and not some other pipe or socket of
+    the command that broke: that one stays an error)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
 def _run(fn: Callable[P, R]) -> Callable[P, R]:
-    """Task decorator: an imagefactory error becomes one message and its exit code.
+    """Task decorator: an imagefactory error becomes one message and its exit code; a reader
+    that stops early (`invoke plan | head -1`) ends the task quietly, as with any CLI tool.
 
     It goes below @task; functools.wraps keeps the signature Invoke reads for the flags.
     """
@@ -39,11 +57,19 @@ def _run(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit
+            return result
         except FactoryError as err:
             raise Exit(f"error: {err}", code=err.exit_code) from None
         except KeyboardInterrupt:
             raise Exit("interrupted: the cache is unchanged", code=130) from None
+        except BrokenPipeError:
+            if not _stdout_reader_gone():
+                raise
+            # What is still buffered goes nowhere, so the exit's own flush cannot fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise Exit(code=SIGPIPE_EXIT) from None
 
     return wrapper
 
@@ -309,6 +335,31 @@ def fleet_gc(
     print(fleet_commands.gc(_fleet(c, fleet), host, apply))
 
 
+@task(name="verify", help={"config": CONFIG_HELP})
+@_run
+def cache_verify(c: Context, config: str | None = None) -> None:
+    """Check every cached layer: image sha256, parent bytes, backing chain (exit 1 if bad)."""
+    _, art = _paths(c, config)
+    print(commands.cache_verify(art))
+
+
+@task(
+    name="evict",
+    help={
+        "layer": "key (or a unique prefix of 12+ characters) of the layer to remove",
+        "family": "remove the layers of this family's last build that no other family uses",
+        "config": CONFIG_HELP,
+    },
+)
+@_run
+def cache_evict(
+    c: Context, layer: str | None = None, family: str | None = None, config: str | None = None
+) -> None:
+    """Remove a layer, or a family's own layers, and every layer built on them."""
+    _, art = _paths(c, config)
+    print(commands.cache_evict(art, layer=layer, family=family))
+
+
 ns = Collection(
     plan,
     build,
@@ -320,6 +371,7 @@ ns = Collection(
     prune,
     pull,
     Collection("hardening", tailor, coverage),
+    Collection("cache", cache_verify, cache_evict),
     Collection(
         "fleet",
         fleet_plan,

@@ -2,32 +2,78 @@
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from imagefactory.config import load_config
-from imagefactory.doctor import render, run_checks
-from imagefactory.engine.build import BuildResult, build_family, plan_family
+from imagefactory.config import Config, load_config
+from imagefactory.doctor import directory_problem, render, run_checks
+from imagefactory.engine import integrity
+from imagefactory.engine.build import BuildResult, build_family
 from imagefactory.engine.context import Artifacts
+from imagefactory.engine.plan import Plan, make_plan
 from imagefactory.errors import FactoryError
 from imagefactory.guest import accel, packer
-from imagefactory.guest.credential import ensure_build_credential
+from imagefactory.guest.credential import (
+    MissingCredential,
+    ensure_build_credential,
+    load_build_credential,
+)
 from imagefactory.util import progress
 from imagefactory.verify import VerifyResult, verify_image
 
 HARDENING = Path(__file__).resolve().parent.parent / "hardening"
 
 
+class UsageError(FactoryError):
+    """A command given arguments it cannot act on (exit 2, as for bad configuration)."""
+
+    exit_code = 2
+
+
+def _artifacts(path: Path, writable: bool = True) -> Artifacts:
+    """The artifacts directory, refused with one clear error when it cannot serve: a command
+    that writes needs it writable (or creatable), a read-only one a directory or nothing."""
+    problem = directory_problem(path, writable)
+    if problem is not None:
+        raise FactoryError(
+            f"artifacts directory {path}: {problem}"
+            " (hint: point factory.artifacts in invoke.yaml, or INVOKE_FACTORY_ARTIFACTS,"
+            " at a writable directory)"
+        )
+    return Artifacts(path.resolve())
+
+
+def _read_only_plan(cfg: Config, family: str, art: Artifacts) -> Plan:
+    """The family's plan without writing anything. Before the first build there is no build
+    credential, whose fingerprint is an input of the root layer: the plan then keys the
+    layers with a placeholder and says why the root layer (hence every layer) is built."""
+    credential = load_build_credential(art.credentials)
+    if credential is not None:  # the same keys as the build's own plan
+        return make_plan(cfg, family, art.cache, credential)
+    p = make_plan(cfg, family, art.cache, MissingCredential(art.credentials, ""))
+    root = dataclasses.replace(
+        p.steps[0],
+        cached=False,
+        reasons=(f"no build credential yet: the first build generates it in {art.credentials}",),
+    )
+    return dataclasses.replace(p, steps=(root, *p.steps[1:]))
+
+
 def plan(config: Path, family: str, artifacts: Path) -> str:
     """The plan of a family as text: every layer, its key, cached or why it must be built."""
     cfg = load_config(config)
-    p = plan_family(cfg, family, Artifacts(artifacts.resolve()))
+    p = _read_only_plan(cfg, family, _artifacts(artifacts, writable=False))
     todo = {s.key for s in p.todo}
     lines = [f"family {family} ({len(p.steps)} layers, {len(todo)} to build)"]
     width = max(len(s.layer.name) for s in p.steps)
     for s in p.steps:
-        state = "build " if s.key in todo else "cached"
+        # Only a layer that is there is "cached"; one below the newest cached layer that is
+        # missing is not needed by this build (that layer does not need its parents).
+        state = "build " if s.key in todo else "cached" if s.cached else "not needed"
         why = f"  ({'; '.join(s.reasons)})" if s.key in todo else ""
+        if not s.cached and s.key not in todo:
+            why = f"  (a later layer is cached; this one: {'; '.join(s.reasons)})"
         lines.append(f"  {s.layer.name:<{width}}  {s.short}  {state}{why}")
         if s.key in todo:
             lines += [f"  {'':<{width}}  needs {m.path}: {m.hint}" for m in s.missing]
@@ -43,9 +89,14 @@ def build_families(config: Path, families: list[str], artifacts: Path) -> list[B
     """Build several families at once: shared layers once (the per-layer lock makes the other
     builds wait for them), each family's own layers in parallel. Ctrl-C stops them all."""
     cfg = load_config(config)
+    if not families:
+        raise UsageError(
+            "--family names no family (one, or several comma-separated: --family=A,B;"
+            f" known: {', '.join(sorted(cfg.families))})"
+        )
     for name in families:
         cfg.family(name)  # an unknown family fails before anything starts
-    art = Artifacts(artifacts.resolve())
+    art = _artifacts(artifacts)
     if len(families) == 1:
         return [build_family(cfg, families[0], art)]
 
@@ -75,7 +126,7 @@ def verify(config: Path, family: str, artifacts: Path) -> VerifyResult:
     """Boot the family's sealed image, run its specs and scan, record both in its manifest."""
     cfg = load_config(config)
     fam = cfg.family(family)
-    art = Artifacts(artifacts.resolve())
+    art = _artifacts(artifacts)
     out = art.images(family)
     image = out / f"{family}.qcow2"
     if not image.is_file():
@@ -100,12 +151,17 @@ def verify(config: Path, family: str, artifacts: Path) -> VerifyResult:
 
 
 def doctor(config: Path, artifacts: Path) -> tuple[bool, str]:
-    """(all required prerequisites present, report text)."""
+    """(all required prerequisites present, report text). Read-only: creates nothing."""
     from imagefactory.store import api
+    from imagefactory.store.fs_backend import FsBackend
 
     cfg = load_config(config)
     try:
-        api.open_store(cfg.store)
+        backend = api.open_backend(cfg.store)
+        if isinstance(backend, FsBackend):
+            backend.check(create=False)  # doctor changes nothing: no store directory made
+        else:
+            backend.check()
         store = ("store", True, f"{cfg.store.kind} store reachable")
     except FactoryError as err:
         store = ("store", False, f"{cfg.store.kind} store: {err}")
@@ -142,7 +198,7 @@ def publish(
 
     cfg = load_config(config)
     cfg.family(family)
-    sealed = Artifacts(artifacts.resolve()).images(family)
+    sealed = _artifacts(artifacts, writable=False).images(family)
     if not (sealed / "manifest.json").is_file():
         raise FactoryError(
             f"no sealed image for {family} in {sealed}; run: invoke build "
@@ -181,3 +237,46 @@ def pull(config: Path, family: str, channel: str | None, version: str | None) ->
     return api.describe_pull(
         api.pull(load_config(config).store, family, channel=channel, version=version)
     )
+
+
+def cache_verify(artifacts: Path) -> str:
+    """Every cached layer checked against its record; raises (exit 1) if any is bad."""
+    cache = Artifacts(artifacts.resolve()).cache
+    checks = integrity.verify_all(cache)
+    report = integrity.describe(checks, cache.root)
+    if any(not c.ok for c in checks):
+        raise FactoryError(report)
+    return report
+
+
+def cache_evict(artifacts: Path, *, layer: str | None, family: str | None) -> str:
+    """Remove one layer (by key or unique prefix) or a family's own layers, with everything
+    built on them. Other families' layers are never touched by --family."""
+    cache = Artifacts(artifacts.resolve()).cache
+    if (layer is None) == (family is None):
+        raise FactoryError("cache.evict: give exactly one of --layer=KEY or --family=NAME")
+    if layer is not None:
+        roots = [_layer_by_prefix(cache.layer_keys(), layer)]
+    else:
+        refs = cache.refs()
+        if family not in refs:
+            known = ", ".join(sorted(refs)) or "none"
+            raise FactoryError(f"cache.evict: no build of family {family!r} in the cache ({known})")
+        others = {k for f, layers in refs.items() if f != family for k in layers.values()}
+        roots = [k for k in refs[family].values() if k not in others and cache.has(k)]
+    removed: list[str] = []
+    for key in roots:
+        removed += [k for k in integrity.evict(cache, key) if k not in removed]
+    if not removed:
+        return "nothing to remove"
+    return f"removed {len(removed)} layer(s): " + ", ".join(k[:12] for k in removed)
+
+
+def _layer_by_prefix(keys: list[str], prefix: str) -> str:
+    if len(prefix) < 12:
+        raise FactoryError(f"cache.evict --layer={prefix}: give at least 12 characters of the key")
+    found = [k for k in keys if k.startswith(prefix)]
+    if len(found) != 1:
+        what = "no layer" if not found else f"{len(found)} layers"
+        raise FactoryError(f"cache.evict --layer={prefix}: {what} in the cache start with it")
+    return found[0]

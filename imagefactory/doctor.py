@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,23 @@ def _tool(name: str, required: bool) -> Check:
         return Check(name, True, path, required)
 
 
+def directory_problem(path: Path, writable: bool = True) -> str | None:
+    """Why `path` cannot be a directory the factory uses (None: it can). A path that does not
+    exist yet is judged by its nearest existing ancestor, which must be a directory it can be
+    created in. Nothing is created or changed."""
+    path = path.absolute()
+    probe = path
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    so = "" if probe == path else f", so {path} cannot be created"
+    if not probe.is_dir():
+        kind = "a regular file, not a directory" if probe.is_file() else "not a directory"
+        return f"{probe} is {kind}{so}"
+    if writable and not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable by this user{so}"
+    return None
+
+
 def run_checks(
     artifacts: Path,
     accelerator: Accelerator = Accelerator.AUTO,
@@ -45,8 +63,10 @@ def run_checks(
     if tools.which("qemu-system-x86_64"):
         choice = accel.choose(accelerator, probe_timeout_s, (artifacts / "cache" / "debs",))
         checks.append(Check("accelerator", True, f"{choice.accelerator}: {choice.reason}"))
-    art_ok = artifacts.exists() or artifacts.parent.exists()
-    checks.append(Check("artifacts", art_ok, str(artifacts.resolve())))
+    art_problem = directory_problem(artifacts)
+    later = "" if artifacts.exists() else " (created by the first build)"
+    art_detail = art_problem or f"{artifacts.resolve()}{later}"
+    checks.append(Check("artifacts", art_problem is None, art_detail))
     if store_check is not None:
         checks.append(Check(store_check[0], store_check[1], store_check[2]))
     return checks

@@ -8,6 +8,7 @@ from imagefactory.config import load_config
 from imagefactory.engine.cache import LayerCache
 from imagefactory.engine.plan import Plan, make_plan
 from imagefactory.guest.credential import ensure_build_credential
+from imagefactory.util.fsutil import sha256_file
 
 
 def plan_of(project: Path, family: str = "fa") -> Plan:
@@ -24,5 +25,12 @@ def fake_commit(project: Path, plan: Plan) -> None:
         built = project / f"built-{step.short}"
         built.mkdir()
         (built / "layer.qcow2").write_bytes(b"x")
-        cache.commit(step.key, built, step.inputs, {"image": "layer.qcow2"})
+        parent = plan.parent(step)
+        facts = {
+            "image": "layer.qcow2",
+            "sha256": sha256_file(built / "layer.qcow2"),
+            "parent": parent.key if parent else None,
+            "parent_sha256": cache.facts(parent.key)["sha256"] if parent else None,
+        }
+        cache.commit(step.key, built, step.inputs, facts)
         cache.set_ref(plan.family.name, step.layer.name, step.key)

@@ -27,6 +27,9 @@ RECORDED = (
     "restorecon",
 )
 IMAGE_BYTES = 320 * 1024 * 1024  # mkfs.xfs (xfsprogs 6.x) refuses filesystems under 300 MiB
+PARTITION_OFFSET = 1024 * 1024  # where fdisk/sfdisk/parted start the first partition
+MARKER_FILE = "marker.txt"
+MARKER_TEXT = "written before the partition table was wiped\n"
 
 
 def require_tool(name: str) -> str:
@@ -139,7 +142,8 @@ def add_fw_cfg(root: Path, key: str, value: str) -> None:
 
 
 def make_image(path: Path, kind: str) -> Path:
-    """A disk image: blank, junk, gpt, ext4:LABEL or xfs:LABEL, made with the real tools."""
+    """A disk image: blank, junk, gpt, ext4:LABEL, xfs:LABEL or wiped-ext4:LABEL, made with the
+    real tools."""
     with open(str(path), "wb") as fh:
         fh.truncate(IMAGE_BYTES)
     if kind == "junk":
@@ -154,6 +158,8 @@ def make_image(path: Path, kind: str) -> Path:
             universal_newlines=True,
             stdout=subprocess.DEVNULL,
         )
+    elif kind.startswith("wiped-ext4:"):
+        wiped_table_ext4(path, kind.split(":", 1)[1])
     elif kind.startswith(("ext4:", "xfs:")):
         fstype, label = kind.split(":", 1)
         subprocess.run(
@@ -164,6 +170,52 @@ def make_image(path: Path, kind: str) -> Path:
     elif kind != "blank":
         raise ValueError("unknown image kind " + kind)
     return path
+
+
+def wiped_table_ext4(path: Path, label: str) -> None:
+    """An operator's mistake: a DOS table with one partition at 1 MiB holding ext4 (with
+    MARKER_FILE in it), then the first MiB zeroed. blkid and wipefs see nothing at offset 0."""
+    subprocess.run(
+        [require_tool("sfdisk"), "--quiet", str(path)],
+        check=True,
+        input="label: dos\nstart=2048,type=83\n",
+        universal_newlines=True,
+        stdout=subprocess.DEVNULL,
+    )
+    blocks = (IMAGE_BYTES - PARTITION_OFFSET) // 4096
+    subprocess.run(
+        [require_tool("mkfs.ext4"), "-q", "-b", "4096", "-L", label]
+        + ["-E", f"offset={PARTITION_OFFSET}", str(path), str(blocks)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    source = path.with_name(path.name + ".marker")
+    source.write_text(MARKER_TEXT)
+    subprocess.run(
+        [require_tool("debugfs"), "-w", "-R", f"write {source} {MARKER_FILE}", ext4_at(path)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    source.unlink()
+    with open(str(path), "r+b") as fh:
+        fh.write(bytes(PARTITION_OFFSET))
+
+
+def ext4_at(path: Path) -> str:
+    """The e2fsprogs name (unix_io `?offset=`) of the filesystem at 1 MiB inside an image."""
+    return f"{path}?offset={PARTITION_OFFSET}"
+
+
+def read_marker(path: Path) -> str:
+    """MARKER_FILE's text, read with debugfs (read-only) from the ext4 at 1 MiB."""
+    return subprocess.run(
+        [require_tool("debugfs"), "-R", "cat " + MARKER_FILE, ext4_at(path)],
+        check=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        universal_newlines=True,
+    ).stdout
 
 
 def attach_disk(root: Path, serial: str, image: Path) -> Path:

@@ -4,6 +4,8 @@ Two passes, every problem collected before anything is reported:
 1. shape: YAML syntax, duplicate keys, JSON Schema (unknown keys are errors);
 2. meaning (validate.py): each layer's variables against its schema, references between
    families, layers, sources and files on disk.
+When the first pass finds problems, the second still runs on the parts whose shape is valid
+(a source, layer or family with a problem is left out of it), so both sets come at once.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from imagefactory.config.model import (
     Source,
     StandinSource,
 )
-from imagefactory.config.validate import semantic_problems
+from imagefactory.config.validate import Unchecked, semantic_problems
 from imagefactory.errors import ConfigError, Problem
 from imagefactory.store.settings import store_settings_from_dict
 from imagefactory.util import model
@@ -89,11 +91,27 @@ def schema_problems(file: str, doc: Any, schema: str = "factory") -> list[Proble
 
 
 def read_yaml(path: Path) -> Any:
-    """Parse YAML safely; a syntax error or duplicate key becomes a ConfigError with the line."""
+    """Parse YAML safely; a syntax error, duplicate key or bytes that are not UTF-8 text
+    become a ConfigError with the line."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError([Problem(str(path), ".", f"cannot read file: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            [
+                Problem(
+                    str(path),
+                    f"line {line}, column {column}",
+                    f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded",
+                    "save the file as UTF-8",
+                )
+            ]
+        ) from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -108,17 +126,83 @@ def load_config(path: Path) -> Config:
     path = path.resolve() if path.exists() else path
     doc = read_yaml(path)
     file = str(path)
+    if doc is None:  # nothing but (maybe) comments
+        raise ConfigError(
+            [Problem(file, ".", "the file is empty", "start from standin.yaml or factory.yaml")]
+        )
     problems = schema_problems(file, doc)
-    if problems:
+    checkable, unchecked = _checkable(doc, problems)
+    if checkable is None:  # no part of it can be modelled: its shape problems are all
         raise ConfigError(problems)
-    config = _model(path, doc)
-    schemas, problems = _variables_schemas(config)
+    config = _model(path, checkable)
+    schemas, more = _variables_schemas(config)
     config = dataclasses.replace(config, variables_schemas=schemas)
-    problems += semantic_problems(config)
-    problems += store_settings_from_dict(doc.get("store"), file)[1]
+    problems += more
+    problems += semantic_problems(config, unchecked)
+    problems += store_settings_from_dict(checkable.get("store"), file)[1]
     if problems:
         raise ConfigError(problems)
     return config
+
+
+_NAMED = ("sources", "layers", "families")  # sections of named parts, checked part by part
+
+
+def _checkable(doc: Any, problems: list[Problem]) -> tuple[dict[str, Any] | None, Unchecked]:
+    """The part of `doc` the meaning pass can judge despite its shape problems.
+
+    A named source, layer or family with a shape problem is left out (a layer built on a
+    left-out source too: its kind is unknown), as is a bad `build` or `store` section (its
+    defaults stand in); their names are returned so that references to them are not called
+    unknown. Only a schema-valid remainder is returned, else None (nothing is judged).
+    """
+    if not problems:
+        return doc, Unchecked()
+    if not isinstance(doc, dict):
+        return None, Unchecked()
+    schema = _schema()
+    validator = jsonschema.Draft202012Validator(schema, registry=schema_registry())
+    known = schema["properties"]
+    drop: set[tuple[str, ...]] = set()
+    for err in validator.iter_errors(doc):
+        path = [str(p) for p in err.absolute_path]
+        if not path:
+            if err.validator != "additionalProperties":  # a section missing, or not a mapping
+                return None, Unchecked()
+            drop |= {(k,) for k in doc if k not in known}
+        elif path[0] in _NAMED:
+            if len(path) >= 2:
+                drop.add((path[0], path[1]))
+            elif "propertyNames" in err.schema_path:
+                drop.add((path[0], str(err.instance)))  # a badly spelt name
+            else:
+                return None, Unchecked()
+        elif path[0] in ("build", "store"):
+            drop.add((path[0],))
+        else:
+            return None, Unchecked()
+    part = {k: v for k, v in doc.items() if (k,) not in drop}
+    for section in _NAMED:
+        if isinstance(part.get(section), dict):
+            part[section] = {k: v for k, v in part[section].items() if (section, k) not in drop}
+    bad_sources = frozenset(k for s, *rest in drop if s == "sources" for k in rest)
+    layers = part.get("layers", {})
+    if isinstance(layers, dict):
+        part["layers"] = {
+            k: v
+            for k, v in layers.items()
+            if not (isinstance(v, dict) and v.get("source") in bad_sources)
+        }
+        dropped = set(layers) - set(part["layers"])
+    else:
+        dropped = set()
+    bad_layers = frozenset({k for s, *rest in drop if s == "layers" for k in rest} | dropped)
+    # What is left must be schema-valid to be modelled; a section emptied by leaving its
+    # parts out is judged all the same (its emptiness is already reported).
+    for err in validator.iter_errors(part):
+        if not (err.validator == "minProperties" and len(err.absolute_path) == 1):
+            return None, Unchecked()
+    return part, Unchecked(bad_sources, bad_layers)
 
 
 def _model(path: Path, doc: dict[str, Any]) -> Config:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory import variables
@@ -10,6 +11,16 @@ from imagefactory.choices import LayerKind
 from imagefactory.config.model import Config, Family
 from imagefactory.errors import Problem
 from imagefactory.sources import install
+
+
+@dataclass(frozen=True)
+class Unchecked:
+    """Sources and layers left out of the model because their shape is wrong (reported by
+    the schema pass): a reference to one is not unknown, and what depends on its contents
+    (a family's order of layers) is not judged."""
+
+    sources: frozenset[str] = frozenset()
+    layers: frozenset[str] = frozenset()
 
 
 def _tailoring_profiles(path: Path) -> set[str]:
@@ -54,13 +65,13 @@ def _compliance_problems(cfg: Config, fam: Family) -> list[Problem]:
     return out
 
 
-def semantic_problems(cfg: Config) -> list[Problem]:
+def semantic_problems(cfg: Config, unchecked: Unchecked = Unchecked()) -> list[Problem]:
     file = str(cfg.path)
     out: list[Problem] = []
     for layer in cfg.layers.values():
         where = f".layers.{layer.name}"
-        if layer.source is not None and layer.source not in cfg.sources:
-            known = ", ".join(sorted(cfg.sources))
+        if layer.source is not None and layer.source not in {*cfg.sources, *unchecked.sources}:
+            known = ", ".join(sorted({*cfg.sources, *unchecked.sources}))
             out.append(
                 Problem(
                     file, f"{where}.source", f"unknown source '{layer.source}'", f"one of: {known}"
@@ -112,15 +123,25 @@ def semantic_problems(cfg: Config) -> list[Problem]:
                     out.append(
                         Problem(file, f"{where}.{kind}[{i}]", f"{cfg.relpath(p)} does not exist")
                     )
+                elif kind == "scripts" and p.is_dir():
+                    out.append(
+                        Problem(
+                            file,
+                            f"{where}.scripts[{i}]",
+                            f"{cfg.relpath(p)} is a directory, not a script",
+                            "list each script of it (directories belong under files:)",
+                        )
+                    )
         if layer.template is not None and not layer.template.is_file():
             out.append(
                 Problem(file, f"{where}.template", f"{cfg.relpath(layer.template)} does not exist")
             )
+    layer_names = {*cfg.layers, *unchecked.layers}
     for fam in cfg.families.values():
         where = f".families.{fam.name}.layers"
-        known = ", ".join(sorted(cfg.layers))
+        known = ", ".join(sorted(layer_names))
         for i, name in enumerate(fam.layers):
-            if name not in cfg.layers:
+            if name not in layer_names:
                 out.append(
                     Problem(
                         file,
@@ -139,6 +160,8 @@ def semantic_problems(cfg: Config) -> list[Problem]:
         out += _compliance_problems(cfg, fam)
         if len(set(fam.layers)) != len(fam.layers):
             out.append(Problem(file, where, "a layer is listed twice"))
+        if unchecked.layers & set(fam.layers):
+            continue  # the order of its layers is judged once all of them can be
         defs = [cfg.layers[n] for n in fam.layers if n in cfg.layers]
         if defs and not defs[0].kind.is_root:
             out.append(

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from imagefactory.config import Config
+from imagefactory.engine import integrity
+from imagefactory.engine.cache import LayerCache
 from imagefactory.engine.context import Artifacts, BuildContext, LayerBuild
 from imagefactory.engine.output import export_image, write_manifest
 from imagefactory.engine.plan import Plan, Step, make_plan
@@ -36,7 +38,11 @@ def plan_family(cfg: Config, family: str, art: Artifacts) -> Plan:
 def build_family(cfg: Config, family: str, art: Artifacts) -> BuildResult:
     """Build whatever the plan says is missing; a no-op when every layer is cached."""
     credential = ensure_build_credential(art.credentials)
+    for stale in art.cache.clean_stale_staging():
+        progress.detail(f"removed {stale.name}: left by a build that is gone")
     plan = make_plan(cfg, family, art.cache, credential)
+    if evict_corrupt(art.cache, plan):  # then plan again: those layers are to be built now
+        plan = make_plan(cfg, family, art.cache, credential)
     ctx = BuildContext(cfg, art, plan.family, plan.firmware, credential, provenance.now())
     todo = {s.key for s in plan.todo}
     for step in plan.todo:  # sources first: a missing DVD fails before any VM starts
@@ -61,6 +67,24 @@ def build_family(cfg: Config, family: str, art: Artifacts) -> BuildResult:
     return BuildResult(plan, tuple(built), image, manifest)
 
 
+def evict_corrupt(cache: LayerCache, plan: Plan) -> bool:
+    """Hash the cached layers this build will use (the chain under the first layer to build,
+    or the sealed image itself) against their records; a corrupt one is removed from the
+    cache with everything built on it, said plainly, and built again. True if any was."""
+    todo = plan.todo
+    used = plan.steps[: todo[0].index] if todo else (plan.final,)
+    for step in used:
+        problem = integrity.image_problem(cache, step.key)
+        if problem is not None:
+            gone = integrity.evict(cache, step.key)
+            progress.warn(
+                f"layer {step.layer.name} {step.short} is corrupt in the cache ({problem}); "
+                f"removed it and {len(gone) - 1} layer(s) built on it, building them again"
+            )
+            return True
+    return False
+
+
 def check_buildable(plan: Plan) -> None:
     """Every layer to build has its required variables (before anything starts)."""
     problems = [p for step in plan.todo for p in step.missing]
@@ -73,9 +97,18 @@ def build_layer(ctx: BuildContext, plan: Plan, step: Step) -> bool:
     label = f"[{step.index + 1}/{len(plan.steps)}] {step.layer.name} {step.short}"
     cache = ctx.artifacts.cache
     with cache.lock(step.key):
+        parent = plan.parent(step)
         if cache.has(step.key):
-            progress.say(f"==> {label}  cached (built meanwhile by another build)")
-            return False
+            if (
+                step.recipe.kind.standalone
+                or parent is None
+                or cache.built_on(step.key, parent.key)
+            ):
+                progress.say(f"==> {label}  cached (built meanwhile by another build)")
+                return False
+            progress.say(f"==> {label}  cached on other bytes of its parent: replacing it")
+            for key in integrity.evict(cache, step.key, holding_lock=True)[1:]:
+                progress.detail(f"removed {key[:12]}, built on it")
         accelerator = _accelerator(ctx, step)
         log = ctx.artifacts.logs / f"{ctx.family.name}-{step.layer.name}-{step.short}.log"
         ctx.artifacts.logs.mkdir(parents=True, exist_ok=True)
@@ -84,7 +117,6 @@ def build_layer(ctx: BuildContext, plan: Plan, step: Step) -> bool:
         with progress.step(f"{label}  building ({why}) [{accelerator}]") as timer:
             progress.detail(f"log: {log}")
             with cache.staging(step.key) as tmp:
-                parent = plan.parent(step)
                 parent_key = parent.key if parent else None
                 run = LayerBuild(
                     ctx, step.layer.name, step.key, parent_key, accelerator, tmp, log, timer
@@ -114,6 +146,10 @@ def commit_layer(run: LayerBuild, plan: Plan, step: Step) -> None:
         "key": step.key,
         "image": image_name,
         "parent": run.parent_key,
+        # the exact bytes it was built on: a child of a rebuilt parent is never reused
+        "parent_sha256": (
+            run.ctx.artifacts.cache.facts(run.parent_key)["sha256"] if run.parent_key else None
+        ),
         "built_at": provenance.now(),
         "build_seconds": round(run.timer.seconds, 1),
         "accelerator": run.accelerator,

@@ -2,7 +2,8 @@
 
 <root>/layers/<key>/   image (layer.qcow2, or image.qcow2 for sealed layers),
                        inputs.json (what the key was computed from), layer.json (facts)
-<root>/tmp/            build directories in progress (removed on failure or Ctrl-C)
+<root>/tmp/<key>.*/    build directories in progress (removed on failure or a stop; a build
+                       removes those of dead builds: nobody holds their key's lock)
 <root>/locks/<key>.lock
 <root>/refs/<family>/<layer>   key last built or used for that family's layer
 """
@@ -67,11 +68,42 @@ class LayerCache:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
+    def try_lock(self, key: str) -> Iterator[bool]:
+        """The key's lock if nobody holds it (True), else False at once."""
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with (locks / f"{key}.lock").open("a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def clean_stale_staging(self) -> list[Path]:
+        """Remove build directories whose build is gone (killed: nobody holds the key's lock,
+        which a build holds for as long as its directory exists). Returns what was removed."""
+        removed = []
+        tmp_root = self.root / "tmp"
+        for tmp in sorted(tmp_root.iterdir()) if tmp_root.is_dir() else []:
+            key = tmp.name.split(".", 1)[0]
+            if len(key) != 64:
+                continue
+            with self.try_lock(key) as free:
+                if free:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    removed.append(tmp)
+        return removed
+
+    @contextlib.contextmanager
     def staging(self, key: str) -> Iterator[Path]:
-        """A fresh temp directory for building `key`; removed unless committed."""
+        """A fresh temp directory for building `key` (under its lock); removed unless committed."""
         tmp_root = self.root / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.", dir=tmp_root))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=tmp_root))
         try:
             yield tmp
         finally:
@@ -91,6 +123,38 @@ class LayerCache:
             shutil.rmtree(dest)
         os.rename(built, dest)
         return dest
+
+    def layer_keys(self) -> list[str]:
+        """Every committed layer's key."""
+        layers = self.root / "layers"
+        return (
+            sorted(p.name for p in layers.iterdir() if self.has(p.name)) if layers.is_dir() else []
+        )
+
+    def built_on(self, key: str, parent: str) -> bool:
+        """`key` was built on the bytes `parent` has now (its record holds their sha256)."""
+        recorded = self.facts(key).get("parent_sha256")
+        return recorded is not None and recorded == self.facts(parent).get("sha256")
+
+    def remove(self, key: str) -> None:
+        """Take one layer out of the cache (the caller holds its lock): its record first, so a
+        removal cut short never leaves something that looks complete."""
+        entry = self.entry(key)
+        if not entry.exists():
+            return
+        doomed = self.root / "tmp" / f"{key}.removed"
+        doomed.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(doomed, ignore_errors=True)
+        os.rename(entry, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def refs(self) -> dict[str, dict[str, str]]:
+        """family -> layer -> key of its last build."""
+        out: dict[str, dict[str, str]] = {}
+        refs = self.root / "refs"
+        for path in sorted(refs.glob("*/*")) if refs.is_dir() else []:
+            out.setdefault(path.parent.name, {})[path.name] = path.read_text().strip()
+        return out
 
     def ref(self, family: str, layer: str) -> str | None:
         path = self.root / "refs" / family / layer

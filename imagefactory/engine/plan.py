@@ -77,7 +77,7 @@ def make_plan(
         lkey = layer_key(inputs)
         present = cache.has(lkey)
         # An overlay is only usable with its whole parent chain; a sealed image stands alone.
-        usable = present and (recipe.kind.standalone or parent is None or parent.cached)
+        usable = present and _usable(cache, lkey, recipe.kind.standalone, parent)
         reasons: tuple[str, ...] = ()
         if not usable:
             reasons = tuple(
@@ -87,6 +87,14 @@ def make_plan(
         steps.append(step)
         parent = step
     return Plan(family, tuple(steps))
+
+
+def _usable(cache: LayerCache, key: str, standalone: bool, parent: Step | None) -> bool:
+    """A cached overlay is only usable on the exact parent bytes it was built on, and with its
+    whole parent chain; a sealed image stands alone."""
+    if standalone or parent is None:
+        return True
+    return parent.cached and cache.built_on(key, parent.key)
 
 
 def _missing(cfg: Config, layer: LayerDef) -> tuple[Problem, ...]:
@@ -106,6 +114,9 @@ def _reasons(
     present: bool,
     parent: Step | None,
 ) -> list[str]:
+    if present and parent is not None and parent.cached:
+        name = parent.layer.name
+        return [f"cached, but built on other bytes of parent layer {name} (it was rebuilt)"]
     if present:
         return ["cached, but a layer below it is missing from the cache"]
     previous = cache.ref(family, layer.name)

@@ -36,7 +36,19 @@ class FsBackend(StoreBackend):
     def describe(self) -> str:
         return f"directory store {self.root}"
 
-    def check(self) -> None:
+    def check(self, create: bool = True) -> None:
+        """Usable: a writable directory, created if missing. With create=False (doctor, which
+        changes nothing) a missing directory is judged by the nearest existing ancestor it
+        would be created in."""
+        if not create:
+            probe = self.root.absolute()
+            while not os.path.lexists(probe) and probe != probe.parent:
+                probe = probe.parent
+            if not probe.is_dir():
+                raise StoreError(f"{self.describe()}: {probe} is not a directory")
+            if not os.access(probe, os.W_OK | os.X_OK):
+                raise StoreError(f"{self.describe()}: {probe} is not writable by this user")
+            return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -79,3 +79,28 @@ def test_foreign_filesystem_is_never_formatted(workspace: Path) -> None:
     digest = sha256_file(disk)
     boot_and_check(workspace, disk, "test_appcore_foreign_disk.py", "appcore-foreign-disk")
     assert sha256_file(disk) == digest
+
+
+def test_filesystem_behind_a_wiped_partition_table_is_never_formatted(workspace: Path) -> None:
+    """ext4 FOREIGN in a partition at 1 MiB, then the first MiB zeroed (nothing left at offset
+    0): the same refusal, and the disk is left byte-for-byte as it was."""
+    require_tool("mkfs.ext4")
+    disk = workspace / "foreign-wiped-table.raw"
+    subprocess.run(["truncate", "-s", "256M", str(disk)], check=True)
+    subprocess.run(
+        [require_tool("sfdisk"), "--quiet", str(disk)],
+        input="label: dos\nstart=2048,type=83\n",
+        text=True,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    mkfs = ["mkfs.ext4", "-q", "-L", "FOREIGN", "-E", "offset=1048576", str(disk), "255M"]
+    subprocess.run(mkfs, check=True)
+    wipe = ["dd", "if=/dev/zero", f"of={disk}", "bs=1M", "count=1", "conv=notrunc"]
+    subprocess.run(wipe, check=True, stderr=subprocess.DEVNULL)
+    assert blkid(disk) == ""  # the old rule saw a blank disk here and formatted it
+    digest = sha256_file(disk)
+    boot_and_check(
+        workspace, disk, "test_appcore_foreign_disk.py", "appcore-foreign-disk-wiped-table"
+    )
+    assert sha256_file(disk) == digest

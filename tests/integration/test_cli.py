@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,13 +18,16 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def invoke(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def invoke(
+    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "invoke", "-r", str(REPO), *args],
         capture_output=True,
         text=True,
         cwd=cwd,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, **env} if env else None,
     )
 
 
@@ -149,3 +153,133 @@ def test_missing_packer_is_named_with_install_command(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "required tool 'packer' was not found" in proc.stderr
     assert "apt-get install packer" in proc.stderr
+
+
+# A small project of its own (stand-in root, one scripts layer, seal) whose store is under
+# its artifacts directory; the accelerator is set, so doctor boots no KVM probe guest.
+SMALL = """
+version: 1
+build: {accelerator: tcg}
+sources:
+  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
+layers:
+  base: {source: deb}
+  one: {scripts: [s/10-do-one.sh]}
+  seal: {scripts: [s/10-do-one.sh], seal: true}
+families:
+  fa: {layers: [base, one, seal]}
+"""
+
+
+def small_project(root: Path) -> Path:
+    (root / "s").mkdir(parents=True)
+    (root / "s" / "10-do-one.sh").write_text("#!/bin/bash\necho one\n")
+    (root / "factory.yaml").write_text(SMALL)
+    return root / "factory.yaml"
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("family", ["", ",", " , "])
+def test_build_with_no_family_is_one_clear_error(tmp_path: Path, family: str) -> None:
+    proc = invoke("build", f"--family={family}", f"--config={REPO / 'standin.yaml'}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "--family names no family" in proc.stderr and "standin-alpha" in proc.stderr
+    assert tree(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"version: 1\n# caf\xe9\n", "line 2, column 6: not UTF-8 text: byte 0xe9"),
+        (b"", ".: the file is empty"),
+        (b"# nothing yet\n", ".: the file is empty"),
+    ],
+    ids=["latin-1", "empty", "comments-only"],
+)
+def test_unreadable_config_is_one_clear_error(tmp_path: Path, content: bytes, message: str) -> None:
+    config = tmp_path / "factory.yaml"
+    config.write_bytes(content)
+    proc = invoke("plan", "--family=fa", f"--config={config}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "None is not of type" not in proc.stderr
+    assert f"{config}: {message}" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["build", "plan", "verify"])
+@pytest.mark.parametrize("under", [False, True], ids=["a-file", "under-a-file"])
+def test_artifacts_path_that_cannot_be_a_directory(
+    tmp_path: Path, command: str, under: bool
+) -> None:
+    """Artifacts set to a regular file (or below one): one line naming it, no traceback.
+    (A read-only directory is covered by tests/unit/test_readonly_commands.py: these tests
+    may run as root, whom a directory's mode does not stop.)"""
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory\n")
+    artifacts = afile / "artifacts" if under else afile
+    proc = invoke(
+        command,
+        "--family=standin-alpha",
+        f"--config={REPO / 'standin.yaml'}",
+        cwd=tmp_path,
+        env={"INVOKE_FACTORY_ARTIFACTS": str(artifacts)},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"error: artifacts directory {artifacts}: {afile} is a regular file" in proc.stderr
+    assert tree(tmp_path) == ["afile"]
+
+
+def test_doctor_fails_an_artifacts_path_that_cannot_be_a_directory(tmp_path: Path) -> None:
+    config = small_project(tmp_path / "project")
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory\n")
+    proc = invoke(
+        "doctor",
+        f"--config={config}",
+        cwd=tmp_path,
+        env={"INVOKE_FACTORY_ARTIFACTS": str(afile / "artifacts")},
+    )
+    assert proc.returncode == 1
+    line = next(ln for ln in proc.stdout.splitlines() if " artifacts " in ln)
+    assert "[FAIL]" in line and f"{afile} is a regular file" in line
+    assert "some required prerequisites are missing" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["plan", "doctor"])
+def test_read_only_commands_create_nothing(tmp_path: Path, command: str) -> None:
+    """plan and doctor against a fresh project: no artifacts/, no keys/, no store/."""
+    config = small_project(tmp_path)
+    before = tree(tmp_path)
+    args = ["--family=fa"] if command == "plan" else []
+    proc = invoke(command, *args, f"--config={config}", cwd=tmp_path)
+    assert "Traceback" not in proc.stderr
+    if command == "plan":
+        assert proc.returncode == 0, proc.stderr
+        assert "no build credential yet" in proc.stdout.splitlines()[1]
+    else:
+        assert " artifacts " in proc.stdout and " store " in proc.stdout
+    assert tree(tmp_path) == before
+
+
+def test_output_into_a_pipe_closed_early_ends_quietly(tmp_path: Path) -> None:
+    """`invoke plan | head -1`: the reader goes away after one line; no traceback, ever."""
+    for _ in range(6):  # the race is lost about half the time: several runs make it sure
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "-r", str(REPO), "plan", "--family=standin-alpha"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            cwd=tmp_path,
+            env={**os.environ, "INVOKE_FACTORY_CONFIG": str(REPO / "standin.yaml")},
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith(b"family standin-alpha")
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        proc.wait(timeout=120)
+        assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+        assert proc.returncode in (0, 141)

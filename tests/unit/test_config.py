@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -133,3 +134,113 @@ def test_parallel_build_checks_every_family_first(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown family 'nope'"):
         build_families(path, ["fam", "nope"], tmp_path / "artifacts")
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_script_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    """A directory listed under scripts: is named with its field, not run as a script."""
+    (tmp_path / "s" / "sub").mkdir(parents=True)
+    found = problems(
+        tmp_path, GOOD.replace("one: {scripts: [s/10-do-one.sh]", "one: {scripts: [s/sub]")
+    )
+    assert found == [
+        f"{tmp_path / 'factory.yaml'}: .layers.one.scripts[0]: s/sub is a directory, not a script"
+        " (hint: list each script of it (directories belong under files:))"
+    ]
+
+
+def test_file_that_is_not_utf8_is_one_problem_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "factory.yaml"
+    path.write_bytes(b"version: 1\n# caf\xe9\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}: line 2, column 6: not UTF-8 text: byte 0xe9 cannot be decoded"
+        " (hint: save the file as UTF-8)"
+    ]
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n"])
+def test_empty_file_says_it_is_empty(tmp_path: Path, text: str) -> None:
+    found = problems(tmp_path, text)
+    assert len(found) == 1 and found[0].startswith(
+        f"{tmp_path / 'factory.yaml'}: .: the file is empty"
+    )
+
+
+def test_readme_example_reports_both_problems_at_once(tmp_path: Path) -> None:
+    """README's example of configuration errors, exactly: factory.yaml with a bad
+    accelerator and a misspelt layer gives both problems in one run, in README's order."""
+    readme = (REPO / "README.md").read_text().splitlines()
+    start = readme.index("error: 2 problems in configuration:")
+    shown = [ln.removeprefix("  - factory.yaml: ") for ln in readme[start + 1 : start + 3]]
+    text = (REPO / "factory.yaml").read_text()
+    assert text.count("accelerator: auto ") == 1
+    assert text.count("[install, update, harden, stack-workers, appcore, seal]") == 1
+    text = text.replace("accelerator: auto ", "accelerator: fast ").replace(
+        "[install, update, harden, stack-workers, appcore, seal]",
+        "[install, update, harden, stack-worker, appcore, seal]",
+    )
+    copy = REPO / f".test-readme-{tmp_path.name}.yaml"  # beside factory.yaml: paths resolve
+    copy.write_text(text)
+    try:
+        with pytest.raises(ConfigError) as info:
+            load_config(copy)
+    finally:
+        copy.unlink()
+    found = [str(p).removeprefix(f"{copy}: ") for p in info.value.problems]
+    assert len(found) == len(shown) == 2
+    for got, want in zip(found, shown, strict=True):
+        assert got.startswith(want.split("…")[0]), (got, want)
+        assert got.endswith(want.split("…")[-1]), (got, want)
+
+
+def test_shape_and_meaning_problems_come_together_without_false_ones(tmp_path: Path) -> None:
+    """A layer with a bad key is left out of the meaning pass: a family using it is not told
+    the layer is unknown or out of order, while another family's unknown layer is reported."""
+    bad = (
+        GOOD.replace("seal: true}", "seal: true, bogus: 1}")
+        + "  f2: {layers: [base, nope, seal]}\n"
+    )
+    found = problems(tmp_path, bad)
+    assert len(found) == 2, found
+    assert (
+        ".layers.seal: Additional properties are not allowed ('bogus' was unexpected)" in found[0]
+    )
+    assert found[1].startswith(
+        f"{tmp_path / 'factory.yaml'}: .families.f2.layers[1]: unknown layer 'nope'"
+        " (hint: define it under layers: (known: base, one, seal))"
+    )
+
+
+def test_half_valid_documents_never_crash(tmp_path: Path) -> None:
+    """Any one part of a valid document replaced by something of the wrong shape (or renamed
+    badly) gives ConfigError, never another exception: the meaning pass only sees valid parts."""
+    import copy as copying
+
+    import yaml
+
+    base = yaml.safe_load(GOOD)
+    base["families"]["other"] = {"layers": ["base", "one", "seal"], "specs": ["absent.py"]}
+
+    def parts(node: object, at: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        if isinstance(node, dict):
+            return [at] + [p for k, v in node.items() for p in parts(v, (*at, k))]
+        if isinstance(node, list):
+            return [at] + [p for i, v in enumerate(node) for p in parts(v, (*at, i))]
+        return [at]
+
+    junk: list[object] = [None, 1, "x", [], {}, ["x"], {"a": 1}, {"kind": "standin"}, "Bad_Name"]
+    for at in parts(base)[1:]:
+        for value in [*junk, "rename"]:
+            doc = copying.deepcopy(base)
+            parent = doc
+            for k in at[:-1]:
+                parent = parent[k]  # type: ignore[index]
+            if value == "rename":
+                if not isinstance(parent, dict):
+                    continue
+                parent["Bad Key"] = parent.pop(at[-1])
+            else:
+                parent[at[-1]] = value  # type: ignore[index]
+            with contextlib.suppress(ConfigError):  # a few replacements are valid
+                load_config(write(tmp_path, yaml.safe_dump(doc)))

@@ -87,7 +87,13 @@ def commit_all(art: Artifacts, p: Plan) -> None:
             step.key,
             built,
             step.inputs,
-            {"image": LAYER_IMAGE, "sha256": "0" * 64, "built_at": "then", "build_seconds": 1.0},
+            {
+                "image": LAYER_IMAGE,
+                "sha256": "0" * 64,
+                "parent_sha256": "0" * 64 if step.index else None,
+                "built_at": "then",
+                "build_seconds": 1.0,
+            },
         )
         art.cache.set_ref(p.family.name, step.layer.name, step.key)
 

@@ -3,16 +3,20 @@ systemd and mount commands recorded."""
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 from appcore.cli import main
 from appcore_testkit import (
+    MARKER_TEXT,
     RecordingRunner,
     add_smbios,
     attach_disk,
+    ext4_at,
     make_image,
     make_root,
+    read_marker,
 )
 
 from tests.prereq import require_tools
@@ -22,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(autouse=True)
 def tools() -> None:
-    require_tools("blkid", "wipefs", "mkfs.xfs", "mkfs.ext4", "sfdisk")
+    require_tools("blkid", "wipefs", "mkfs.xfs", "mkfs.ext4", "sfdisk", "debugfs", "e2fsck")
 
 
 def apply(root: Path, runner: RecordingRunner, *extra: str) -> int:
@@ -91,7 +95,8 @@ def test_second_boot_changes_nothing(tmp_path: Path) -> None:
     [
         ("gpt", "carries a gpt partition table"),
         ("ext4:OTHER", "carries a ext4 filesystem labelled 'OTHER'"),
-        ("junk", "first MiB is not blank"),
+        ("junk", "non-zero data at offset 4"),
+        ("wiped-ext4:FOREIGN", "ext4 signature at offset 1048576 (label 'FOREIGN')"),
     ],
 )
 def test_foreign_disk_is_never_touched(tmp_path: Path, kind: str, reason: str) -> None:
@@ -104,6 +109,22 @@ def test_foreign_disk_is_never_touched(tmp_path: Path, kind: str, reason: str) -
     assert digest(tmp_path / "data_db.img") == before
     assert not (root / "etc/systemd/system").exists()
     assert runner.mutations() == []
+
+
+def test_filesystem_behind_a_wiped_partition_table_survives_apply(tmp_path: Path) -> None:
+    """Wiped table, ext4 at 1 MiB: exit 4, the error names device and find, the fs is intact."""
+    root = mysql_root(tmp_path, "wiped-ext4:FOREIGN")
+    assert apply(root, RecordingRunner()) == 4
+    assert state(root)["error"].startswith(
+        "data disk DATA_DB (/dev/disk/by-id/virtio-DATA_DB) is not provably blank: "
+        "ext4 signature at offset 1048576 (label 'FOREIGN'); "
+    )
+    image = tmp_path / "data_db.img"
+    fsck = subprocess.run(
+        ["e2fsck", "-n", ext4_at(image)], capture_output=True, text=True, check=False
+    )
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert read_marker(image) == MARKER_TEXT
 
 
 def test_missing_data_disk_fails_closed(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from appcore.disks import FORMAT, MOUNT, REFUSE, check_ours, decide, format_blank, probe
 from appcore.errors import DiskError
 from appcore.runner import Runner
-from appcore_testkit import make_image
+from appcore_testkit import MARKER_TEXT, make_image, read_marker
 
 from tests.prereq import require_tools
 
@@ -16,7 +16,7 @@ FSTYPES = ["xfs", "ext4"]
 
 @pytest.fixture(autouse=True)
 def tools() -> None:
-    require_tools("blkid", "wipefs", "mkfs.ext4", "mkfs.xfs", "sfdisk")
+    require_tools("blkid", "wipefs", "mkfs.ext4", "mkfs.xfs", "sfdisk", "debugfs")
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,7 @@ def tools() -> None:
         ("xfs:DATA_DS", REFUSE),
         ("gpt", REFUSE),
         ("junk", REFUSE),
+        ("wiped-ext4:FOREIGN", REFUSE),
     ],
 )
 def test_real_image_decision(tmp_path: Path, kind: str, action: str) -> None:
@@ -46,10 +47,32 @@ def test_gpt_disk_has_no_blkid_type_but_is_refused(tmp_path: Path) -> None:
 
 
 def test_junk_disk_has_no_signature_but_is_refused(tmp_path: Path) -> None:
-    """Random bytes carry no signature; the non-zero head still refuses the disk."""
+    """Random bytes carry no signature; the non-zero samples still refuse the disk."""
     found = probe(str(make_image(tmp_path / "junk.img", "junk")), Runner())
     assert found.signatures == [] and found.blkid == {}
-    assert decide(found, "DATA_DB", FSTYPES).reason.startswith("no known signature")
+    assert "non-zero data at offset 4" in decide(found, "DATA_DB", FSTYPES).reason
+
+
+def test_wiped_partition_table_leaves_nothing_at_offset_0(tmp_path: Path) -> None:
+    """ext4 behind a wiped partition table: blkid and wipefs find nothing at offset 0."""
+    found = probe(str(make_image(tmp_path / "wiped.img", "wiped-ext4:FOREIGN")), Runner())
+    assert (found.blkid, found.signatures) == ({}, [])
+
+
+def test_blkid_at_the_partition_offset_names_the_filesystem(tmp_path: Path) -> None:
+    """blkid -p -O 1048576 finds the ext4 of the wiped partition: first finding, with label."""
+    image = make_image(tmp_path / "wiped.img", "wiped-ext4:FOREIGN")
+    runner = Runner()
+    found = probe(str(image), runner)
+    assert found.findings[0] == "ext4 signature at offset 1048576 (label 'FOREIGN')"
+    assert ["blkid", "-p", "-o", "export", "-O", "1048576", str(image)] in runner.history
+
+
+def test_refused_wiped_table_disk_keeps_its_files(tmp_path: Path) -> None:
+    """After the refusal the filesystem at 1 MiB still holds the file written before the wipe."""
+    image = make_image(tmp_path / "wiped.img", "wiped-ext4:FOREIGN")
+    assert decide(probe(str(image), Runner()), "DATA_DB", FSTYPES).action == REFUSE
+    assert read_marker(image) == MARKER_TEXT
 
 
 @pytest.mark.parametrize("fstype", FSTYPES)

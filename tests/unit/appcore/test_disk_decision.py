@@ -6,8 +6,10 @@ from appcore.disks import FORMAT, MOUNT, REFUSE, Probe, decide
 FSTYPES = ["xfs", "ext4"]
 
 
-def probe(blkid=None, signatures=(), head_blank=True) -> Probe:
-    return Probe("/dev/disk/by-id/virtio-DATA_DB", dict(blkid or {}), list(signatures), head_blank)
+def probe(blkid=None, signatures=(), findings=()) -> Probe:
+    return Probe(
+        "/dev/disk/by-id/virtio-DATA_DB", dict(blkid or {}), list(signatures), list(findings)
+    )
 
 
 @pytest.mark.parametrize(
@@ -21,7 +23,7 @@ def probe(blkid=None, signatures=(), head_blank=True) -> Probe:
         (probe({"PTTYPE": "gpt"}, ["gpt", "gpt", "PMBR"]), REFUSE),
         (probe({"TYPE": "xfs", "LABEL": "DATA_DB"}, ["xfs", "dos"]), REFUSE),
         (probe({}, ["LVM2_member"]), REFUSE),
-        (probe(head_blank=False), REFUSE),
+        (probe(findings=["ext4 signature at offset 1048576"]), REFUSE),
     ],
 )
 def test_decision(found: Probe, action: str) -> None:
@@ -40,4 +42,12 @@ def test_mount_decision_carries_the_filesystem_type() -> None:
     assert (
         decide(probe({"TYPE": "ext4", "LABEL": "DATA_DB"}, ["ext4"]), "DATA_DB", FSTYPES).fstype
         == "ext4"
+    )
+
+
+def test_findings_refusal_names_them() -> None:
+    """Nothing at offset 0 but findings elsewhere: the refusal lists every finding."""
+    found = probe(findings=["ext4 signature at offset 1048576 (label 'X')", "non-zero data at 9"])
+    assert decide(found, "DATA_DB", FSTYPES).reason == (
+        "is not provably blank: ext4 signature at offset 1048576 (label 'X'); non-zero data at 9"
     )
