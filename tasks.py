@@ -5,13 +5,7 @@ Defaults (config file, artifacts directory) come from invoke.yaml; no secrets li
 
 from __future__ import annotations
 
-import functools
-import os
-import select
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -19,8 +13,8 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from imagefactory import commands
-from imagefactory.errors import FactoryError
 from imagefactory.fleet import commands as fleet_commands
+from imagefactory.util.taskrun import run_task
 
 CONFIG_HELP = "configuration file (default: factory.yaml; stand-in families: standin.yaml)"
 
@@ -29,53 +23,8 @@ def _paths(c: Context, config: str | None) -> tuple[Path, Path]:
     return Path(config or c.config.factory.config), Path(c.config.factory.artifacts)
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-SIGPIPE_EXIT = 141  # 128 + SIGPIPE: how a shell reports a command whose reader went away
-
-
-def _stdout_reader_gone() -> bool:
-    """Whether stdout is a pipe nobody reads any more (and not some other pipe or socket of
-    the command that broke: that one stays an error)."""
-    try:
-        poll = select.poll()
-        poll.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(events & select.POLLERR for _, events in poll.poll(0))
-    except (OSError, ValueError):
-        return False
-
-
-def _run(fn: Callable[P, R]) -> Callable[P, R]:
-    """Task decorator: an imagefactory error becomes one message and its exit code; a reader
-    that stops early (`invoke plan | head -1`) ends the task quietly, as with any CLI tool.
-
-    It goes below @task; functools.wraps keeps the signature Invoke reads for the flags.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            result = fn(*args, **kwargs)
-            sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit
-            return result
-        except FactoryError as err:
-            raise Exit(f"error: {err}", code=err.exit_code) from None
-        except KeyboardInterrupt:
-            raise Exit("interrupted: the cache is unchanged", code=130) from None
-        except BrokenPipeError:
-            if not _stdout_reader_gone():
-                raise
-            # What is still buffered goes nowhere, so the exit's own flush cannot fail again.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise Exit(code=SIGPIPE_EXIT) from None
-
-    return wrapper
-
-
 @task(help={"family": "family to plan", "config": CONFIG_HELP})
-@_run
+@run_task
 def plan(c: Context, family: str, config: str | None = None) -> None:
     """Show each layer of a family: its key, cached or why it must be built (read-only)."""
     cfg, art = _paths(c, config)
@@ -88,7 +37,7 @@ def plan(c: Context, family: str, config: str | None = None) -> None:
         "config": CONFIG_HELP,
     }
 )
-@_run
+@run_task
 def build(c: Context, family: str, config: str | None = None) -> None:
     """Build families' missing layers, seal them, write image + manifest to artifacts/images/."""
     cfg, art = _paths(c, config)
@@ -96,7 +45,7 @@ def build(c: Context, family: str, config: str | None = None) -> None:
 
 
 @task(help={"family": "family whose sealed image to verify", "config": CONFIG_HELP})
-@_run
+@run_task
 def verify(c: Context, family: str, config: str | None = None) -> None:
     """Boot a family's sealed image under QEMU and run its testinfra specs over SSH."""
     cfg, art = _paths(c, config)
@@ -105,7 +54,7 @@ def verify(c: Context, family: str, config: str | None = None) -> None:
 
 
 @task(help={"config": CONFIG_HELP})
-@_run
+@run_task
 def doctor(c: Context, config: str | None = None) -> None:
     """Check build-host prerequisites and name the install command for each missing one."""
     ok, report = commands.doctor(*_paths(c, config))
@@ -122,7 +71,7 @@ def doctor(c: Context, config: str | None = None) -> None:
         "config": CONFIG_HELP,
     }
 )
-@_run
+@run_task
 def publish(
     c: Context,
     family: str,
@@ -136,7 +85,7 @@ def publish(
 
 
 @task(help={"family": "only this family", "config": CONFIG_HELP})
-@_run
+@run_task
 def images(c: Context, family: str | None = None, config: str | None = None) -> None:
     """List published families, versions, channels, sizes and compliance scores."""
     print(commands.images(_paths(c, config)[0], family))
@@ -150,7 +99,7 @@ def images(c: Context, family: str | None = None, config: str | None = None) -> 
         "config": CONFIG_HELP,
     }
 )
-@_run
+@run_task
 def promote(c: Context, family: str, version: str, channel: str, config: str | None = None) -> None:
     """Point a channel (nightly, stable, ...) at a published version; history is kept."""
     print(commands.promote(_paths(c, config)[0], family, version, channel))
@@ -163,7 +112,7 @@ def promote(c: Context, family: str, version: str, channel: str, config: str | N
         "config": CONFIG_HELP,
     }
 )
-@_run
+@run_task
 def prune(c: Context, keep: int = 5, apply: bool = False, config: str | None = None) -> None:
     """Remove old published versions no channel points to (dry run unless --apply)."""
     print(commands.prune(_paths(c, config)[0], keep, apply))
@@ -177,7 +126,7 @@ def prune(c: Context, keep: int = 5, apply: bool = False, config: str | None = N
         "config": CONFIG_HELP,
     }
 )
-@_run
+@run_task
 def pull(
     c: Context,
     family: str,
@@ -190,14 +139,14 @@ def pull(
 
 
 @task(help={"out": "output directory (default: hardening/generated, which the harden layer uses)"})
-@_run
+@run_task
 def tailor(c: Context, out: str = "hardening/generated") -> None:
     """Derive the OL8 CIS L1 tailoring and bash/Ansible fixes from the pinned SSG datastreams."""
     print(commands.hardening_tailor(Path(out)))
 
 
 @task(help={"out": "output directory for coverage.json and coverage.txt"})
-@_run
+@run_task
 def coverage(c: Context, out: str = "artifacts/hardening") -> None:
     """Report CIS L1 Server coverage: SSG rule, our script, waiver, or not covered."""
     print(commands.hardening_coverage(Path(out)))
@@ -218,7 +167,7 @@ def _fleet(c: Context, fleet: str | None) -> Path:
         "fresh": "ignore the placement file: place every VM anew",
     },
 )
-@_run
+@run_task
 def fleet_plan(
     c: Context, json: bool = False, fresh: bool = False, fleet: str | None = None
 ) -> None:
@@ -234,7 +183,7 @@ def fleet_plan(
         "fleet": FLEET_HELP,
     },
 )
-@_run
+@run_task
 def fleet_render(c: Context, out: str, domain_type: str = "kvm", fleet: str | None = None) -> None:
     """Write one libvirt domain XML per VM, offline (no daemon, no store)."""
     print(fleet_commands.render(_fleet(c, fleet), Path(out), domain_type))
@@ -249,7 +198,7 @@ def fleet_render(c: Context, out: str, domain_type: str = "kvm", fleet: str | No
         "fleet": FLEET_HELP,
     },
 )
-@_run
+@run_task
 def fleet_apply(
     c: Context,
     host: str | None = None,
@@ -265,7 +214,7 @@ def fleet_apply(
     name="status",
     help={"host": "only this hypervisor", "only": "only this group", "fleet": FLEET_HELP},
 )
-@_run
+@run_task
 def fleet_status(
     c: Context, host: str | None = None, only: str | None = None, fleet: str | None = None
 ) -> None:
@@ -282,7 +231,7 @@ def fleet_status(
         "fleet": FLEET_HELP,
     },
 )
-@_run
+@run_task
 def fleet_destroy(
     c: Context,
     only: str | None = None,
@@ -304,7 +253,7 @@ def fleet_destroy(
         "fleet": FLEET_HELP,
     },
 )
-@_run
+@run_task
 def fleet_rollout(
     c: Context,
     channel: str | None = None,
@@ -327,7 +276,7 @@ def fleet_rollout(
         "fleet": FLEET_HELP,
     },
 )
-@_run
+@run_task
 def fleet_gc(
     c: Context, host: str | None = None, apply: bool = False, fleet: str | None = None
 ) -> None:
@@ -336,7 +285,7 @@ def fleet_gc(
 
 
 @task(name="verify", help={"config": CONFIG_HELP})
-@_run
+@run_task
 def cache_verify(c: Context, config: str | None = None) -> None:
     """Check every cached layer: image sha256, parent bytes, backing chain (exit 1 if bad)."""
     _, art = _paths(c, config)
@@ -351,7 +300,7 @@ def cache_verify(c: Context, config: str | None = None) -> None:
         "config": CONFIG_HELP,
     },
 )
-@_run
+@run_task
 def cache_evict(
     c: Context, layer: str | None = None, family: str | None = None, config: str | None = None
 ) -> None:

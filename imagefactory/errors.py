@@ -6,6 +6,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (what CI systems, systemd and `timeout` send), raised in the main
+    thread so that it unwinds like Ctrl-C: Packer and its QEMU are stopped, temp dirs go."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class FactoryError(Exception):
     """Base class: a failure the CLI reports as one clear message and a non-zero exit."""
 

@@ -74,6 +74,9 @@ source "qemu" "install" {
   qemuargs = concat([
     ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
     ["-serial", "file:${var.serial_log}"],
+    # A virtio-rng: under TCG a boot can stall on getrandom for want of entropy.
+    ["-object", "rng-random,id=rng0,filename=/dev/urandom"],
+    ["-device", "virtio-rng-pci,rng=rng0"],
   ], local.firmware_args)
 }
 

@@ -85,6 +85,14 @@ def test_template_declares_exactly_what_the_engine_renders(template: Path) -> No
     assert declared == set(RENDERED[template.name])
 
 
+@pytest.mark.parametrize("template", BUILD_TEMPLATES, ids=lambda p: p.name)
+def test_build_vm_has_a_virtio_rng(template: Path) -> None:
+    """Every build VM gets a virtio-rng fed from the host's /dev/urandom."""
+    text = template.read_text()
+    assert '["-object", "rng-random,id=rng0,filename=/dev/urandom"]' in text
+    assert '["-device", "virtio-rng-pci,rng=rng0"]' in text
+
+
 def packer_validate(template: Path, variables: dict[str, object], tmp_path: Path) -> str:
     """Run `packer validate` with `variables` as a var file; return its output if it fails."""
     var_file = tmp_path / "vars.pkrvars.json"

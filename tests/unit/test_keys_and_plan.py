@@ -140,8 +140,10 @@ def test_reboot_layer_runs_its_scripts_twice_under_set_e(project: Path, tmp_path
     files.mkdir()
     got = ScriptsRecipe(cfg, layer)._reboot_variables(files)
     assert got["reboot_inline"][0] == got["after_reboot_inline"][0] == "set -euo pipefail"
-    assert got["reboot_inline"][-1] == "systemctl reboot"
-    assert "/.layer/scripts/10-do-a.sh" in got["after_reboot_inline"][1]
+    assert got["reboot_inline"][-1].startswith("systemd-run --on-active=2 ")
+    assert got["reboot_inline"][-1].endswith(" systemctl reboot")
+    assert "boot_id" in got["after_reboot_inline"][1] and "!=" in got["after_reboot_inline"][1]
+    assert "/.layer/scripts/10-do-a.sh" in got["after_reboot_inline"][2]
     assert "check-idempotence.sh compare" in got["after_reboot_inline"][-2]
     assert (files / ".layer/scripts/10-do-a.sh").read_text() == "#!/bin/bash\necho a\n"
     assert (files / ".layer/check-idempotence.sh").exists()
