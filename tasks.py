@@ -17,6 +17,9 @@ from imagefactory.fleet import commands as fleet_commands
 from imagefactory.util.taskrun import run_task
 
 CONFIG_HELP = "configuration file (default: factory.yaml; stand-in families: standin.yaml)"
+# The store tasks read only the file's store: section (a hypervisor's file may hold nothing
+# else); IMAGEFACTORY_STORE_ENDPOINT / _BUCKET override it (docs/store.md).
+STORE_CONFIG_HELP = "configuration file; only its store: section is read (default: factory.yaml)"
 
 
 def _paths(c: Context, config: str | None) -> tuple[Path, Path]:
@@ -68,7 +71,7 @@ def doctor(c: Context, config: str | None = None) -> None:
         "family": "family to publish",
         "channel": "channel to point at it (default nightly)",
         "allow_unverified": "publish although verification did not pass (recorded)",
-        "config": CONFIG_HELP,
+        "config": STORE_CONFIG_HELP,
     }
 )
 @run_task
@@ -84,7 +87,7 @@ def publish(
     print(commands.publish(cfg, family, art, channel, allow_unverified))
 
 
-@task(help={"family": "only this family", "config": CONFIG_HELP})
+@task(help={"family": "only this family", "config": STORE_CONFIG_HELP})
 @run_task
 def images(c: Context, family: str | None = None, config: str | None = None) -> None:
     """List published families, versions, channels, sizes and compliance scores."""
@@ -96,7 +99,7 @@ def images(c: Context, family: str | None = None, config: str | None = None) -> 
         "family": "family",
         "version": "published version",
         "channel": "channel to move",
-        "config": CONFIG_HELP,
+        "config": STORE_CONFIG_HELP,
     }
 )
 @run_task
@@ -109,7 +112,7 @@ def promote(c: Context, family: str, version: str, channel: str, config: str | N
     help={
         "keep": "versions to keep per family (plus every channel target)",
         "apply": "really delete (default: dry run)",
-        "config": CONFIG_HELP,
+        "config": STORE_CONFIG_HELP,
     }
 )
 @run_task
@@ -123,7 +126,7 @@ def prune(c: Context, keep: int = 5, apply: bool = False, config: str | None = N
         "family": "family to pull",
         "channel": "channel to follow (default stable)",
         "version": "exact version instead of a channel",
-        "config": CONFIG_HELP,
+        "config": STORE_CONFIG_HELP,
     }
 )
 @run_task
@@ -136,6 +139,39 @@ def pull(
 ) -> None:
     """On a hypervisor: download, verify (signature, sha256) and install a template read-only."""
     print(commands.pull(_paths(c, config)[0], family, None if version else channel, version))
+
+
+@task(
+    name="verify",
+    help={
+        "family": "only this family",
+        "rehash": "re-hash every blob (a full download) instead of trusting the server's CRC32",
+        "config": STORE_CONFIG_HELP,
+    },
+)
+@run_task
+def store_verify(
+    c: Context, family: str | None = None, rehash: bool = False, config: str | None = None
+) -> None:
+    """Check every published version and channel against its signature (exit 1 if damaged)."""
+    print(commands.store_verify(_paths(c, config)[0], family, rehash))
+
+
+@task(
+    name="remove",
+    help={
+        "family": "family of the version",
+        "version": "the version to delete (no channel may point at it)",
+        "apply": "really delete (default: dry run)",
+        "config": STORE_CONFIG_HELP,
+    },
+)
+@run_task
+def store_remove(
+    c: Context, family: str, version: str, apply: bool = False, config: str | None = None
+) -> None:
+    """Delete one published version, e.g. a damaged one (dry run unless --apply)."""
+    print(commands.store_remove(_paths(c, config)[0], family, version, apply))
 
 
 @task(help={"out": "output directory (default: hardening/generated, which the harden layer uses)"})
@@ -320,6 +356,7 @@ ns = Collection(
     prune,
     pull,
     Collection("hardening", tailor, coverage),
+    Collection("store", store_verify, store_remove),
     Collection("cache", cache_verify, cache_evict),
     Collection(
         "fleet",

@@ -6,7 +6,7 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from imagefactory.config import Config, load_config
+from imagefactory.config import Config, load_config, load_store_settings
 from imagefactory.doctor import directory_problem, render, run_checks
 from imagefactory.engine import integrity
 from imagefactory.engine.build import BuildResult, build_family
@@ -193,41 +193,45 @@ def hardening_coverage(out_dir: Path) -> str:
 def publish(
     config: Path, family: str, artifacts: Path, channel: str | None, allow_unverified: bool
 ) -> str:
-    """Publish the family's sealed image dir to the configured store and move `channel`."""
-    from imagefactory.store import api
+    """Publish the family's sealed image dir to the configured store and move `channel`.
+    Reads only the config's store section: the sealed image is all that is published."""
+    from imagefactory.store import api, layout
 
-    cfg = load_config(config)
-    cfg.family(family)
-    sealed = _artifacts(artifacts, writable=False).images(family)
+    settings = load_store_settings(config)
+    sealed = _artifacts(artifacts, writable=False).images(layout.check_name("family", family))
     if not (sealed / "manifest.json").is_file():
         raise FactoryError(
             f"no sealed image for {family} in {sealed}; run: invoke build "
             f"--family={family} && invoke verify --family={family}"
         )
     return api.describe_publish(
-        api.publish(cfg.store, sealed, channel=channel, allow_unverified=allow_unverified)
+        api.publish(settings, sealed, channel=channel, allow_unverified=allow_unverified)
     )
+
+
+# The store tasks below read only the config's store section (config/store_only.py), so a
+# hypervisor's store-only file, or a copy of factory.yaml outside the repository, serves them.
 
 
 def images(config: Path, family: str | None) -> str:
     """Table of published families, versions, channels, sizes and scores."""
     from imagefactory.store import api
 
-    return api.images(load_config(config).store, family)
+    return api.images(load_store_settings(config), family)
 
 
 def promote(config: Path, family: str, version: str, channel: str) -> str:
     """Point a channel at a published version (the pointer keeps its history)."""
     from imagefactory.store import api
 
-    return api.promote_version(load_config(config).store, family, version, channel)
+    return api.promote_version(load_store_settings(config), family, version, channel)
 
 
 def prune(config: Path, keep: int, apply: bool) -> str:
     """Plan (or with apply, do) the removal of old versions no channel points to."""
     from imagefactory.store import api
 
-    return api.prune(load_config(config).store, keep=keep, apply=apply)
+    return api.prune(load_store_settings(config), keep=keep, apply=apply)
 
 
 def pull(config: Path, family: str, channel: str | None, version: str | None) -> str:
@@ -235,8 +239,25 @@ def pull(config: Path, family: str, channel: str | None, version: str | None) ->
     from imagefactory.store import api
 
     return api.describe_pull(
-        api.pull(load_config(config).store, family, channel=channel, version=version)
+        api.pull(load_store_settings(config), family, channel=channel, version=version)
     )
+
+
+def store_verify(config: Path, family: str | None, rehash: bool) -> str:
+    """Every kept version and channel of the store checked; raises (exit 1) if any is bad."""
+    from imagefactory.store import api
+
+    audit = api.verify_store(load_store_settings(config), family, rehash=rehash)
+    if not audit.ok:
+        raise FactoryError(audit.describe())
+    return audit.describe()
+
+
+def store_remove(config: Path, family: str, version: str, apply: bool) -> str:
+    """Plan (or with apply, do) the removal of one version no channel points at."""
+    from imagefactory.store import api
+
+    return api.remove_version(load_store_settings(config), family, version, apply=apply)
 
 
 def cache_verify(artifacts: Path) -> str:

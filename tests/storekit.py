@@ -89,7 +89,8 @@ def make_sealed_image(
     compliance = None
     if score is not None:
         (directory / "compliance.html").write_text(f"<html>score {score}</html>\n")
-        compliance = {"score": score, "report": "compliance.html"}
+        (directory / "compliance.arf.xml").write_text(f"<arf score='{score}'/>\n")
+        compliance = {"score": score, "report": "compliance.html", "arf": "compliance.arf.xml"}
     verification = None
     if passed is not None:
         (directory / "junit.xml").write_text('<testsuite tests="12" failures="0"/>\n')

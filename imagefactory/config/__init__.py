@@ -1,4 +1,5 @@
-"""The factory's configuration: its model (model.py), loading (load.py), meaning (validate.py)."""
+"""The factory's configuration: its model (model.py), loading (load.py), meaning (validate.py);
+the store tasks read only its store section (store_only.py)."""
 
 from imagefactory.config.load import load_config, read_yaml, schema_problems
 from imagefactory.config.model import (
@@ -12,6 +13,7 @@ from imagefactory.config.model import (
     Source,
     StandinSource,
 )
+from imagefactory.config.store_only import load_store_settings
 
 __all__ = [
     "SCALAR",
@@ -24,6 +26,7 @@ __all__ = [
     "Source",
     "StandinSource",
     "load_config",
+    "load_store_settings",
     "read_yaml",
     "schema_problems",
 ]

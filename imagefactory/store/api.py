@@ -8,11 +8,15 @@ the fleet, which pulls the templates of its VMs through it (imagefactory.fleet.t
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from imagefactory.store.audit import StoreAudit, VersionAudit, audit_store
 from imagefactory.store.backend import StoreBackend
-from imagefactory.store.channels import apply_prune, images_report, plan_prune, promote
+from imagefactory.store.channels import promote
 from imagefactory.store.fs_backend import FsBackend
+from imagefactory.store.listing import images_report
+from imagefactory.store.prune import apply_prune, plan_prune, plan_removal
 from imagefactory.store.publish import PublishResult, publish_image
 from imagefactory.store.pull import PullResult, pull_image
 from imagefactory.store.s3_backend import S3Backend
@@ -74,15 +78,23 @@ def pull(
 
 
 def images(settings: StoreSettings, family: str | None = None) -> str:
-    """`invoke images`: families, versions, channels (pointer signatures checked against
-    store.allowed_signers; untrusted ones are marked), sizes, scores."""
+    """`invoke images`: families, versions, channels, sizes, scores; manifest and pointer
+    signatures checked against store.allowed_signers, untrusted ones marked."""
     return images_report(open_store(settings), family, settings.allowed_signers.expanduser())
 
 
 def promote_version(settings: StoreSettings, family: str, version: str, channel: str) -> str:
-    """`invoke promote`: point a channel at a version with a pointer signed by
-    store.signing_key (history kept in the pointer)."""
-    doc = promote(open_store(settings), family, version, channel, settings.signing_key.expanduser())
+    """`invoke promote`: point a channel at a version whose manifest signature checks out
+    against store.allowed_signers, with a pointer signed by store.signing_key (history kept
+    in the pointer)."""
+    doc = promote(
+        open_store(settings),
+        family,
+        version,
+        channel,
+        settings.signing_key.expanduser(),
+        allowed_signers=settings.allowed_signers.expanduser(),
+    )
     return f"{family}: {channel} -> {doc['version']} (sequence {doc['sequence']})"
 
 
@@ -95,6 +107,35 @@ def prune(settings: StoreSettings, keep: int = 5, apply: bool = False) -> str:
     return plan.describe(applied=apply)
 
 
+def remove_version(settings: StoreSettings, family: str, version: str, apply: bool = False) -> str:
+    """`invoke store.remove`: delete one version no channel points at (dry run unless
+    apply); the manifest goes first, so the version is invisible at once."""
+    backend = open_store(settings)
+    plan = plan_removal(backend, family, version)
+    if apply:
+        apply_prune(backend, plan)
+    return plan.describe(applied=apply)
+
+
+def verify_store(
+    settings: StoreSettings, family: str | None = None, rehash: bool = False
+) -> StoreAudit:
+    """`invoke store.verify`: every kept version's manifest signature, blob, SHA256SUMS and
+    reports, and every channel pointer (progress on stderr, one line per version)."""
+
+    def progress(v: VersionAudit) -> None:
+        state = "BAD" if v.problems else "ok"
+        print(f"checked {v.family} {v.version}: {state}", file=sys.stderr, flush=True)
+
+    return audit_store(
+        open_store(settings),
+        settings.allowed_signers.expanduser(),
+        family,
+        rehash=rehash,
+        on_version=progress,
+    )
+
+
 def describe_publish(res: PublishResult) -> str:
     """One line for the task to print after publish."""
     how = (
@@ -103,7 +144,8 @@ def describe_publish(res: PublishResult) -> str:
         else (f"{res.bytes_uploaded} bytes uploaded in {res.seconds:.1f}s")
     )
     chan = f", channel {res.channel}" if res.channel else ""
-    return f"published {res.family} {res.version}: {how}{chan}"
+    lines = [f"published {res.family} {res.version}: {how}{chan}"]
+    return "\n".join(lines + [f"  {note}" for note in res.notes])
 
 
 def describe_pull(res: PullResult) -> str:

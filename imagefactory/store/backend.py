@@ -12,6 +12,7 @@ import hashlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -23,6 +24,16 @@ from imagefactory.store.transfer_meter import Progress
 # likely because big chunks need fresh memory each time and small ones more Python per byte.
 READ_CHUNK = 1024 * 1024
 _HASH_QUEUE = 2  # chunks the background hasher may lag behind the reader (memory bound)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What an upload proved about the bytes it sent: their sha256 and, where the server keeps
+    one, the composite CRC32 it stored (with the part size that value depends on)."""
+
+    sha256: str
+    crc32: str | None = None  # e.g. "AbCdEf==-3"; None: the store keeps no checksum (fs)
+    part_size: int | None = None
 
 
 class StoreError(FactoryError):
@@ -143,8 +154,16 @@ class StoreBackend(abc.ABC):
         """Write a small object atomically."""
 
     @abc.abstractmethod
-    def upload_file(self, key: str, path: Path, progress: Progress | None) -> str:
-        """Upload a large file atomically; return the sha256 of the bytes read while sending."""
+    def upload_file(
+        self, key: str, path: Path, progress: Progress | None, part_size: int | None = None
+    ) -> Receipt:
+        """Upload a large file atomically (in parts of `part_size` where the store has parts;
+        None: the configured size); the receipt's sha256 is of the bytes read while sending."""
+
+    def stored_crc32(self, key: str) -> str | None:
+        """The composite CRC32 the server keeps for an object, or None if it keeps none (the
+        directory store never does: its bytes are re-hashed instead)."""
+        return None
 
     @abc.abstractmethod
     def copy(self, src: str, dst: str) -> None:

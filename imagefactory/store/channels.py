@@ -1,4 +1,4 @@
-"""Channels (small signed pointer objects with history), the image listing, and pruning.
+"""Channels: small signed pointer objects with history.
 
 A pointer names family, channel, version, the sha256 of that version's manifest.json, a
 sequence that only grows, when and by whom it was promoted. It is signed like a manifest
@@ -8,6 +8,7 @@ bucket cannot point a channel at another (older, validly signed) version.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -19,7 +20,7 @@ from typing import Any
 from imagefactory.store import layout
 from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
 from imagefactory.store.signing import SignatureError, SignatureMismatch, sign_bytes, verify_bytes
-from imagefactory.store.transfer_meter import human_bytes
+from imagefactory.store.trust import fetch_verified_manifest
 
 HISTORY_LIMIT = 100  # entries kept inside a pointer; older moves are dropped
 POINTER_SCHEMA = 2  # schema 1 pointers (before signing) have no signature and are refused
@@ -144,9 +145,17 @@ def _previous(backend: StoreBackend, family: str, channel: str) -> dict[str, Any
 
 
 def promote(
-    backend: StoreBackend, family: str, version: str, channel: str, signing_key: Path
+    backend: StoreBackend,
+    family: str,
+    version: str,
+    channel: str,
+    signing_key: Path,
+    *,
+    allowed_signers: Path,
 ) -> dict[str, Any]:
-    """Point `channel` of `family` at a visible version with a newly signed pointer.
+    """Point `channel` of `family` at a published version whose manifest signature checks
+    out against `allowed_signers`, with a newly signed pointer (never vouch for a manifest
+    that was changed after it was signed).
 
     The previous target goes to history when the version changes. Promoting the current
     target again re-signs it with a higher sequence (that is how an unsigned or damaged
@@ -155,12 +164,33 @@ def promote(
     layout.check_name("family", family)
     layout.check_name("channel", channel)
     layout.check_version(version)
-    record = layout.load_visible(backend, family, version)
-    if record is None:
+    if layout.load_visible(backend, family, version) is None:
         raise StoreError(
             f"{backend.describe()}: {family} {version} is not a complete "
             "published image; cannot promote it"
         )
+    try:
+        _, data, _ = fetch_verified_manifest(backend, family, version, allowed_signers)
+    except SignatureError as exc:
+        raise SignatureError(
+            f"{exc}; not promoting it (hint: `invoke store.verify --family={family}` "
+            "explains the repair)"
+        ) from None
+    return write_pointer(
+        backend, family, version, channel, signing_key, hashlib.sha256(data).hexdigest()
+    )
+
+
+def write_pointer(
+    backend: StoreBackend,
+    family: str,
+    version: str,
+    channel: str,
+    signing_key: Path,
+    manifest_sha256: str,
+) -> dict[str, Any]:
+    """Sign and write the pointer of `channel` to `version`, whose manifest.json has
+    `manifest_sha256` (checked by the caller: promote verified it, publish just wrote it)."""
     old = _previous(backend, family, channel)
     history = [h for h in old.get("history") or [] if isinstance(h, dict)]
     if old.get("version") not in (None, version):
@@ -174,7 +204,7 @@ def promote(
         "family": family,
         "channel": channel,
         "version": version,
-        "manifest_sha256": record.manifest_sha256,
+        "manifest_sha256": manifest_sha256,
         "sequence": sequence,
         "promoted": datetime.now(UTC).isoformat(timespec="seconds"),
         "by": layout.actor(),
@@ -225,8 +255,10 @@ def channel_statuses(
     records: list[layout.ImageRecord],
     allowed_signers: Path | None,
     family: str | None = None,
+    bad_manifests: dict[tuple[str, str], str] | None = None,
 ) -> list[ChannelStatus]:
-    """Check every pointer as pull would: signature, family/channel, manifest sha256."""
+    """Check every pointer as pull would: signature, family/channel, manifest sha256, and
+    (from `bad_manifests`) the target manifest's own signature."""
     visible = {(r.family, r.version): r for r in records}
     out = []
     for fam, chan in _channel_names(backend, family):
@@ -253,147 +285,7 @@ def channel_statuses(
                 f"signed for a manifest.json with sha256 {ptr.manifest_sha256[:12]}..., "
                 f"but {ptr.version}'s has {record.manifest_sha256[:12]}..."
             )
+        elif (why := (bad_manifests or {}).get((fam, ptr.version))) is not None:
+            problem = f"points at {ptr.version}: {why}"
         out.append(ChannelStatus(fam, chan, ptr.version, problem, ptr.signer, ptr.sequence))
     return out
-
-
-@dataclass(frozen=True)
-class ImageRow:
-    family: str
-    version: str
-    channels: str  # "nightly,stable"; an untrusted pointer shows as "stable(unverified)"
-    size: int
-    score: float | None
-    verified: str  # "yes" | "no" | "override"
-
-
-def _rows(records: list[layout.ImageRecord], statuses: list[ChannelStatus]) -> list[ImageRow]:
-    names: dict[tuple[str, str], list[str]] = {}
-    for st in statuses:
-        label = st.channel + ("(unverified)" if st.problem else "")
-        names.setdefault((st.family, st.version), []).append(label)
-    rows = []
-    for rec in records:
-        ver = rec.manifest.get("verification")
-        verified = "yes" if isinstance(ver, dict) and ver.get("passed") is True else "no"
-        if rec.manifest.get("store", {}).get("unverified_override"):
-            verified = "override"
-        rows.append(
-            ImageRow(
-                rec.family,
-                rec.version,
-                ",".join(sorted(names.get((rec.family, rec.version), []))),
-                rec.size,
-                rec.score,
-                verified,
-            )
-        )
-    return rows
-
-
-def list_images(
-    backend: StoreBackend, family: str | None = None, allowed_signers: Path | None = None
-) -> list[ImageRow]:
-    """Visible images with the channels pointing at them; without allowed_signers every
-    channel is shown as unverified."""
-    records = layout.visible_images(backend, family)
-    return _rows(records, channel_statuses(backend, records, allowed_signers, family))
-
-
-def images_report(backend: StoreBackend, family: str | None, allowed_signers: Path | None) -> str:
-    """The `invoke images` text: the table, then why any channel is marked unverified."""
-    records = layout.visible_images(backend, family)
-    statuses = channel_statuses(backend, records, allowed_signers, family)
-    return format_images(_rows(records, statuses), statuses)
-
-
-def format_images(rows: list[ImageRow], statuses: list[ChannelStatus] | None = None) -> str:
-    """A plain table for `invoke images`, and one line per untrusted channel pointer."""
-    header = ("FAMILY", "VERSION", "CHANNELS", "SIZE", "SCORE", "VERIFIED")
-    table = [header] + [
-        (
-            r.family,
-            r.version,
-            r.channels or "-",
-            human_bytes(r.size),
-            "-" if r.score is None else f"{r.score:.1f}",
-            r.verified,
-        )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in table
-    ]
-    out = "\n".join(lines) if rows else "no images published"
-    bad = [st for st in statuses or [] if st.problem]
-    if bad:
-        out += "\n\nunverified channel pointers (pull refuses them):\n" + "\n".join(
-            f"  {st.family}/{st.channel} -> {st.version or '?'}: {st.problem}" for st in bad
-        )
-    return out
-
-
-@dataclass(frozen=True)
-class PrunePlan:
-    delete_versions: tuple[tuple[str, str], ...]  # complete images beyond the keep window
-    incomplete: tuple[tuple[str, str], ...]  # versions without a valid manifest (killed publishes)
-    abandoned_uploads: tuple[str, ...]
-    keep: tuple[tuple[str, str], ...]
-
-    def describe(self, applied: bool) -> str:
-        verb = "deleted" if applied else "would delete"
-        lines = [f"{verb} {f} {v}" for f, v in self.delete_versions]
-        lines += [f"{verb} incomplete {f} {v}" for f, v in self.incomplete]
-        lines += [f"{verb} unfinished upload {k}" for k in self.abandoned_uploads]
-        lines += [f"keep {f} {v}" for f, v in self.keep]
-        if not applied and (self.delete_versions or self.incomplete or self.abandoned_uploads):
-            lines.append("dry run: nothing deleted (run again with --apply)")
-        return "\n".join(lines) if lines else "store is empty"
-
-
-def plan_prune(backend: StoreBackend, keep_last: int) -> PrunePlan:
-    """Keep the newest `keep_last` images per family plus every channel target."""
-    if keep_last < 1:
-        raise StoreError("prune: --keep must be at least 1")
-    pinned = set(all_channels(backend))
-    delete: list[tuple[str, str]] = []
-    incomplete: list[tuple[str, str]] = []
-    keep: list[tuple[str, str]] = []
-    for family, versions in sorted(layout.scan_versions(backend).items()):
-        complete = []
-        for version in sorted(versions):
-            if layout.load_visible(backend, family, version) is not None:
-                complete.append(version)
-            else:
-                incomplete.append((family, version))
-        newest = set(complete[-keep_last:])
-        for version in complete:
-            target = keep if version in newest or (family, version) in pinned else delete
-            target.append((family, version))
-    return PrunePlan(
-        tuple(delete), tuple(incomplete), tuple(backend.abandoned_uploads("images/")), tuple(keep)
-    )
-
-
-def apply_prune(backend: StoreBackend, plan: PrunePlan) -> None:
-    """Delete what the plan lists: manifest first, so a half-pruned image is already invisible."""
-    for family, version in plan.delete_versions + plan.incomplete:
-        mkey = layout.manifest_key(family, version)
-        backend.delete(mkey)
-        for key in backend.list_keys(layout.image_prefix(family, version)):
-            if key != mkey:
-                backend.delete(key)
-    backend.discard_abandoned("images/")
-    _drop_stale_index(backend)
-
-
-def _drop_stale_index(backend: StoreBackend) -> None:
-    for key in backend.list_keys("sha256/"):
-        try:
-            blob = str(json.loads(backend.get_bytes(key))["blob"])
-        except (ObjectMissing, ValueError, KeyError, TypeError):
-            blob = ""
-        if not blob or backend.size(blob) is None:
-            backend.delete(key)

@@ -12,6 +12,7 @@ from imagefactory.store.backend import (
     READ_CHUNK,
     HashingReader,
     ObjectMissing,
+    Receipt,
     StoreBackend,
     StoreError,
 )
@@ -71,7 +72,9 @@ class FsBackend(StoreBackend):
     def put_bytes(self, key: str, data: bytes) -> None:
         write_atomic(self._path(key), data)
 
-    def upload_file(self, key: str, path: Path, progress: Progress | None) -> str:
+    def upload_file(
+        self, key: str, path: Path, progress: Progress | None, part_size: int | None = None
+    ) -> Receipt:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}{_UPLOAD_MARK}{os.getpid()}")
@@ -94,7 +97,7 @@ class FsBackend(StoreBackend):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return digest
+        return Receipt(digest)
 
     def copy(self, src: str, dst: str) -> None:
         source, dest = self._path(src), self._path(dst)

@@ -11,8 +11,9 @@ from typing import Any
 
 from imagefactory.errors import ConfigError, Problem
 from imagefactory.store import layout
-from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
-from imagefactory.store.channels import promote
+from imagefactory.store.backend import ObjectMissing, Receipt, StoreBackend, StoreError
+from imagefactory.store.blob_check import BlobFacts, check_blob
+from imagefactory.store.channels import write_pointer
 from imagefactory.store.signing import sign_bytes
 from imagefactory.store.transfer_meter import Progress
 
@@ -28,6 +29,7 @@ class PublishResult:
     deduplicated: str  # "" | "same version" | "copied in store"
     seconds: float
     channel: str | None
+    notes: tuple[str, ...] = ()  # repairs made and damaged blobs not reused
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def load_sealed(directory: Path) -> SealedImage:
             [Problem(where, "image.size", f"says {size} bytes but {image_path} has {actual}")]
         )
     reports = []
-    for dotted in ("compliance.report", "verification.report"):
+    for dotted in ("compliance.report", "compliance.arf", "verification.report"):
         name = _field(doc, dotted)
         if isinstance(name, str) and name:
             path = directory / name
@@ -156,8 +158,11 @@ def _check_verified(sealed: SealedImage, allow_unverified: bool) -> bool:
     )
 
 
-def _find_duplicate(backend: StoreBackend, sealed: SealedImage, version: str) -> str | None:
-    """A complete blob with the same content already in the store, from the sha256 index."""
+def _find_duplicate(
+    backend: StoreBackend, sealed: SealedImage, version: str, notes: list[str]
+) -> tuple[str, BlobFacts] | None:
+    """A blob already in the store with the same content (from the sha256 index), proven to
+    hold it; a twin that fails the proof is named in `notes` and not used."""
     try:
         entry = json.loads(backend.get_bytes(layout.index_key(sealed.sha256)))
         key = str(entry["blob"])
@@ -165,7 +170,46 @@ def _find_duplicate(backend: StoreBackend, sealed: SealedImage, version: str) ->
         return None
     if key == layout.blob_key(sealed.family, version):
         return None  # our own leftover from a killed publish: upload it again
-    return key if backend.size(key) == sealed.size else None
+    crc, part = entry.get("crc32"), entry.get("part_size")
+    facts = BlobFacts(
+        sealed.sha256,
+        sealed.size,
+        crc if isinstance(crc, str) else None,
+        part if isinstance(part, int) and not isinstance(part, bool) and part > 0 else None,
+    )
+    problem, _ = check_blob(backend, key, facts, local=sealed.image_path)
+    if problem:
+        notes.append(
+            f"not copied from {key}: {problem}; uploaded this image instead "
+            "(run `invoke store.verify` to find the damaged version)"
+        )
+        return None
+    return key, facts
+
+
+def _repair_blob(
+    backend: StoreBackend,
+    sealed: SealedImage,
+    existing: layout.ImageRecord,
+    notes: list[str],
+    show_progress: bool,
+) -> int:
+    """Re-publishing a version whose blob is damaged uploads the blob again (same bytes, same
+    part size, so the signed manifest stays true); returns the bytes uploaded."""
+    facts = BlobFacts.of_manifest(existing.manifest)
+    problem, _ = check_blob(backend, existing.blob, facts, local=sealed.image_path)
+    if not problem:
+        return 0
+    bar = Progress(f"repair {sealed.family}", sealed.size, enabled=show_progress)
+    receipt = backend.upload_file(existing.blob, sealed.image_path, bar, facts.part_size)
+    bar.close()
+    if receipt.sha256 != sealed.sha256:
+        raise StoreError(
+            f"{sealed.image_path}: sha256 is {receipt.sha256} but the manifest says "
+            f"{sealed.sha256} (image changed after sealing?); the damaged blob is left as it was"
+        )
+    notes.append(f"repaired {existing.blob}: {problem}; uploaded it again")
+    return sealed.size
 
 
 def publish_image(
@@ -188,18 +232,22 @@ def publish_image(
     # A key that cannot sign (missing, passphrase) should fail before gigabytes move.
     sign_bytes(b"imagefactory signing check\n", signing_key)
     backend.check()
+    notes: list[str] = []
 
-    def result(uploaded: int, dedup: str) -> PublishResult:
+    def result(uploaded: int, dedup: str, manifest_sha256: str) -> PublishResult:
         if channel is not None:
-            promote(backend, family, version, channel, signing_key)
+            write_pointer(backend, family, version, channel, signing_key, manifest_sha256)
         elapsed = (datetime.now(UTC) - start).total_seconds()
-        return PublishResult(family, version, sealed.sha256, uploaded, dedup, elapsed, channel)
+        return PublishResult(
+            family, version, sealed.sha256, uploaded, dedup, elapsed, channel, tuple(notes)
+        )
 
     existing = layout.load_visible(backend, family, version)
     if existing is not None:
         if existing.sha256 != sealed.sha256:
             raise StoreError(f"{backend.describe()}: {family} {version} exists with other content")
-        return result(0, "same version")
+        repaired = _repair_blob(backend, sealed, existing, notes, show_progress)
+        return result(repaired, "" if repaired else "same version", existing.manifest_sha256)
     prefix = layout.image_prefix(family, version)
     # Leftovers of a publish that was killed: unfinished uploads are dropped and the
     # version is completed below (its objects are rewritten in order).
@@ -207,23 +255,28 @@ def publish_image(
 
     blob = layout.blob_key(family, version)
     uploaded, dedup = 0, ""
-    if (twin := _find_duplicate(backend, sealed, version)) is not None:
-        backend.copy(twin, blob)
+    if (twin := _find_duplicate(backend, sealed, version, notes)) is not None:
+        backend.copy(twin[0], blob)
         dedup = "copied in store"
+        # What the server keeps for the copy (a copy may carry another checksum form).
+        crc = backend.stored_crc32(blob)
+        same = crc is not None and twin[1].crc32 is not None and crc == twin[1].crc32
+        receipt = Receipt(sealed.sha256, crc, twin[1].part_size if same else None)
     else:
         bar = Progress(f"publish {family}", sealed.size, enabled=show_progress)
-        digest = backend.upload_file(blob, sealed.image_path, bar)
+        receipt = backend.upload_file(blob, sealed.image_path, bar)
         bar.close()
         uploaded = sealed.size
-        if digest != sealed.sha256:
+        if receipt.sha256 != sealed.sha256:
             backend.delete(blob)
             raise StoreError(
-                f"{sealed.image_path}: sha256 is {digest} but the manifest says "
+                f"{sealed.image_path}: sha256 is {receipt.sha256} but the manifest says "
                 f"{sealed.sha256}; nothing published (image changed after sealing?)"
             )
-    backend.put_bytes(
-        layout.index_key(sealed.sha256), json.dumps({"blob": blob, "size": sealed.size}).encode()
-    )
+    index = {"blob": blob, "size": sealed.size}
+    if receipt.crc32:
+        index |= {"crc32": receipt.crc32, "part_size": receipt.part_size}
+    backend.put_bytes(layout.index_key(sealed.sha256), json.dumps(index).encode())
 
     sums = [f"{sealed.sha256}  {layout.blob_name(family, version)}"]
     for report in sealed.reports:
@@ -242,8 +295,10 @@ def publish_image(
         "unverified_override": override,
         "reports": [r.name for r in sealed.reports],
     }
+    if receipt.crc32:
+        doc["store"] |= {"blob_crc32": receipt.crc32, "part_size": receipt.part_size}
     data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
     # Signature before manifest: the manifest's appearance is the commit point.
     backend.put_bytes(layout.signature_key(family, version), sign_bytes(data, signing_key))
     backend.put_bytes(layout.manifest_key(family, version), data)
-    return result(uploaded, dedup)
+    return result(uploaded, dedup, hashlib.sha256(data).hexdigest())

@@ -21,8 +21,8 @@ from imagefactory.store import layout
 from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
 from imagefactory.store.channels import ChannelPointer, read_signed_channel
 from imagefactory.store.download_pipe import pipe_to_file
-from imagefactory.store.signing import SignatureError, verify_bytes
 from imagefactory.store.transfer_meter import Progress
+from imagefactory.store.trust import fetch_verified_manifest
 from imagefactory.util.fsutil import write_atomic
 
 SEEN_FILE = ".imagefactory-channels.json"
@@ -123,37 +123,6 @@ def record_seen(image_dir: Path, pointer: ChannelPointer) -> None:
         write_atomic(image_dir / SEEN_FILE, json.dumps(seen, indent=2, sort_keys=True) + "\n")
 
 
-def fetch_verified_manifest(
-    backend: StoreBackend, family: str, version: str, allowed_signers: Path
-) -> tuple[dict[str, Any], bytes, str]:
-    """Manifest bytes checked against allowed_signers before being parsed or trusted."""
-    what = f"{family} {version} manifest"
-    try:
-        data = backend.get_bytes(layout.manifest_key(family, version))
-    except ObjectMissing:
-        raise StoreError(
-            f"{backend.describe()}: {family} {version} is not published (no manifest)"
-        ) from None
-    try:
-        sig = backend.get_bytes(layout.signature_key(family, version))
-    except ObjectMissing:
-        raise SignatureError(f"{what}: signature file is missing; refusing it") from None
-    signer = verify_bytes(data, sig, allowed_signers, what)
-    try:
-        doc = json.loads(data)
-        ok = (
-            doc["family"] == family
-            and doc["version"] == version
-            and isinstance(doc["image"]["size"], int)
-            and len(doc["image"]["sha256"]) == 64
-        )
-    except (ValueError, KeyError, TypeError):
-        ok = False
-    if not ok:
-        raise StoreError(f"{what}: signed, but does not describe {family} {version}")
-    return doc, data, signer
-
-
 def _hash_existing(path: Path, digest: Any) -> int:
     done = 0
     with path.open("rb") as fh:
@@ -228,8 +197,16 @@ def pull_image(
         bar.close()
     total = have + got
     if total != size or digest.hexdigest() != sha:
-        part.unlink()
+        part.unlink()  # whichever copy is at fault, the next pull starts from byte 0
         found = f"{total} bytes" if total != size else f"sha256 {digest.hexdigest()}"
+        if total == size and have:
+            raise StoreError(
+                f"{family} {version}: downloaded blob has {found}, manifest says sha256 {sha}; "
+                f"the first {have} bytes were resumed from {part} (left by an earlier pull), "
+                "which may be what is damaged rather than the store copy; it was removed: a "
+                "re-run downloads the image from the start (if that fails too, the store's "
+                "copy is at fault); nothing installed"
+            )
         raise StoreError(
             f"{family} {version}: downloaded blob has {found}, manifest says "
             f"{size} bytes sha256 {sha}; the store copy is corrupt, nothing "

@@ -6,21 +6,24 @@ import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, TypeVar, cast
+from typing import Any, TypeVar
+from xml.etree.ElementTree import ParseError
 
 import urllib3
 from minio import Minio
 from minio.commonconfig import ComposeSource, CopySource
-from minio.error import S3Error
+from minio.error import InvalidResponseError, S3Error, ServerError
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
 from imagefactory.store.backend import (
     READ_CHUNK,
     HashingReader,
     ObjectMissing,
+    Receipt,
     StoreBackend,
     StoreError,
 )
-from imagefactory.store.s3_multipart import ChecksumMismatch, MultipartUpload
+from imagefactory.store.s3_multipart import ChecksumMismatch, MultipartUpload, composite_crc32
 from imagefactory.store.settings import Credentials, StoreSettings
 from imagefactory.store.transfer_meter import Progress
 
@@ -36,21 +39,82 @@ _AUTH_CODES = {
 }
 
 
-def _http_client(workers: int) -> urllib3.PoolManager:
-    """Short connect timeout and few retries: an unreachable store fails in seconds."""
-    retry = urllib3.Retry(
-        total=2,
-        connect=2,
-        read=2,
-        backoff_factor=0.2,
-        status_forcelist=(500, 502, 503, 504),
-        allowed_methods=None,
-    )  # S3 PUT/part uploads are idempotent
-    return urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=5.0, read=120.0),
-        maxsize=max(workers + 2, 10),
-        retries=retry,
+CONNECT_TIMEOUT = 5.0  # an unreachable store fails in seconds
+# Writes (part uploads, CompleteMultipartUpload, server-side copies) may keep a busy server
+# silent for long on big objects, so they wait this long; reads wait store.read_timeout.
+WRITE_TIMEOUT = 120.0
+READ_METHODS = frozenset({"GET", "HEAD"})
+READ_TRIES = 2  # a read that got no answer is sent once more: a hung server costs 2 timeouts
+WRITE_TRIES = 3
+
+
+class NoAnswer(urllib3.exceptions.HTTPError):
+    """Requests sent and no answer within the timeout, on every try."""
+
+    def __init__(self, method: str, seconds: float, tries: int) -> None:
+        super().__init__(f"{method}: no answer within {seconds:g} s ({tries} tries)")
+        self.read = method in READ_METHODS
+        self.seconds = seconds
+        self.tries = tries
+
+
+class _StorePool(urllib3.PoolManager):
+    """minio-py's HTTP client: reads (GET, HEAD) wait `read_timeout` for each answer and are
+    tried READ_TRIES times, writes wait WRITE_TIMEOUT. Keeps the status and content type of
+    the last answer, for the message about a server that is not S3 (minio-py's errors for
+    it do not carry them in public attributes)."""
+
+    def __init__(self, workers: int, read_timeout: float) -> None:
+        super().__init__(maxsize=max(workers + 2, 10))
+        self._timeouts = {
+            True: urllib3.Timeout(connect=CONNECT_TIMEOUT, read=read_timeout),
+            False: urllib3.Timeout(connect=CONNECT_TIMEOUT, read=WRITE_TIMEOUT),
+        }
+        self._retries = {
+            read: urllib3.Retry(
+                total=2,
+                connect=2,
+                read=tries - 1,
+                backoff_factor=0.2,
+                status_forcelist=(500, 502, 503, 504),
+                allowed_methods=None,  # S3 PUT/part uploads are idempotent
+            )
+            for read, tries in ((True, READ_TRIES), (False, WRITE_TRIES))
+        }
+        self.last_answer: tuple[int, str] = (0, "")  # any thread's: for messages only
+
+    def urlopen(  # type: ignore[override]  # as urllib3's own PoolManager.urlopen
+        self, method: str, url: str, redirect: bool = True, **kw: Any
+    ) -> urllib3.BaseHTTPResponse:
+        read = method.upper() in READ_METHODS
+        kw.setdefault("timeout", self._timeouts[read])
+        kw.setdefault("retries", self._retries[read])
+        try:
+            response = super().urlopen(method, url, redirect=redirect, **kw)
+        except MaxRetryError as exc:
+            if isinstance(exc.reason, ReadTimeoutError):
+                seconds = float(self._timeouts[read].read_timeout or 0)
+                tries = READ_TRIES if read else WRITE_TRIES
+                raise NoAnswer(method.upper(), seconds, tries) from None
+            raise
+        self.last_answer = (response.status, response.headers.get("Content-Type", ""))
+        return response
+
+
+def _not_s3(endpoint: str, answer: tuple[int, str]) -> str:
+    status, content_type = answer
+    kind = content_type.split(";")[0].strip() or "no content type"
+    return (
+        f"{endpoint} answers HTTP but not as an S3 server (HTTP {status}, {kind}) (hint: "
+        "store.endpoint must be the host:port of the S3 API, e.g. MinIO's API port, not a web "
+        "console or another web server)"
     )
+
+
+def _http_client(workers: int, read_timeout: float) -> _StorePool:
+    """Short connect timeout and few retries: an unreachable store fails in seconds; reads of
+    a hung server fail after READ_TRIES x `read_timeout`."""
+    return _StorePool(workers, read_timeout)
 
 
 class S3Backend(StoreBackend):
@@ -59,13 +123,14 @@ class S3Backend(StoreBackend):
     def __init__(self, settings: StoreSettings, creds: Credentials) -> None:
         self.settings = settings
         self.bucket = settings.bucket
+        self._http = _http_client(settings.workers, settings.read_timeout)
         self.client = Minio(
             settings.endpoint,
             access_key=creds.access_key,
             secret_key=creds.secret_key,
             secure=settings.secure,
             region=settings.region,
-            http_client=_http_client(settings.workers),
+            http_client=self._http,
         )
 
     def describe(self) -> str:
@@ -87,14 +152,40 @@ class S3Backend(StoreBackend):
                     "(hint: create it, or fix store.bucket)"
                 ) from None
             if exc.code in _AUTH_CODES:
+                hint = "check IMAGEFACTORY_S3_* or the credentials file"
+                if exc.code == "AccessDenied":  # a known key without this permission
+                    hint = (
+                        "the key may lack the permission: a hypervisor's read-only key can list "
+                        "and pull, publish/promote/prune need the build host's key; else " + hint
+                    )
                 raise StoreError(
-                    f"{what}: credentials rejected ({exc.code}) "
-                    "(hint: check IMAGEFACTORY_S3_* or the credentials "
-                    "file)"
+                    f"{what}: credentials rejected ({exc.code}) (hint: {hint})"
                 ) from None
             raise StoreError(f"{what}: {exc.code}: {exc.message}") from None
         except ChecksumMismatch as exc:
             raise StoreError(f"{what}: {exc}; the object is not trusted") from None
+        except InvalidResponseError:  # an answer that is not S3's XML
+            raise StoreError(
+                f"{what}: {_not_s3(self.settings.endpoint, self._http.last_answer)}"
+            ) from None
+        except ServerError as exc:
+            raise StoreError(f"{what}: HTTP {exc.status_code} without an S3 error") from None
+        except (NoAnswer, ReadTimeoutError) as exc:
+            # A bare ReadTimeoutError comes from reading a download's body: a GET, tried once.
+            read, seconds, tries = (
+                (exc.read, exc.seconds, exc.tries)
+                if isinstance(exc, NoAnswer)
+                else (True, self.settings.read_timeout, 1)
+            )
+            hint = (
+                "raise store.read_timeout if the server is only slow, else check the server"
+                if read
+                else "the server may be overloaded: check it"
+            )
+            raise StoreError(
+                f"{what}: no answer within {seconds:g} s"
+                f"{f' ({tries} tries)' if tries > 1 else ''} (hint: {hint})"
+            ) from None
         except urllib3.exceptions.HTTPError as exc:
             raise StoreError(
                 f"{what}: store unreachable ({type(exc).__name__}) "
@@ -107,18 +198,21 @@ class S3Backend(StoreBackend):
         raise AssertionError("unreachable")  # pragma: no cover - _errors re-raises
 
     def check(self) -> None:
-        exists = self._call("checking bucket", "", lambda: self.client.bucket_exists(self.bucket))
-        if not exists:
-            raise StoreError(
-                f"{self.describe()}: bucket {self.bucket!r} does not exist "
-                "(hint: create it, or fix store.bucket)"
+        """One listing: S3 answers it with XML, a listing or an error (no such bucket,
+        credentials rejected). Not bucket_exists: any web server answers its HEAD with a bare
+        404, which minio-py takes for a missing bucket, and S3 may answer it unauthenticated."""
+        not_s3 = f"{self.describe()}: listing: "
+        try:
+            self._call(
+                "listing",
+                "",
+                lambda: next(iter(self.client.list_objects(self.bucket, prefix="channels/")), None),
             )
-        # bucket_exists may be answered for unauthenticated callers; a listing may not.
-        self._call(
-            "listing",
-            "",
-            lambda: next(iter(self.client.list_objects(self.bucket, prefix="channels/")), None),
-        )
+        except (ParseError, ValueError):  # minio-py reading a web page as a listing
+            not_s3 += _not_s3(self.settings.endpoint, self._http.last_answer)
+            raise StoreError(not_s3) from None
+        if "xml" not in self._http.last_answer[1]:
+            raise StoreError(not_s3 + _not_s3(self.settings.endpoint, self._http.last_answer))
 
     def size(self, key: str) -> int | None:
         try:
@@ -151,35 +245,36 @@ class S3Backend(StoreBackend):
             ),
         )
 
-    def upload_file(self, key: str, path: Path, progress: Progress | None) -> str:
+    def upload_file(
+        self, key: str, path: Path, progress: Progress | None, part_size: int | None = None
+    ) -> Receipt:
         size = path.stat().st_size
         # S3 allows at most 10000 parts: grow the part size for very large images.
-        part_size = max(self.settings.part_size, -(-size // _MAX_PARTS))
+        part_size = max(part_size or self.settings.part_size, -(-size // _MAX_PARTS))
+        upload = MultipartUpload(
+            self.client, self.bucket, key, part_size=part_size, workers=self.settings.workers
+        )
         with path.open("rb") as fh, HashingReader(fh, progress) as reader:
             # Parts are read here one at a time and sent by `workers` threads, each part with
             # its CRC32 (s3_multipart); HashingReader hashes in its own thread, so reading,
-            # hashing and sending overlap. A file of one part goes up as a single PUT.
-            if size <= part_size:
-                self._call(
-                    "uploading",
-                    key,
-                    lambda: self.client.put_object(
-                        self.bucket, key, cast(BinaryIO, reader), size, part_size=part_size
-                    ),
-                )
-            else:
-                upload = MultipartUpload(
-                    self.client,
-                    self.bucket,
-                    key,
-                    part_size=part_size,
-                    workers=self.settings.workers,
-                )
-                self._call("uploading", key, lambda: upload.run(reader, size))
+            # hashing and sending overlap. Even a one-part file goes up as a multipart upload,
+            # so that every blob has a composite CRC32 to be checked against later.
+            parts = self._call("uploading", key, lambda: upload.run(reader, size))
             digest = reader.hexdigest()
         if reader.count != size:
             raise StoreError(f"{path}: changed size while uploading")
-        return digest
+        return Receipt(digest, composite_crc32(parts), part_size)
+
+    def stored_crc32(self, key: str) -> str | None:
+        stat = self._call(
+            "stat",
+            key,
+            lambda: self.client.stat_object(
+                self.bucket, key, extra_headers={"x-amz-checksum-mode": "ENABLED"}
+            ),
+        )
+        value = stat.metadata.get("x-amz-checksum-crc32") if stat.metadata else None
+        return str(value) if value else None
 
     def copy(self, src: str, dst: str) -> None:
         # copy_object is a server-side copy up to 5 GiB; compose handles larger objects.

@@ -29,6 +29,11 @@ from imagefactory.util.model import build, load_schema, parse_size, schema_regis
 ENV_ACCESS = "IMAGEFACTORY_S3_ACCESS_KEY"
 ENV_SECRET = "IMAGEFACTORY_S3_SECRET_KEY"
 ENV_CREDENTIALS_FILE = "IMAGEFACTORY_S3_CREDENTIALS"
+# Settings the environment may give instead of the file (store tasks only, docs/store.md):
+# a hypervisor's deployment tool often knows the endpoint and bucket, not the file's author.
+ENV_ENDPOINT = "IMAGEFACTORY_STORE_ENDPOINT"
+ENV_BUCKET = "IMAGEFACTORY_STORE_BUCKET"
+ENV_SETTINGS = {"endpoint": ENV_ENDPOINT, "bucket": ENV_BUCKET}
 CREDENTIALS_SECTION = "s3"
 # Keys someone may try to put credentials under: refused with a pointer to the variables above.
 # The schema declares them (as deprecated properties) so that they are not reported as unknown.
@@ -68,6 +73,9 @@ class StoreSettings:
     region: str = "us-east-1"
     part_size: int = field(default=8 * MIB, metadata={"parse": parse_size})
     workers: int = 4
+    # Seconds a read (listing, HEAD, each wait of a download) waits for the server; tried
+    # twice, so a hung server fails a pull in about 40 s. Writes wait longer (s3_backend).
+    read_timeout: float = 20.0
     signing_key: Path = Path("~/.ssh/id_ed25519").expanduser()  # as the builder would expand it
     allowed_signers: Path = Path("/etc/imagefactory/allowed_signers")
     image_dir: Path = Path("/var/lib/libvirt/images")
@@ -104,6 +112,38 @@ def store_settings_from_dict(
     order = {key: i for i, key in enumerate(data)}
     ordered = sorted(problems.items(), key=lambda kv: order.get(kv[0], len(order)))
     return settings, [p for _, p in ordered] + _cross_checks(settings, file)
+
+
+def store_settings_with_env(
+    data: Mapping[str, Any] | None,
+    file: str,
+    root: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[StoreSettings, list[Problem]]:
+    """store_settings_from_dict, with the ENV_SETTINGS variables that are set (not empty) in
+    place of the file's values. A problem with such a value names its variable."""
+    env = os.environ if env is None else env
+    given = {key: env[var] for key, var in ENV_SETTINGS.items() if env.get(var, "")}
+    if not given or not isinstance(data, Mapping | None):
+        return store_settings_from_dict(data, file, root)
+    settings, problems = store_settings_from_dict({**(data or {}), **given}, file, root)
+    out = []
+    for p in problems:
+        key = p.path.removeprefix("store.")
+        out.append(
+            Problem("environment", ENV_SETTINGS[key], p.message, p.hint) if key in given else p
+        )
+    if not settings.kind.needs_endpoint:  # an fs store would quietly ignore them
+        out += [
+            Problem(
+                "environment",
+                ENV_SETTINGS[key],
+                f"is set, but the store in {file} is a directory (store.kind: {settings.kind})",
+                "set store.kind: s3 in the file, or unset the variable",
+            )
+            for key in given
+        ]
+    return settings, out
 
 
 def _shape_problems(data: Mapping[str, Any], file: str) -> dict[Any, Problem]:

@@ -31,12 +31,14 @@ class Progress:
         self.enabled = enabled
         self._tty = self.stream.isatty()
         self._start = time.monotonic()
+        self._base = 0  # bytes present before this run (a resume): done, but not moved now
         self._last_draw = 0.0
         self._last_decile = -1
 
     def start_at(self, done: int) -> None:
         """Resume: bytes already present count as done but not towards the rate."""
-        self.done = done
+        self.done = self._base = done
+        self._start = time.monotonic()
 
     def update(self, count: int) -> None:
         self.done += count
@@ -55,15 +57,15 @@ class Progress:
             self.stream.write(self._line(now) + "\n")
             self.stream.flush()
 
-    def rate(self) -> float:
-        elapsed = time.monotonic() - self._start
-        return self.done / elapsed if elapsed > 0 else 0.0
+    def rate(self, now: float | None = None) -> float:
+        """Bytes per second moved by this run (resumed bytes left out)."""
+        elapsed = (time.monotonic() if now is None else now) - self._start
+        return (self.done - self._base) / elapsed if elapsed > 0 else 0.0
 
     def _line(self, now: float) -> str:
         pct = 100.0 * self.done / self.total if self.total else 100.0
         filled = int(pct / 5)
-        elapsed = now - self._start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
+        rate = self.rate(now)
         return (
             f"{self.label} [{'#' * filled}{'.' * (20 - filled)}] {pct:5.1f}% "
             f"{human_bytes(self.done)}/{human_bytes(self.total)} "

@@ -14,14 +14,9 @@ import pytest
 
 from imagefactory.store import layout
 from imagefactory.store.backend import StoreBackend, StoreError
-from imagefactory.store.channels import (
-    apply_prune,
-    images_report,
-    list_images,
-    plan_prune,
-    promote,
-    read_channel,
-)
+from imagefactory.store.channels import promote, read_channel
+from imagefactory.store.listing import images_report, list_images
+from imagefactory.store.prune import apply_prune, plan_prune
 from imagefactory.store.publish import PublishResult, publish_image
 from imagefactory.store.pull import SEEN_FILE, pull_image
 from imagefactory.store.signing import SignatureError, sign_bytes
@@ -62,6 +57,7 @@ def test_publish_layout_and_manifest(
         prefix + n
         for n in [
             "SHA256SUMS",
+            "compliance.arf.xml",
             "compliance.html",
             "junit.xml",
             "manifest.json",
@@ -89,6 +85,9 @@ def test_publish_layout_and_manifest(
     assert f"{sha}  persistence-{res.version}.qcow2\n" in sums
     html = (sealed / "compliance.html").read_bytes()
     assert f"{hashlib.sha256(html).hexdigest()}  compliance.html" in sums
+    arf = (sealed / "compliance.arf.xml").read_bytes()
+    assert f"{hashlib.sha256(arf).hexdigest()}  compliance.arf.xml" in sums
+    assert backend.get_bytes(prefix + "compliance.arf.xml") == arf
     rows = list_images(backend, allowed_signers=keys.allowed_signers)
     assert [(r.family, r.version, r.channels, r.size, r.score) for r in rows] == [
         ("persistence", res.version, "nightly", 7 * MIB + 13, 97.1)
@@ -155,22 +154,35 @@ def test_channels_promote_with_history(
     v2 = _publish(
         backend, keys, tmp_path / "2", "nightly", size=MIB, seed=6, finished=when(2)
     ).version
-    first = promote(backend, "persistence", v1, "stable", keys.private_key)
+    first = promote(
+        backend, "persistence", v1, "stable", keys.private_key, allowed_signers=keys.allowed_signers
+    )
     doc = read_channel(backend, "persistence", "nightly")
     assert doc is not None and doc["version"] == v2
     assert [h["version"] for h in doc["history"]] == [v1]
-    second = promote(backend, "persistence", v2, "stable", keys.private_key)
+    second = promote(
+        backend, "persistence", v2, "stable", keys.private_key, allowed_signers=keys.allowed_signers
+    )
     stable = read_channel(backend, "persistence", "stable")
     assert stable is not None and stable["version"] == v2
     assert [h["version"] for h in stable["history"]] == [v1]
     assert stable["history"][0]["sequence"] == first["sequence"] < second["sequence"]
     # The same target again: re-signed with a higher sequence, history unchanged.
-    third = promote(backend, "persistence", v2, "stable", keys.private_key)
+    third = promote(
+        backend, "persistence", v2, "stable", keys.private_key, allowed_signers=keys.allowed_signers
+    )
     assert third["sequence"] > second["sequence"] and third["history"] == second["history"]
     rows = list_images(backend, allowed_signers=keys.allowed_signers)
     assert [r.channels for r in rows] == ["", "nightly,stable"]
     with pytest.raises(StoreError, match="not a complete published image"):
-        promote(backend, "persistence", "20990101T000000Z-000000000000", "stable", keys.private_key)
+        promote(
+            backend,
+            "persistence",
+            "20990101T000000Z-000000000000",
+            "stable",
+            keys.private_key,
+            allowed_signers=keys.allowed_signers,
+        )
 
 
 def test_prune_keeps_last_n_and_channel_targets(
@@ -185,7 +197,14 @@ def test_prune_keeps_last_n_and_channel_targets(
         ).version
         for day in range(1, 6)
     ]
-    promote(backend, "persistence", versions[0], "stable", keys.private_key)
+    promote(
+        backend,
+        "persistence",
+        versions[0],
+        "stable",
+        keys.private_key,
+        allowed_signers=keys.allowed_signers,
+    )
     # A killed publish: blob without manifest.
     backend.put_bytes(layout.blob_key("persistence", "20261101T000000Z-abcdefabcdef"), b"x")
     plan = plan_prune(backend, keep_last=2)
@@ -433,7 +452,9 @@ def test_unsigned_channel_pointer_is_refused(
     assert _installed(hv) == []
     assert _unverified(backend, keys) == {v1: "stable(unverified)"}
     # Promoting again repairs it.
-    promote(backend, "persistence", v1, "stable", keys.private_key)
+    promote(
+        backend, "persistence", v1, "stable", keys.private_key, allowed_signers=keys.allowed_signers
+    )
     assert _pull_stable(backend, keys, hv).version == v1
     assert _unverified(backend, keys) == {}
 
@@ -443,7 +464,14 @@ def test_channel_pointer_signed_by_unknown_key_is_refused(
 ) -> None:
     v1, _ = _two_versions(backend, keys, tmp_path)
     stranger = make_signing_keys(tmp_path / "stranger", principal="someone@elsewhere")
-    promote(backend, "persistence", v1, "stable", stranger.private_key)
+    promote(
+        backend,
+        "persistence",
+        v1,
+        "stable",
+        stranger.private_key,
+        allowed_signers=keys.allowed_signers,
+    )
     with pytest.raises(SignatureError, match="pointer: signed by a key that is not in"):
         _pull_stable(backend, keys, tmp_path / "hv")
     assert _unverified(backend, keys) == {v1: "stable(unverified)"}
@@ -504,7 +532,14 @@ def test_replayed_older_pointer_is_refused_by_the_hypervisor(
         _pull_stable(backend, keys, hv)
     assert json.loads((hv / SEEN_FILE).read_text())["persistence/stable"] == seen
     # Going back on purpose: promote v1 again (a new, higher sequence).
-    doc = promote(backend, "persistence", v1.version, "stable", keys.private_key)
+    doc = promote(
+        backend,
+        "persistence",
+        v1.version,
+        "stable",
+        keys.private_key,
+        allowed_signers=keys.allowed_signers,
+    )
     got = _pull_stable(backend, keys, hv)
     assert got.version == v1.version and got.already_installed
     assert (

@@ -14,8 +14,8 @@ import pytest
 
 from imagefactory.store import layout
 from imagefactory.store.backend import StoreBackend
-from imagefactory.store.channels import list_images
 from imagefactory.store.fs_backend import FsBackend
+from imagefactory.store.listing import list_images
 from imagefactory.store.publish import publish_image
 from imagefactory.store.pull import pull_image
 from imagefactory.store.s3_backend import S3Backend
@@ -42,7 +42,7 @@ def _store_args(backend: StoreBackend, keys: SigningKeys, image_dir: Path) -> di
         "kind": "s3",
         "endpoint": s.endpoint,
         "bucket": s.bucket,
-        "secure": False,
+        "secure": s.secure,
         "part_size": s.part_size,
         "workers": s.workers,
         **common,

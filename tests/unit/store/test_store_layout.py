@@ -61,7 +61,11 @@ def test_progress_lines_for_files() -> None:
 def test_load_sealed_accepts_engine_manifest(tmp_path: Path) -> None:
     sealed = load_sealed(make_sealed_image(tmp_path / "s", size=4096))
     assert sealed.family == "persistence" and sealed.size == 4096
-    assert [p.name for p in sealed.reports] == ["compliance.html", "junit.xml"]
+    assert [p.name for p in sealed.reports] == [
+        "compliance.html",
+        "compliance.arf.xml",
+        "junit.xml",
+    ]
 
 
 def test_load_sealed_reports_every_bad_field(tmp_path: Path) -> None:

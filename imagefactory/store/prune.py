@@ -1,0 +1,92 @@
+"""Retention: keep the newest versions per family and every channel target; delete the rest,
+incomplete versions (killed publishes) and unfinished uploads. Dry run unless applied."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from imagefactory.store import layout
+from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
+from imagefactory.store.channels import all_channels
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    delete_versions: tuple[tuple[str, str], ...]  # complete images beyond the keep window
+    incomplete: tuple[tuple[str, str], ...]  # versions without a valid manifest (killed publishes)
+    abandoned_uploads: tuple[str, ...]
+    keep: tuple[tuple[str, str], ...]
+
+    def describe(self, applied: bool) -> str:
+        verb = "deleted" if applied else "would delete"
+        lines = [f"{verb} {f} {v}" for f, v in self.delete_versions]
+        lines += [f"{verb} incomplete {f} {v}" for f, v in self.incomplete]
+        lines += [f"{verb} unfinished upload {k}" for k in self.abandoned_uploads]
+        lines += [f"keep {f} {v}" for f, v in self.keep]
+        if not applied and (self.delete_versions or self.incomplete or self.abandoned_uploads):
+            lines.append("dry run: nothing deleted (run again with --apply)")
+        return "\n".join(lines) if lines else "store is empty"
+
+
+def plan_prune(backend: StoreBackend, keep_last: int) -> PrunePlan:
+    """Keep the newest `keep_last` images per family plus every channel target."""
+    if keep_last < 1:
+        raise StoreError("prune: --keep must be at least 1")
+    pinned = set(all_channels(backend))
+    delete: list[tuple[str, str]] = []
+    incomplete: list[tuple[str, str]] = []
+    keep: list[tuple[str, str]] = []
+    for family, versions in sorted(layout.scan_versions(backend).items()):
+        complete = []
+        for version in sorted(versions):
+            if layout.load_visible(backend, family, version) is not None:
+                complete.append(version)
+            else:
+                incomplete.append((family, version))
+        newest = set(complete[-keep_last:])
+        for version in complete:
+            target = keep if version in newest or (family, version) in pinned else delete
+            target.append((family, version))
+    return PrunePlan(
+        tuple(delete), tuple(incomplete), tuple(backend.abandoned_uploads("images/")), tuple(keep)
+    )
+
+
+def plan_removal(backend: StoreBackend, family: str, version: str) -> PrunePlan:
+    """One named version, e.g. a damaged one (store.verify, Repair), unless a channel points
+    at it: a pointer at a deleted version would break every pull of that channel."""
+    layout.check_name("family", family)
+    layout.check_version(version)
+    if not backend.list_keys(layout.image_prefix(family, version)):
+        raise StoreError(f"{backend.describe()}: {family} {version} is not in the store")
+    channels = all_channels(backend).get((family, version))
+    if channels:
+        raise StoreError(
+            f"{family} {version} is the target of channel(s) {channels}; promote them to "
+            "another version first (invoke promote), then remove it"
+        )
+    return PrunePlan(((family, version),), (), (), ())
+
+
+def apply_prune(backend: StoreBackend, plan: PrunePlan) -> None:
+    """Delete what the plan lists: manifest first, so a half-pruned image is already invisible."""
+    for family, version in plan.delete_versions + plan.incomplete:
+        mkey = layout.manifest_key(family, version)
+        backend.delete(mkey)
+        for key in backend.list_keys(layout.image_prefix(family, version)):
+            if key != mkey:
+                backend.delete(key)
+    if plan.abandoned_uploads:  # only a plan that listed them (not a single removal)
+        backend.discard_abandoned("images/")
+    _drop_stale_index(backend)
+
+
+def _drop_stale_index(backend: StoreBackend) -> None:
+    for key in backend.list_keys("sha256/"):
+        try:
+            blob = str(json.loads(backend.get_bytes(key))["blob"])
+        except (ObjectMissing, ValueError, KeyError, TypeError):
+            blob = ""
+        if not blob or backend.size(blob) is None:
+            backend.delete(key)
