@@ -26,25 +26,32 @@ def _paths(c: Context, config: str | None) -> tuple[Path, Path]:
     return Path(config or c.config.factory.config), Path(c.config.factory.artifacts)
 
 
-@task(help={"family": "family to plan", "config": CONFIG_HELP})
+NO_REMOTE_HELP = "do not use the store's layer cache (store.layer_cache) for this run"
+
+
+@task(help={"family": "family to plan", "config": CONFIG_HELP, "no_remote_cache": NO_REMOTE_HELP})
 @run_task
-def plan(c: Context, family: str, config: str | None = None) -> None:
-    """Show each layer of a family: its key, cached or why it must be built (read-only)."""
+def plan(c: Context, family: str, config: str | None = None, no_remote_cache: bool = False) -> None:
+    """Show each layer of a family: its key, and cached here, in the store, or why to build."""
     cfg, art = _paths(c, config)
-    print(commands.plan(cfg, family, art))
+    print(commands.plan(cfg, family, art, remote=not no_remote_cache))
 
 
 @task(
     help={
         "family": "family to build; several, comma-separated, build in parallel",
         "config": CONFIG_HELP,
+        "no_remote_cache": NO_REMOTE_HELP,
     }
 )
 @run_task
-def build(c: Context, family: str, config: str | None = None) -> None:
+def build(
+    c: Context, family: str, config: str | None = None, no_remote_cache: bool = False
+) -> None:
     """Build families' missing layers, seal them, write image + manifest to artifacts/images/."""
     cfg, art = _paths(c, config)
-    commands.build_families(cfg, [f.strip() for f in family.split(",") if f.strip()], art)
+    families = [f.strip() for f in family.split(",") if f.strip()]
+    commands.build_families(cfg, families, art, remote=not no_remote_cache)
 
 
 @task(help={"family": "family whose sealed image to verify", "config": CONFIG_HELP})
@@ -87,11 +94,19 @@ def publish(
     print(commands.publish(cfg, family, art, channel, allow_unverified))
 
 
-@task(help={"family": "only this family", "config": STORE_CONFIG_HELP})
+@task(
+    help={
+        "family": "only this family (with --diff: the family of both versions)",
+        "diff": "A..B: print the changelog from published version A to B instead",
+        "config": STORE_CONFIG_HELP,
+    }
+)
 @run_task
-def images(c: Context, family: str | None = None, config: str | None = None) -> None:
+def images(
+    c: Context, family: str | None = None, diff: str | None = None, config: str | None = None
+) -> None:
     """List published families, versions, channels, sizes and compliance scores."""
-    print(commands.images(_paths(c, config)[0], family))
+    print(commands.images(_paths(c, config)[0], family, diff))
 
 
 @task(
@@ -139,6 +154,30 @@ def pull(
 ) -> None:
     """On a hypervisor: download, verify (signature, sha256) and install a template read-only."""
     print(commands.pull(_paths(c, config)[0], family, None if version else channel, version))
+
+
+@task(
+    help={
+        "family": "all (default), or families, comma-separated",
+        "channel": "channel to publish to and move (default nightly)",
+        "reports": "directory for this run's reports (default artifacts/reports/nightly-<time>)",
+        "config": CONFIG_HELP,
+        "no_remote_cache": NO_REMOTE_HELP,
+    }
+)
+@run_task
+def nightly(
+    c: Context,
+    family: str = "all",
+    channel: str = "nightly",
+    reports: str | None = None,
+    config: str | None = None,
+    no_remote_cache: bool = False,
+) -> None:
+    """Nightly: plan, build, verify, publish and move the channel for each family; a summary."""
+    cfg, art = _paths(c, config)
+    where = Path(reports) if reports else None
+    print(commands.nightly(cfg, art, family, channel, where, remote=not no_remote_cache))
 
 
 @task(
@@ -355,6 +394,7 @@ ns = Collection(
     promote,
     prune,
     pull,
+    nightly,
     Collection("hardening", tailor, coverage),
     Collection("store", store_verify, store_remove),
     Collection("cache", cache_verify, cache_evict),

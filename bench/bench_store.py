@@ -49,9 +49,7 @@ from imagefactory.store.publish import publish_image
 from imagefactory.store.pull import pull_image
 from imagefactory.store.s3_backend import S3Backend
 from imagefactory.util.model import parse_size
-from tests.loopback_s3 import LoopbackS3, start_loopback_s3
-from tests.prereq import find_tool
-from tests.s3servers import ServerError, close_server, launched, open_server
+from tests.s3servers import ServerError, describe_server, open_bench_server
 from tests.storekit import make_sealed_image, make_signing_keys
 
 MIB = 1024 * 1024
@@ -113,32 +111,6 @@ def forget_version(backend: StoreBackend, family: str, version: str, sha: str) -
     for key in backend.list_keys(layout.image_prefix(family, version)):
         backend.delete(key)
     backend.delete(layout.index_key(sha))
-
-
-def open_bench_server(kind: str, work: Path, stack: ExitStack) -> LoopbackS3:
-    """The server to measure against; `stack` removes its buckets and stops it at the end."""
-    if kind == "seaweedfs":
-        server, _ = stack.enter_context(launched("seaweedfs"))
-    elif kind == "moto":
-        server = start_loopback_s3(log_path=work / "moto.log")
-    else:
-        server = open_server(work)
-    stack.callback(close_server, server)
-    return server
-
-
-def describe_server(server: LoopbackS3) -> str:
-    """Name, version where we know how to ask, and address."""
-    version = ""
-    weed = find_tool("weed") if server.name == "seaweedfs" else None
-    if weed:
-        out = subprocess.run([weed, "version"], capture_output=True, text=True).stdout.split()
-        version = " " + out[2] if len(out) > 2 else ""
-    elif server.name == "moto":
-        from importlib.metadata import version as package_version
-
-        version = " " + package_version("moto")
-    return f"{server.name}{version} on {server.endpoint}"
 
 
 def main() -> int:

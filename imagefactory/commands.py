@@ -12,6 +12,7 @@ from imagefactory.engine import integrity
 from imagefactory.engine.build import BuildResult, build_family
 from imagefactory.engine.context import Artifacts
 from imagefactory.engine.plan import Plan, make_plan
+from imagefactory.engine.remote import RemoteCache
 from imagefactory.errors import FactoryError
 from imagefactory.guest import accel, packer
 from imagefactory.guest.credential import (
@@ -44,13 +45,21 @@ def _artifacts(path: Path, writable: bool = True) -> Artifacts:
     return Artifacts(path.resolve())
 
 
-def _read_only_plan(cfg: Config, family: str, art: Artifacts) -> Plan:
+def remote_cache(cfg: Config, enabled: bool = True) -> RemoteCache | None:
+    """The store's layer cache for this run, or None (see RemoteCache.for_config)."""
+    return RemoteCache.for_config(cfg, enabled)
+
+
+def _read_only_plan(
+    cfg: Config, family: str, art: Artifacts, remote: RemoteCache | None = None
+) -> Plan:
     """The family's plan without writing anything. Before the first build there is no build
     credential, whose fingerprint is an input of the root layer: the plan then keys the
     layers with a placeholder and says why the root layer (hence every layer) is built."""
     credential = load_build_credential(art.credentials)
+    in_store = remote.keys if remote is not None else frozenset()
     if credential is not None:  # the same keys as the build's own plan
-        return make_plan(cfg, family, art.cache, credential)
+        return make_plan(cfg, family, art.cache, credential, in_store)
     p = make_plan(cfg, family, art.cache, MissingCredential(art.credentials, ""))
     root = dataclasses.replace(
         p.steps[0],
@@ -60,19 +69,24 @@ def _read_only_plan(cfg: Config, family: str, art: Artifacts) -> Plan:
     return dataclasses.replace(p, steps=(root, *p.steps[1:]))
 
 
-def plan(config: Path, family: str, artifacts: Path) -> str:
-    """The plan of a family as text: every layer, its key, cached or why it must be built."""
+def plan(config: Path, family: str, artifacts: Path, remote: bool = True) -> str:
+    """The plan of a family as text: every layer, its key, and whether it is cached here, in
+    the store (fetched, not built), or to build and why."""
     cfg = load_config(config)
-    p = _read_only_plan(cfg, family, _artifacts(artifacts, writable=False))
+    art = _artifacts(artifacts, writable=False)
+    p = _read_only_plan(cfg, family, art, remote_cache(cfg, remote))
     todo = {s.key for s in p.todo}
-    lines = [f"family {family} ({len(p.steps)} layers, {len(todo)} to build)"]
+    fetch = f", {len(p.fetches)} from the store" if p.fetches else ""
+    lines = [f"family {family} ({len(p.steps)} layers, {len(todo)} to build{fetch})"]
     width = max(len(s.layer.name) for s in p.steps)
     for s in p.steps:
         # Only a layer that is there is "cached"; one below the newest cached layer that is
         # missing is not needed by this build (that layer does not need its parents).
         state = "build " if s.key in todo else "cached" if s.cached else "not needed"
         why = f"  ({'; '.join(s.reasons)})" if s.key in todo else ""
-        if not s.cached and s.key not in todo:
+        if s.fetch:
+            state, why = "store ", "  (in the store: fetched, not built)"
+        elif not s.cached and s.key not in todo:
             why = f"  (a later layer is cached; this one: {'; '.join(s.reasons)})"
         lines.append(f"  {s.layer.name:<{width}}  {s.short}  {state}{why}")
         if s.key in todo:
@@ -80,12 +94,14 @@ def plan(config: Path, family: str, artifacts: Path) -> str:
     return "\n".join(lines)
 
 
-def build(config: Path, family: str, artifacts: Path) -> BuildResult:
+def build(config: Path, family: str, artifacts: Path, remote: bool = True) -> BuildResult:
     """Build a family's missing layers and expose its sealed image under artifacts/images/."""
-    return build_families(config, [family], artifacts)[0]
+    return build_families(config, [family], artifacts, remote)[0]
 
 
-def build_families(config: Path, families: list[str], artifacts: Path) -> list[BuildResult]:
+def build_families(
+    config: Path, families: list[str], artifacts: Path, remote: bool = True
+) -> list[BuildResult]:
     """Build several families at once: shared layers once (the per-layer lock makes the other
     builds wait for them), each family's own layers in parallel. Ctrl-C stops them all."""
     cfg = load_config(config)
@@ -97,15 +113,16 @@ def build_families(config: Path, families: list[str], artifacts: Path) -> list[B
     for name in families:
         cfg.family(name)  # an unknown family fails before anything starts
     art = _artifacts(artifacts)
+    shared = remote_cache(cfg, remote)
     if len(families) == 1:
-        return [build_family(cfg, families[0], art)]
+        return [build_family(cfg, families[0], art, shared)]
 
     packer.allow_runs()
     ensure_build_credential(art.credentials)  # made once, before the builds that all read it
 
     def one(name: str) -> BuildResult:
         with progress.prefixed(name):
-            return build_family(cfg, name, art)
+            return build_family(cfg, name, art, shared)
 
     with ThreadPoolExecutor(max_workers=len(families)) as pool:
         futures = [pool.submit(one, name) for name in families]
@@ -213,11 +230,28 @@ def publish(
 # hypervisor's store-only file, or a copy of factory.yaml outside the repository, serves them.
 
 
-def images(config: Path, family: str | None) -> str:
-    """Table of published families, versions, channels, sizes and scores."""
+def images(config: Path, family: str | None, diff: str | None = None) -> str:
+    """Table of published families, versions, channels, sizes and scores; with `diff`
+    ("A..B"), the Markdown changelog from version A to version B instead."""
     from imagefactory.store import api
 
-    return api.images(load_store_settings(config), family)
+    if diff is None:
+        return api.images(load_store_settings(config), family)
+    old, new = _diff_versions(diff)
+    return api.images_diff(load_store_settings(config), old, new, family)
+
+
+def _diff_versions(spec: str) -> tuple[str, str]:
+    """("A", "B") from --diff=A..B, both version strings; UsageError otherwise."""
+    from imagefactory.store import layout
+
+    old, sep, new = spec.partition("..")
+    if not sep or not layout.VERSION_RE.match(old) or not layout.VERSION_RE.match(new):
+        raise UsageError(
+            f"--diff={spec}: expected two published versions as A..B, e.g. "
+            "--diff=20261124T101500Z-1a2b3c4d5e6f..20261125T101500Z-6f5e4d3c2b1a"
+        )
+    return old, new
 
 
 def promote(config: Path, family: str, version: str, channel: str) -> str:
@@ -258,6 +292,26 @@ def store_remove(config: Path, family: str, version: str, apply: bool) -> str:
     from imagefactory.store import api
 
     return api.remove_version(load_store_settings(config), family, version, apply=apply)
+
+
+def nightly(
+    config: Path, artifacts: Path, family: str, channel: str, reports: Path | None, remote: bool
+) -> str:
+    """plan -> build -> verify -> publish -> channel for each family; the summary. Raises
+    (exit 1) with the summary when any family failed."""
+    from imagefactory import nightly as night
+    from imagefactory.store import layout
+
+    names = [f.strip() for f in family.split(",") if f.strip()]
+    if not names:
+        raise UsageError("--family names no family (all, one, or several: --family=A,B)")
+    layout.check_name("channel", channel)
+    art = _artifacts(artifacts)
+    where = reports or night.default_reports_dir(art.root)
+    report = night.run_nightly(config, art.root, names, channel, where, remote, verify=verify)
+    if not report.ok:
+        raise FactoryError(report.summary())
+    return report.summary()
 
 
 def cache_verify(artifacts: Path) -> str:

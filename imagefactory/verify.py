@@ -29,6 +29,7 @@ from imagefactory.errors import FactoryError
 from imagefactory.guest import vm
 from imagefactory.guest.credential import generate_credential
 from imagefactory.hardening import ScanSummary, gate_scan, load_waivers, summarize_scan
+from imagefactory.report.packages import ManifestFieldError
 from imagefactory.util import progress, provenance
 from imagefactory.util.fsutil import write_json_atomic
 
@@ -313,7 +314,8 @@ def _record(
     """Put the reports beside the manifest (they travel with the image), record the results.
 
     One atomic write, so the manifest never has a verification without its compliance
-    (or its package list).
+    (or its package list). The SBOM of the packages (sbom.cdx.json) is written just before
+    it, and named in its `sbom` field.
     """
     for path in (result.report, *scan_files):
         shutil.copy2(path, manifest.parent / path.name)
@@ -328,6 +330,16 @@ def _record(
     }
     if compliance is not None:
         doc["compliance"] = {**compliance, "at": now}
+    # Imported here: cyclonedx takes 0.2 s to import, which no other task should pay.
+    from imagefactory.report.sbom import MANIFEST_FIELD, write_sbom
+
+    doc.pop(MANIFEST_FIELD, None)  # never name an SBOM of an earlier package list
     if packages is not None:
         doc.update(packages.to_manifest())
+        try:
+            doc[MANIFEST_FIELD] = write_sbom(manifest.parent, doc)
+        except ManifestFieldError as exc:
+            # Only a manifest not written by the build lacks what the SBOM needs; the
+            # verification result is still worth recording.
+            progress.say(f"==> no SBOM written: {exc}")
     write_json_atomic(manifest, doc)

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -374,3 +374,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# Shared by the benchmarks (bench/): the server to measure against, and how to name it.
+
+
+def open_bench_server(kind: str, work: Path, stack: ExitStack) -> LoopbackS3:
+    """The server to measure against; `stack` removes its buckets and stops it at the end."""
+    server: LoopbackS3
+    if kind == "seaweedfs":
+        server, _ = stack.enter_context(launched("seaweedfs"))
+    elif kind == "moto":
+        server = start_loopback_s3(log_path=work / "moto.log")
+    else:
+        server = open_server(work)
+    stack.callback(close_server, server)
+    return server
+
+
+def describe_server(server: LoopbackS3) -> str:
+    """Name, version where we know how to ask, and address."""
+    version = ""
+    weed = find_tool("weed") if server.name == "seaweedfs" else None
+    if weed:
+        out = subprocess.run([weed, "version"], capture_output=True, text=True).stdout.split()
+        version = " " + out[2] if len(out) > 2 else ""
+    elif server.name == "moto":
+        from importlib.metadata import version as package_version
+
+        version = " " + package_version("moto")
+    return f"{server.name}{version} on {server.endpoint}"

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from imagefactory.report.sbom import write_sbom
 from imagefactory.util.fsutil import sha256_file, write_json_atomic
 
 PRINCIPAL = "builder@imagefactory.test"
@@ -71,8 +72,15 @@ def make_sealed_image(
     score: float | None = 97.1,
     extra: dict[str, Any] | None = None,
     qcow2: bool = False,
+    packages: list[str] | None = None,
+    packages_format: str = "rpm",
+    sbom: bool = False,
 ) -> Path:
-    """A sealed image directory as the build engine leaves it: image, reports, manifest."""
+    """A sealed image directory as the build engine leaves it: image, reports, manifest.
+
+    `packages` replaces the default list and records its `packages_format`, as verify does;
+    `sbom` also writes the SBOM verify writes (sbom.cdx.json, named by the manifest).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     image = directory / f"{family}.qcow2"
     if qcow2:
@@ -119,6 +127,10 @@ def make_sealed_image(
         "custom_key": {"kept": True},
         **(extra or {}),
     }
+    if packages is not None:
+        manifest |= {"packages": packages, "packages_format": packages_format}
+    if sbom:
+        manifest["sbom"] = write_sbom(directory, manifest)
     write_json_atomic(directory / "manifest.json", manifest)
     return directory
 

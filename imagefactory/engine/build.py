@@ -16,6 +16,7 @@ from imagefactory.engine.cache import LayerCache
 from imagefactory.engine.context import Artifacts, BuildContext, LayerBuild
 from imagefactory.engine.output import export_image, write_manifest
 from imagefactory.engine.plan import Plan, Step, make_plan
+from imagefactory.engine.remote import RemoteCache, fetch_layer, push_layer
 from imagefactory.errors import ConfigError
 from imagefactory.guest import accel
 from imagefactory.guest.credential import ensure_build_credential
@@ -29,42 +30,79 @@ class BuildResult:
     built: tuple[str, ...]
     image: Path
     manifest: Path
+    fetched: tuple[str, ...] = ()  # layers taken from the remote layer cache
 
 
-def plan_family(cfg: Config, family: str, art: Artifacts) -> Plan:
-    return make_plan(cfg, family, art.cache, ensure_build_credential(art.credentials))
+def plan_family(
+    cfg: Config, family: str, art: Artifacts, remote: RemoteCache | None = None
+) -> Plan:
+    keys = remote.keys if remote is not None else frozenset()
+    return make_plan(cfg, family, art.cache, ensure_build_credential(art.credentials), keys)
 
 
-def build_family(cfg: Config, family: str, art: Artifacts) -> BuildResult:
-    """Build whatever the plan says is missing; a no-op when every layer is cached."""
+def build_family(
+    cfg: Config, family: str, art: Artifacts, remote: RemoteCache | None = None
+) -> BuildResult:
+    """Build whatever the plan says is missing; a no-op when every layer is cached. With a
+    remote layer cache, layers it holds are fetched instead, and built layers are pushed."""
     credential = ensure_build_credential(art.credentials)
     for stale in art.cache.clean_stale_staging():
         progress.detail(f"removed {stale.name}: left by a build that is gone")
-    plan = make_plan(cfg, family, art.cache, credential)
-    if evict_corrupt(art.cache, plan):  # then plan again: those layers are to be built now
-        plan = make_plan(cfg, family, art.cache, credential)
-    ctx = BuildContext(cfg, art, plan.family, plan.firmware, credential, provenance.now())
-    todo = {s.key for s in plan.todo}
-    for step in plan.todo:  # sources first: a missing DVD fails before any VM starts
-        step.recipe.prepare(ctx)
-    # Then the layers' required variables, still before any VM: the DVD is needed in any case
-    # (kept once fetched), and on a host without it, its message is the one that helps.
-    check_buildable(plan)
-    built = []
-    for step in plan.steps:
-        if step.key not in todo:
-            progress.say(
-                f"==> [{step.index + 1}/{len(plan.steps)}] {step.layer.name} {step.short}  cached"
-            )
-        elif build_layer(ctx, plan, step):
-            built.append(step.layer.name)
+    in_store = remote.keys if remote is not None else frozenset()
+    built: list[str] = []
+    fetched: list[str] = []
+    while True:  # planned again only when a layer from the store cannot be used
+        plan = make_plan(cfg, family, art.cache, credential, in_store)
+        if evict_corrupt(art.cache, plan):  # then plan again: those layers are to be built now
+            plan = make_plan(cfg, family, art.cache, credential, in_store)
+        ctx = BuildContext(cfg, art, plan.family, plan.firmware, credential, provenance.now())
+        for step in plan.todo:  # sources first: a missing DVD fails before any VM starts
+            step.recipe.prepare(ctx)
+        # Then the layers' required variables, still before any VM: the DVD is needed in any
+        # case (kept once fetched), and on a host without it, its message is the one that helps.
+        check_buildable(plan.todo)
+        unusable = _run_steps(ctx, plan, remote, built, fetched)
+        if unusable is None:
+            break
+        in_store = in_store - {unusable}
     for step in plan.steps:
         art.cache.set_ref(plan.family.name, step.layer.name, step.key)
     with art.cache.lock(f"images-{family}"):  # two builds of one family swap the dir in turn
         image, manifest = export_image(art, plan)
-    done = f"built {', '.join(built)}" if built else "up to date"
-    progress.say(f"==> {family}: {image} ({done})")
-    return BuildResult(plan, tuple(built), image, manifest)
+    done = [f"built {', '.join(built)}"] if built else []
+    done += [f"fetched {', '.join(fetched)}"] if fetched else []
+    progress.say(f"==> {family}: {image} ({'; '.join(done) or 'up to date'})")
+    return BuildResult(plan, tuple(built), image, manifest, tuple(fetched))
+
+
+def _run_steps(
+    ctx: BuildContext,
+    plan: Plan,
+    remote: RemoteCache | None,
+    built: list[str],
+    fetched: list[str],
+) -> str | None:
+    """Fetch, build and push the plan's layers in order; the key of a layer from the store
+    that could not be used (the caller plans again without it), else None."""
+    todo = {s.key for s in plan.todo}
+    for step in plan.steps:
+        label = f"[{step.index + 1}/{len(plan.steps)}] {step.layer.name} {step.short}"
+        if step.fetch and remote is not None:
+            problem = fetch_layer(ctx, plan, step, remote)
+            if problem is not None:
+                progress.warn(f"layer {label} from the store: {problem}; building it here")
+                return step.key
+            fetched.append(step.layer.name)
+        elif step.key not in todo:
+            if step.cached:
+                progress.say(f"==> {label}  cached")
+                if remote is not None and not step.in_store:  # built before it was shared
+                    push_layer(ctx, plan, step, remote)
+        elif build_layer(ctx, plan, step):
+            built.append(step.layer.name)
+            if remote is not None:
+                push_layer(ctx, plan, step, remote)
+    return None
 
 
 def evict_corrupt(cache: LayerCache, plan: Plan) -> bool:
@@ -73,7 +111,7 @@ def evict_corrupt(cache: LayerCache, plan: Plan) -> bool:
     cache with everything built on it, said plainly, and built again. True if any was."""
     todo = plan.todo
     used = plan.steps[: todo[0].index] if todo else (plan.final,)
-    for step in used:
+    for step in (s for s in used if s.cached):  # not those to fetch: checked as they arrive
         problem = integrity.image_problem(cache, step.key)
         if problem is not None:
             gone = integrity.evict(cache, step.key)
@@ -85,9 +123,9 @@ def evict_corrupt(cache: LayerCache, plan: Plan) -> bool:
     return False
 
 
-def check_buildable(plan: Plan) -> None:
+def check_buildable(steps: tuple[Step, ...]) -> None:
     """Every layer to build has its required variables (before anything starts)."""
-    problems = [p for step in plan.todo for p in step.missing]
+    problems = [p for step in steps for p in step.missing]
     if problems:
         raise ConfigError(problems)
 

@@ -6,6 +6,7 @@ walks back from the family's last layer to the newest usable cached one and buil
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from imagefactory import variables
@@ -28,6 +29,8 @@ class Step:
     cached: bool
     reasons: tuple[str, ...]  # why it has to be built; empty when reused
     missing: tuple[Problem, ...] = ()  # required variables without a value: cannot be built
+    in_store: bool = False  # the remote layer cache has a record for this key
+    fetch: bool = False  # to be fetched from the remote layer cache instead of built
 
     @property
     def layer(self) -> LayerDef:
@@ -45,11 +48,15 @@ class Plan:
 
     @property
     def todo(self) -> tuple[Step, ...]:
-        """Layers to build: everything after the newest usable cached layer."""
+        """Layers to build: everything after the newest layer that is cached or fetched."""
         for step in reversed(self.steps):
-            if step.cached:
+            if step.cached or step.fetch:
                 return self.steps[step.index + 1 :]
         return self.steps
+
+    @property
+    def fetches(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.fetch)
 
     @property
     def final(self) -> Step:
@@ -65,8 +72,13 @@ class Plan:
 
 
 def make_plan(
-    cfg: Config, family_name: str, cache: LayerCache, credential: BuildCredential
+    cfg: Config,
+    family_name: str,
+    cache: LayerCache,
+    credential: BuildCredential,
+    in_store: frozenset[str] = frozenset(),
 ) -> Plan:
+    """The family's layers with their keys; `in_store`: keys the remote layer cache holds."""
     family = cfg.family(family_name)
     steps: list[Step] = []
     parent: Step | None = None
@@ -83,10 +95,30 @@ def make_plan(
             reasons = tuple(
                 _reasons(cache, family.name, recipe.layer, lkey, inputs, present, parent)
             )
-        step = Step(index, recipe, lkey, inputs, usable, reasons, _missing(cfg, recipe.layer))
+        missing = _missing(cfg, recipe.layer)
+        step = Step(index, recipe, lkey, inputs, usable, reasons, missing, lkey in in_store)
         steps.append(step)
         parent = step
-    return Plan(family, tuple(steps))
+    return Plan(family, tuple(_choose_fetches(steps)))
+
+
+def _choose_fetches(steps: list[Step]) -> list[Step]:
+    """Mark the layers to fetch: below the newest layer this host has or can fetch, the chain
+    down to a cached layer, the root, or a sealed image (which needs no parent)."""
+    available: list[bool] = []
+    for step in steps:
+        parent_ok = step.index == 0 or step.recipe.kind.standalone or available[-1]
+        available.append(step.cached or (step.in_store and parent_ok))
+    if not any(available):
+        return steps
+    index = max(i for i, ok in enumerate(available) if ok)
+    out = list(steps)
+    while index >= 0 and not out[index].cached:
+        out[index] = dataclasses.replace(out[index], fetch=True)
+        if out[index].recipe.kind.standalone:
+            break
+        index -= 1
+    return out
 
 
 def _usable(cache: LayerCache, key: str, standalone: bool, parent: Step | None) -> bool:

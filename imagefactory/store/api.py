@@ -1,19 +1,25 @@
 """The store's operations from StoreSettings alone, for code outside imagefactory.store.
 
 Each call opens the configured backend (checked to be reachable) and runs one operation on it:
-publish, pull, list images, promote, prune; describe_publish / describe_pull make one line of a
-result. Callers: the commands behind the invoke tasks and doctor (imagefactory.commands), and
-the fleet, which pulls the templates of its VMs through it (imagefactory.fleet.templates).
+publish, pull, list images (or the changelog between two), promote, prune; describe_publish /
+describe_pull make one line of a result. Callers: the commands behind the invoke tasks and
+doctor (imagefactory.commands), and the fleet, which pulls the templates of its VMs through it
+(imagefactory.fleet.templates).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
+from imagefactory.report.changelog import render_markdown
+from imagefactory.report.published import diff_published
 from imagefactory.store.audit import StoreAudit, VersionAudit, audit_store
-from imagefactory.store.backend import StoreBackend
-from imagefactory.store.channels import promote
+from imagefactory.store.backend import StoreBackend, StoreError
+from imagefactory.store.channels import promote, read_signed_channel
 from imagefactory.store.fs_backend import FsBackend
 from imagefactory.store.listing import images_report
 from imagefactory.store.prune import apply_prune, plan_prune, plan_removal
@@ -21,6 +27,7 @@ from imagefactory.store.publish import PublishResult, publish_image
 from imagefactory.store.pull import PullResult, pull_image
 from imagefactory.store.s3_backend import S3Backend
 from imagefactory.store.settings import Credentials, StoreKind, StoreSettings, load_credentials
+from imagefactory.store.trust import fetch_verified_manifest
 
 
 def open_backend(settings: StoreSettings, creds: Credentials | None = None) -> StoreBackend:
@@ -46,6 +53,7 @@ def publish(
     channel: str | None = "nightly",
     allow_unverified: bool = False,
     show_progress: bool = True,
+    extra_reports: Mapping[str, bytes] | None = None,
 ) -> PublishResult:
     """`invoke publish`: upload a sealed image dir, sign its manifest, move `channel` to it."""
     return publish_image(
@@ -55,7 +63,42 @@ def publish(
         channel=channel,
         allow_unverified=allow_unverified,
         show_progress=show_progress,
+        extra_reports=extra_reports,
     )
+
+
+def channel_image_sha256(settings: StoreSettings, family: str, channel: str) -> str | None:
+    """sha256 of the image `channel` points at (pointer and manifest verified), None if the
+    channel was never set."""
+    backend = open_store(settings)
+    signers = settings.allowed_signers.expanduser()
+    pointer = read_signed_channel(backend, family, channel, signers)
+    if pointer is None:
+        return None
+    doc, data, _ = fetch_verified_manifest(backend, family, pointer.version, signers)
+    if hashlib.sha256(data).hexdigest() != pointer.manifest_sha256:
+        raise StoreError(
+            f"{family} channel {channel!r}: its pointer names another manifest.json than "
+            f"{pointer.version}'s (hint: invoke store.verify --family={family})"
+        )
+    return str(doc["image"]["sha256"])
+
+
+def changelog_reports(
+    settings: StoreSettings, family: str, channel: str, manifest: Path
+) -> dict[str, bytes]:
+    """changelog.md and changelog.json of publishing `manifest` to `channel`: against the
+    version the channel points at now."""
+    from imagefactory.report.published import changelog_for_publish
+
+    text, data = changelog_for_publish(
+        open_store(settings),
+        family,
+        channel,
+        json.loads(manifest.read_text()),
+        settings.allowed_signers.expanduser(),
+    )
+    return {"changelog.md": text.encode(), "changelog.json": data}
 
 
 def pull(
@@ -81,6 +124,21 @@ def images(settings: StoreSettings, family: str | None = None) -> str:
     """`invoke images`: families, versions, channels, sizes, scores; manifest and pointer
     signatures checked against store.allowed_signers, untrusted ones marked."""
     return images_report(open_store(settings), family, settings.allowed_signers.expanduser())
+
+
+def images_diff(
+    settings: StoreSettings, old_version: str, new_version: str, family: str | None = None
+) -> str:
+    """`invoke images --diff=A..B`: the Markdown changelog between two published versions of
+    one family, both manifests verified against store.allowed_signers."""
+    changelog = diff_published(
+        open_store(settings),
+        old_version,
+        new_version,
+        settings.allowed_signers.expanduser(),
+        family,
+    )
+    return render_markdown(changelog).rstrip("\n")
 
 
 def promote_version(settings: StoreSettings, family: str, version: str, channel: str) -> str:

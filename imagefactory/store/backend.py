@@ -154,6 +154,11 @@ class StoreBackend(abc.ABC):
         """Write a small object atomically."""
 
     @abc.abstractmethod
+    def put_new(self, key: str, data: bytes) -> bool:
+        """Write a small object only if `key` does not exist (atomically: of two writers, one
+        wins); False, and nothing written, when it exists."""
+
+    @abc.abstractmethod
     def upload_file(
         self, key: str, path: Path, progress: Progress | None, part_size: int | None = None
     ) -> Receipt:

@@ -41,7 +41,12 @@ class _EarlyWriteback:
 
 
 def pipe_to_file(
-    chunks: Iterator[bytes], out: BinaryIO, digest: Any, bar: Progress, limit: int
+    chunks: Iterator[bytes],
+    out: BinaryIO,
+    digest: Any,
+    bar: Progress,
+    limit: int,
+    early_writeback: bool = True,
 ) -> int:
     """Receive `chunks` and append them to `out` here; feed `digest` in another thread.
 
@@ -49,10 +54,9 @@ def pipe_to_file(
     A write error (e.g. disk full) is raised from here, after the hashing thread stopped.
     """
     # A chunk is written before it is queued, so once hashed it is safe to hand to the disk.
-    writeback = _EarlyWriteback(out)
-    hasher = BackgroundHasher(
-        digest, queue_chunks=_QUEUE_CHUNKS, after=writeback.done, name="pull-sha256"
-    )
+    # Early writeback only pays off before an fsync (pull); without one it is extra work.
+    after = _EarlyWriteback(out).done if early_writeback else None
+    hasher = BackgroundHasher(digest, queue_chunks=_QUEUE_CHUNKS, after=after, name="pull-sha256")
     got = 0
     try:
         for chunk in chunks:

@@ -72,6 +72,19 @@ class FsBackend(StoreBackend):
     def put_bytes(self, key: str, data: bytes) -> None:
         write_atomic(self._path(key), data)
 
+    def put_new(self, key: str, data: bytes) -> bool:
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}{_UPLOAD_MARK}{os.getpid()}-{id(data)}")
+        write_atomic(tmp, data)
+        try:
+            os.link(tmp, dest)  # unlike a rename, a link never replaces an existing file
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+
     def upload_file(
         self, key: str, path: Path, progress: Progress | None, part_size: int | None = None
     ) -> Receipt:

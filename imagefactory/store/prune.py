@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from imagefactory.store import layout
+from imagefactory.store import layer_cache, layout
 from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
 from imagefactory.store.channels import all_channels
 
@@ -17,14 +17,17 @@ class PrunePlan:
     incomplete: tuple[tuple[str, str], ...]  # versions without a valid manifest (killed publishes)
     abandoned_uploads: tuple[str, ...]
     keep: tuple[tuple[str, str], ...]
+    delete_layers: tuple[str, ...] = ()  # remote layer cache entries no kept image names
 
     def describe(self, applied: bool) -> str:
         verb = "deleted" if applied else "would delete"
         lines = [f"{verb} {f} {v}" for f, v in self.delete_versions]
         lines += [f"{verb} incomplete {f} {v}" for f, v in self.incomplete]
         lines += [f"{verb} unfinished upload {k}" for k in self.abandoned_uploads]
+        lines += [f"{verb} remote layer {k}" for k in self.delete_layers]
         lines += [f"keep {f} {v}" for f, v in self.keep]
-        if not applied and (self.delete_versions or self.incomplete or self.abandoned_uploads):
+        doomed = self.delete_versions + self.incomplete
+        if not applied and (doomed or self.abandoned_uploads or self.delete_layers):
             lines.append("dry run: nothing deleted (run again with --apply)")
         return "\n".join(lines) if lines else "store is empty"
 
@@ -49,8 +52,24 @@ def plan_prune(backend: StoreBackend, keep_last: int) -> PrunePlan:
             target = keep if version in newest or (family, version) in pinned else delete
             target.append((family, version))
     return PrunePlan(
-        tuple(delete), tuple(incomplete), tuple(backend.abandoned_uploads("images/")), tuple(keep)
+        tuple(delete),
+        tuple(incomplete),
+        tuple(backend.abandoned_uploads("images/")),
+        tuple(keep),
+        tuple(layer_cache.unreferenced(backend, _layer_keys(backend, keep))),
     )
+
+
+def _layer_keys(backend: StoreBackend, versions: list[tuple[str, str]]) -> set[str]:
+    """Every layer key the kept images' manifests name (their remote layers stay)."""
+    keys: set[str] = set()
+    for family, version in versions:
+        record = layout.load_visible(backend, family, version)
+        layers = record.manifest.get("layers") if record is not None else None
+        for layer in layers if isinstance(layers, list) else []:
+            if isinstance(layer, dict) and isinstance(layer.get("key"), str):
+                keys.add(layer["key"])
+    return keys
 
 
 def plan_removal(backend: StoreBackend, family: str, version: str) -> PrunePlan:
@@ -79,6 +98,8 @@ def apply_prune(backend: StoreBackend, plan: PrunePlan) -> None:
                 backend.delete(key)
     if plan.abandoned_uploads:  # only a plan that listed them (not a single removal)
         backend.discard_abandoned("images/")
+    for key in plan.delete_layers:
+        layer_cache.delete_layer(backend, key)
     _drop_stale_index(backend)
 
 

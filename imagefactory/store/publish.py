@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,7 +112,7 @@ def load_sealed(directory: Path) -> SealedImage:
             [Problem(where, "image.size", f"says {size} bytes but {image_path} has {actual}")]
         )
     reports = []
-    for dotted in ("compliance.report", "compliance.arf", "verification.report"):
+    for dotted in ("compliance.report", "compliance.arf", "verification.report", "sbom"):
         name = _field(doc, dotted)
         if isinstance(name, str) and name:
             path = directory / name
@@ -220,8 +221,10 @@ def publish_image(
     channel: str | None = None,
     allow_unverified: bool = False,
     show_progress: bool = True,
+    extra_reports: Mapping[str, bytes] | None = None,
 ) -> PublishResult:
-    """Publish a sealed image directory to the store and optionally point a channel at it."""
+    """Publish a sealed image directory to the store and optionally point a channel at it.
+    `extra_reports` (file name -> bytes, e.g. a changelog) go beside the sealed dir's own."""
     start = datetime.now(UTC)
     sealed = load_sealed(sealed_dir)
     family = sealed.family
@@ -279,10 +282,14 @@ def publish_image(
     backend.put_bytes(layout.index_key(sealed.sha256), json.dumps(index).encode())
 
     sums = [f"{sealed.sha256}  {layout.blob_name(family, version)}"]
-    for report in sealed.reports:
-        data = report.read_bytes()
-        backend.put_bytes(prefix + report.name, data)
-        sums.append(f"{hashlib.sha256(data).hexdigest()}  {report.name}")
+    files = {r.name: r.read_bytes() for r in sealed.reports}
+    for name, data in (extra_reports or {}).items():
+        if "/" in name or name in files or name in ("manifest.json", "SHA256SUMS"):
+            raise StoreError(f"report name {name!r} is not a new plain file name")
+        files[name] = data
+    for name, data in files.items():
+        backend.put_bytes(prefix + name, data)
+        sums.append(f"{hashlib.sha256(data).hexdigest()}  {name}")
     backend.put_bytes(layout.sums_key(family, version), ("\n".join(sums) + "\n").encode())
 
     doc = dict(sealed.manifest)
@@ -293,7 +300,7 @@ def publish_image(
         "published": start.isoformat(timespec="seconds"),
         "publisher": layout.actor(),
         "unverified_override": override,
-        "reports": [r.name for r in sealed.reports],
+        "reports": list(files),
     }
     if receipt.crc32:
         doc["store"] |= {"blob_crc32": receipt.crc32, "part_size": receipt.part_size}

@@ -23,7 +23,12 @@ from imagefactory.store.backend import (
     StoreBackend,
     StoreError,
 )
-from imagefactory.store.s3_multipart import ChecksumMismatch, MultipartUpload, composite_crc32
+from imagefactory.store.s3_multipart import (
+    ChecksumMismatch,
+    MultipartUpload,
+    composite_crc32,
+    put_if_absent,
+)
 from imagefactory.store.settings import Credentials, StoreSettings
 from imagefactory.store.transfer_meter import Progress
 
@@ -243,6 +248,11 @@ class S3Backend(StoreBackend):
                 len(data),
                 content_type="application/json" if key.endswith(".json") else "text/plain",
             ),
+        )
+
+    def put_new(self, key: str, data: bytes) -> bool:
+        return self._call(
+            "writing", key, lambda: put_if_absent(self.client, self.bucket, key, data)
         )
 
     def upload_file(

@@ -179,3 +179,21 @@ class MultipartUpload:
         """Best effort: an upload left behind is found and removed by the next publish."""
         with contextlib.suppress(Exception):  # the original error is the one to report
             self.client._abort_multipart_upload(self.bucket, self.key, upload_id)
+
+
+def put_if_absent(client: Minio, bucket: str, key: str, data: bytes) -> bool:
+    """PUT `data` only if `key` does not exist (If-None-Match: *, honoured by AWS, MinIO,
+    SeaweedFS and moto); False when it exists. minio-py's put_object cannot send the header,
+    so this uses the same private request method as the completion above."""
+    headers: dict[str, str | list[str] | tuple[str]] = {
+        "If-None-Match": "*",
+        "Content-Type": "application/json",
+        "Content-MD5": base64.b64encode(hashlib.md5(data).digest()).decode(),
+    }
+    try:
+        client._execute("PUT", bucket, key, body=data, headers=headers)
+    except S3Error as exc:
+        if exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return False
+        raise
+    return True

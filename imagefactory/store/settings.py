@@ -76,6 +76,9 @@ class StoreSettings:
     # Seconds a read (listing, HEAD, each wait of a download) waits for the server; tried
     # twice, so a hung server fails a pull in about 40 s. Writes wait longer (s3_backend).
     read_timeout: float = 20.0
+    # Share built layers through this store (cache/layers/ in it): build hosts push every
+    # layer they build and fetch missing ones before building (docs/store.md).
+    layer_cache: bool = False
     signing_key: Path = Path("~/.ssh/id_ed25519").expanduser()  # as the builder would expand it
     allowed_signers: Path = Path("/etc/imagefactory/allowed_signers")
     image_dir: Path = Path("/var/lib/libvirt/images")

@@ -109,7 +109,7 @@ def test_a_missing_required_variable_is_named_by_plan_and_stops_the_build(
         (".layers.app.variables.IF_NAME", "required but not set")
     ]
     with pytest.raises(ConfigError, match=r"f\.yaml: \.layers\.app\.variables\.IF_NAME"):
-        check_buildable(plan)
+        check_buildable(plan.todo)
     text = commands.plan(root / "f.yaml", "fa", root / "artifacts")
     assert "needs .layers.app.variables.IF_NAME: lower-case letters" in text
 

@@ -1,0 +1,113 @@
+"""`invoke nightly`'s decisions with the real engine, cache and store, and fake layer builders
+and verify boots (tests/enginekit.py; the stand-in e2e runs the real ones): what a night
+does, says and returns per family."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagefactory import commands
+from imagefactory.engine import recipes
+from imagefactory.engine.context import LayerBuild
+from imagefactory.errors import BuildError, FactoryError
+from imagefactory.store import layout
+from imagefactory.store.fs_backend import FsBackend
+from imagefactory.verify import VerifyResult
+from tests.enginekit import make_project
+from tests.storekit import SigningKeys
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def boots() -> list[str]:
+    """Families whose sealed image the (fake) verify booted, in order."""
+    return []
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: SigningKeys, boots: list[str]
+) -> Path:
+    root = make_project(tmp_path, monkeypatch)
+    config = root / "f.yaml"
+    config.write_text(
+        config.read_text()
+        + "store:\n  kind: fs\n  path: store\n  layer_cache: true\n"
+        + f"  signing_key: {keys.private_key}\n  allowed_signers: {keys.allowed_signers}\n"
+    )
+    monkeypatch.setattr(commands, "verify", _fake_verify(boots))
+    return root
+
+
+def _fake_verify(boots: list[str]) -> Any:
+    def verify(config: Path, family: str, artifacts: Path) -> VerifyResult:
+        """Records the boot; marks the exported manifest as verified, with packages."""
+        boots.append(family)
+        sealed = artifacts / "images" / family
+        doc = json.loads((sealed / "manifest.json").read_text())
+        doc["verification"] = {"passed": True, "tests": 1, "failed": 0}
+        doc["packages"] = [f"bash=5.2.15-{len(boots)} amd64", "sudo=1.9.13 amd64"]
+        doc["packages_format"] = "dpkg"
+        (sealed / "manifest.json").write_text(json.dumps(doc))
+        return VerifyResult(True, 1, 0, sealed / "manifest.json")
+
+    return verify
+
+
+def run(project: Path, family: str = "all") -> str:
+    return commands.nightly(
+        project / "f.yaml", project / "artifacts", family, "nightly", project / "r", True
+    )
+
+
+def test_a_night_publishes_each_family_then_does_nothing(project: Path, boots: list[str]) -> None:
+    """First night: both families built, verified, published; second: no-op, no boot."""
+    first = run(project)
+    assert "  fa: published: rebuilt from layer base because never built" in first
+    assert "  fb: published: " in first and boots == ["fa", "fb"]
+    store = FsBackend(project / "store")
+    assert len(layout.visible_images(store)) == 2
+    second = run(project)
+    assert "  fa: no-op: nothing changed; nightly already has this image" in second
+    assert "not verified again, nothing published" in second and boots == ["fa", "fb"]
+    assert len(layout.visible_images(store)) == 2
+    summary = (project / "r" / "summary.md").read_text()
+    assert "| fa | no-op | - |" in summary
+
+
+def test_a_failed_family_does_not_stop_the_other(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fb's seal fails to build; fa is still published; the exit code says one failed."""
+    real = recipes.PackerRecipe.build
+
+    def failing(self: recipes.PackerRecipe, run_: LayerBuild) -> str:
+        if run_.ctx.family.name == "fb" and run_.name == "seal":
+            raise BuildError("seal: the provisioner exited 1 (fake)")
+        return real(self, run_)
+
+    monkeypatch.setattr(recipes.PackerRecipe, "build", failing)
+    with pytest.raises(FactoryError) as failed:
+        run(project)
+    text = str(failed.value)
+    assert "  fb: failed at build: seal: the provisioner exited 1 (fake)" in text
+    assert "  fa: published: rebuilt from layer base because never built" in text
+    assert text.rstrip().endswith("FAILED")
+    assert [r.family for r in layout.visible_images(FsBackend(project / "store"))] == ["fa"]
+
+
+def test_a_fresh_runner_fetches_and_boots_nothing(project: Path, boots: list[str]) -> None:
+    """A new runner (empty artifacts, the team's credential): fetched, no boot, no publish."""
+    run(project)
+    fresh = project / "fresh"
+    shutil.copytree(project / "artifacts" / "keys", fresh / "keys")
+    text = commands.nightly(project / "f.yaml", fresh, "all", "nightly", project / "r2", True)
+    assert "  fa: no-op: fetched seal from the store; nightly already has this image" in text
+    assert "  fb: no-op: fetched seal from the store;" in text
+    assert boots == ["fa", "fb"] and len(layout.visible_images(FsBackend(project / "store"))) == 2

@@ -1,0 +1,246 @@
+"""The remote layer cache: layers pushed to a real store (directory and S3) by one host and
+fetched by another, verified before use; the real engine with fake layer builders
+(tests/enginekit.py) so no VM boots."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagefactory import commands
+from imagefactory.config import load_config
+from imagefactory.engine.build import BuildResult, build_family
+from imagefactory.engine.context import Artifacts
+from imagefactory.engine.remote import RemoteCache
+from imagefactory.store import layer_cache, layout
+from imagefactory.store.backend import StoreBackend
+from imagefactory.store.prune import apply_prune, plan_prune
+from imagefactory.store.publish import publish_image
+from imagefactory.util.fsutil import sha256_file
+from tests.enginekit import make_project
+from tests.storekit import SigningKeys, make_sealed_image
+
+pytestmark = pytest.mark.integration
+LAYERS = ("base", "common", "harden", "stack", "seal")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_project(tmp_path, monkeypatch)
+
+
+def host(project: Path, name: str, first: str | None = None) -> Artifacts:
+    """A build host's artifacts dir; every host is given the team's build credential (an
+    input of every layer key), as docs/store.md says."""
+    art = Artifacts(project / name)
+    if first is not None:
+        shutil.copytree(project / first / "keys", art.credentials)
+    return art
+
+
+def remote(backend: Any, keys: SigningKeys) -> RemoteCache:
+    return RemoteCache(
+        backend, keys.private_key, keys.allowed_signers, layer_cache.listing(backend)
+    )
+
+
+def build(
+    project: Path, art: Artifacts, backend: StoreBackend, keys: SigningKeys, family: str = "fa"
+) -> BuildResult:
+    cfg = load_config(project / "f.yaml")
+    return build_family(cfg, family, art, remote(backend, keys))
+
+
+def sealed_sha(art: Artifacts, family: str = "fa") -> str:
+    return sha256_file(art.images(family) / f"{family}.qcow2")
+
+
+def test_a_fresh_host_fetches_instead_of_building(
+    project: Path, backend: StoreBackend, keys: SigningKeys
+) -> None:
+    """Host A pushes every layer it builds; a fresh host B gets the sealed image by fetching."""
+    a = host(project, "a")
+    assert build(project, a, backend, keys).built == LAYERS
+    assert sorted(layer_cache.listing(backend)) == sorted(a.cache.layer_keys())
+    b = host(project, "b", first="a")
+    res = build(project, b, backend, keys)
+    assert (res.built, res.fetched) == ((), ("seal",))  # a sealed image needs no parents
+    assert sealed_sha(b) == sealed_sha(a)
+    # Family fb shares base/common/harden (fetched as a chain); its own seal was never pushed.
+    res_fb = build(project, b, backend, keys, "fb")
+    assert (res_fb.built, res_fb.fetched) == (("seal",), ("base", "common", "harden"))
+
+
+def test_plan_says_cached_here_in_the_store_or_to_build(
+    project: Path, backend: StoreBackend, keys: SigningKeys
+) -> None:
+    """Host B's plan names the layer to fetch; --no-remote-cache plans every layer as built."""
+    a = host(project, "a")
+    build(project, a, backend, keys)
+    cfg = load_config(project / "f.yaml")
+    b = host(project, "b", first="a")
+    from imagefactory.commands import _read_only_plan
+
+    plan = _read_only_plan(cfg, "fa", b, remote(backend, keys))
+    assert [s.fetch for s in plan.steps] == [False, False, False, False, True]
+    assert plan.todo == ()
+    text = commands.plan(project / "f.yaml", "fa", b.root, remote=False)
+    assert text.splitlines()[0] == "family fa (5 layers, 5 to build)"
+
+
+def test_a_warm_host_asks_the_store_for_one_listing_only(
+    project: Path, backend: StoreBackend, keys: SigningKeys
+) -> None:
+    """With every layer cached here and in the store, a build reads nothing else from it."""
+    a = host(project, "a")
+    build(project, a, backend, keys)
+    calls: list[str] = []
+    watched = _Recording(backend, calls)
+    cfg = load_config(project / "f.yaml")
+    res = build_family(cfg, "fa", a, remote(watched, keys))
+    assert res.built == () and res.fetched == ()
+    assert calls == ["list_keys cache/layers/"]
+
+
+def test_a_tampered_record_or_image_is_never_used(
+    project: Path, backend: StoreBackend, keys: SigningKeys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A changed record fails its signature, a changed image its sha256: built here instead."""
+    a = host(project, "a")
+    build(project, a, backend, keys)
+    seal = a.cache.ref("fa", "seal")
+    stack = a.cache.ref("fa", "stack")
+    assert seal is not None and stack is not None
+    wrapper = json.loads(backend.get_bytes(layer_cache.record_key(seal)))
+    wrapper["record"]["facts"]["build_seconds"] = 12345.6  # any change breaks the signature
+    backend.put_bytes(layer_cache.record_key(seal), json.dumps(wrapper).encode())
+    record = wrapper["record"]
+    stack_sha = json.loads(backend.get_bytes(layer_cache.record_key(stack)))["record"]["sha256"]
+    blob = layer_cache.blob_key(stack, stack_sha)
+    data = bytearray(backend.get_bytes(blob))
+    data[len(data) // 2] ^= 0xFF
+    backend.put_bytes(blob, bytes(data))
+    b = host(project, "b", first="a")
+    capsys.readouterr()
+    res = build(project, b, backend, keys)
+    err = capsys.readouterr().err
+    assert "seal" in res.built and "stack" in res.built
+    assert res.fetched == ("base", "common", "harden")
+    assert "signature does not match" in err and record["name"] == "seal"
+    assert f"its image has {len(data)} bytes, sha256" in err
+
+
+def test_the_first_push_wins_and_the_losers_children_stay_home(
+    project: Path, backend: StoreBackend, keys: SigningKeys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two hosts build the same keys: the store keeps one consistent chain, usable by a third."""
+    a, b = host(project, "a"), None
+    cfg = load_config(project / "f.yaml")
+    stale_listing = RemoteCache(backend, keys.private_key, keys.allowed_signers, frozenset())
+    build(project, a, backend, keys)
+    b = host(project, "b", first="a")
+    capsys.readouterr()
+    # B planned before A's pushes landed: it builds everything, then loses every push race.
+    res_b = build_family(cfg, "fa", b, stale_listing)
+    assert res_b.built == LAYERS
+    out = capsys.readouterr().out
+    assert "base" in out and "not used: the store keeps another build of it" in out
+    assert "not pushed common" in out
+    for name in LAYERS:
+        key = a.cache.ref("fa", name)
+        assert key is not None
+        rec = json.loads(backend.get_bytes(layer_cache.record_key(key)))["record"]
+        assert rec["sha256"] == a.cache.facts(key)["sha256"], name
+    c = host(project, "c", first="a")
+    assert build(project, c, backend, keys).fetched == ("seal",)
+    assert sealed_sha(c) == sealed_sha(a) != sealed_sha(b)
+
+
+def test_concurrent_pushes_of_one_key_leave_one_consistent_record(
+    backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    """Racing pushers of one key: one record, naming an image with its own bytes."""
+    key = "ab" * 32
+    images = []
+    for n in range(4):
+        path = tmp_path / f"img{n}"
+        path.write_bytes(bytes([n + 1]) * (3 * 1024 * 1024 + n))
+        images.append(path)
+    start = threading.Barrier(len(images))
+    results: list[Any] = [None] * len(images)
+
+    def push(n: int) -> None:
+        record = {
+            "key": key,
+            "name": "common",
+            "image": "layer.qcow2",
+            "sha256": sha256_file(images[n]),
+            "size": images[n].stat().st_size,
+            "parent": None,
+            "parent_sha256": None,
+            "inputs": {},
+            "facts": {},
+            "manifest": None,
+        }
+        start.wait()
+        results[n] = layer_cache.push(
+            backend, record, images[n], keys.private_key, keys.allowed_signers
+        )
+
+    threads = [threading.Thread(target=push, args=(n,)) for n in range(len(images))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    layer = layer_cache.read_record(backend, key, keys.allowed_signers)
+    assert layer is not None
+    assert sum(1 for r in results if r.won) == 1
+    assert all(r.store_sha256 == layer.sha256 for r in results)
+    fetched = tmp_path / "fetched"
+    layer_cache.fetch_image(backend, layer, fetched, show_progress=False)
+    assert sha256_file(fetched) == layer.sha256
+
+
+def test_prune_removes_layers_no_kept_image_names(
+    project: Path, backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    """The remote layers of a kept image stay; others go with prune --apply."""
+    a = host(project, "a")
+    build(project, a, backend, keys)
+    kept = [a.cache.ref("fa", name) for name in LAYERS]
+    sealed = make_sealed_image(
+        tmp_path / "img", family="fa", extra={"layers": [{"name": "x", "key": k} for k in kept]}
+    )
+    publish_image(backend, sealed, keys.private_key, channel="stable")
+    build(project, a, backend, keys, "fb")  # pushes fb's own seal, named by no image
+    fb_seal = a.cache.ref("fb", "seal")
+    plan = plan_prune(backend, 5)
+    assert plan.delete_layers == (fb_seal,)
+    assert f"would delete remote layer {fb_seal}" in plan.describe(applied=False)
+    apply_prune(backend, plan)
+    assert layer_cache.listing(backend) == frozenset(k for k in kept if k)
+    assert backend.list_keys(f"{layer_cache.PREFIX}{fb_seal}/") == []
+    assert layout.visible_images(backend)
+
+
+class _Recording:
+    """A store that records every call made to it (what a build asks of the store)."""
+
+    def __init__(self, inner: StoreBackend, calls: list[str]) -> None:
+        self._inner, self._calls = inner, calls
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name == "describe":
+            return attr
+
+        def recorded(*args: Any, **kw: Any) -> Any:
+            self._calls.append(f"{name} {args[0] if args else ''}".strip())
+            return attr(*args, **kw)
+
+        return recorded
