@@ -32,66 +32,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pytest
 
 from imagefactory.config import load_config
-from imagefactory.engine import recipes
 from imagefactory.engine.build import build_family
-from imagefactory.engine.context import Artifacts, LayerBuild
+from imagefactory.engine.context import Artifacts
 from imagefactory.engine.remote import RemoteCache
 from imagefactory.store import layer_cache
 from imagefactory.store.s3_backend import S3Backend
 from imagefactory.util.model import parse_size
-from imagefactory.util.tools import run
-from tests.enginekit import CONFIG
+from tests.enginekit import make_project
 from tests.s3servers import describe_server, open_bench_server
-from tests.storekit import make_signing_keys
+from tests.storekit import RecordingStore, make_signing_keys
 
 FAMILIES = ("fa", "fb")
-
-
-def fake_builders(mp: pytest.MonkeyPatch, layer_size: int) -> None:
-    """Each layer writes `layer_size` bytes of its own pattern (a real layer's data size)."""
-    counter = iter(range(1, 10_000))
-
-    def write(image: Path) -> None:
-        n = next(counter)
-        where = (n % 8) * layer_size  # each layer its own range: a sealed image holds them all
-        cmd = f"write -P {n % 250 + 1} {where} {layer_size}"
-        run(["qemu-io", "-f", "qcow2", "-c", cmd, str(image)])
-
-    def root(self: recipes.StandinRoot, run_: LayerBuild) -> str:
-        image = run_.entry / "layer.qcow2"
-        run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), str(8 * layer_size)])
-        write(image)
-        return image.name
-
-    def packer(self: recipes.PackerRecipe, run_: LayerBuild) -> str:
-        disk = run_.tmp / "out" / "layer.qcow2"
-        disk.parent.mkdir()
-        parent = str(run_.parent_image.resolve())
-        run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", parent, str(disk)])
-        write(disk)
-        return self.finish(run_, disk)
-
-    mp.setattr(recipes.StandinRoot, "build", root)
-    mp.setattr(recipes.PackerRecipe, "build", packer)
-
-
-class Recording:
-    """A store that records the requests made to it."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.calls: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name == "describe":
-            return attr
-
-        def recorded(*args: Any, **kw: Any) -> Any:
-            self.calls.append(f"{name} {args[0] if args else ''}".strip())
-            return attr(*args, **kw)
-
-        return recorded
 
 
 def main() -> int:
@@ -108,12 +59,7 @@ def main() -> int:
         backend = S3Backend(server.settings(bucket), server.credentials())
         backend.client.make_bucket(bucket)
         keys = make_signing_keys(work / "keys")
-        fake_builders(mp, layer_size)
-        project = work / "project"
-        (project / "s").mkdir(parents=True)
-        for name in ("common", "harden", "stack", "seal"):
-            (project / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")
-        (project / "f.yaml").write_text(CONFIG)
+        project = make_project(work / "project", mp, layer_size)
         cfg = load_config(project / "f.yaml")
 
         def remote(store: Any) -> RemoteCache:
@@ -158,7 +104,7 @@ def main() -> int:
             fetch_times.append(fresh_host(n))
             plain_times.append(plain(n))
             ratios.append(fetch_times[-1] / plain_times[-1])
-        warm = Recording(backend)
+        warm = RecordingStore(backend)
         with redirect_stdout(StringIO()):
             shared = remote(warm)  # one cache for both builds, as `invoke build --family=fa,fb`
             for family in FAMILIES:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,38 +34,47 @@ families:
   fb: {layers: [base, common, harden, seal]}
 """
 _counter = itertools.count()
+MIB = 1024 * 1024
 
 
-def _write_pattern(image: Path) -> None:
-    """Guest data that differs on every build, like a real layer's."""
-    n = next(_counter)
-    run(["qemu-io", "-f", "qcow2", "-c", f"write -P {n % 250 + 1} {n % 8}M 64k", str(image)])
+def fake_builders(layer_size: int) -> tuple[Any, Any]:
+    """(root, packer) layer builders that write `layer_size` bytes of data of their own into
+    one of 8 ranges of the disk (a sealed image holds them all), different on every build."""
+    step = max(layer_size, MIB)
+
+    def write(image: Path) -> None:
+        n = next(_counter)
+        cmd = f"write -P {n % 250 + 1} {(n % 8) * step} {layer_size}"
+        run(["qemu-io", "-f", "qcow2", "-c", cmd, str(image)])
+
+    def root(self: recipes.StandinRoot, run_: LayerBuild) -> str:
+        image = run_.entry / "layer.qcow2"
+        run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), str(8 * max(step, 2 * MIB))])
+        write(image)
+        return image.name
+
+    def packer(self: recipes.PackerRecipe, run_: LayerBuild) -> str:
+        disk = run_.tmp / "out" / "layer.qcow2"
+        disk.parent.mkdir()
+        parent = str(run_.parent_image.resolve())
+        run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", parent, str(disk)])
+        write(disk)
+        return self.finish(run_, disk)
+
+    return root, packer
 
 
-def fake_root(self: recipes.StandinRoot, run_: LayerBuild) -> str:
-    image = run_.entry / "layer.qcow2"
-    run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"])
-    _write_pattern(image)
-    return image.name
-
-
-def fake_packer(self: recipes.PackerRecipe, run_: LayerBuild) -> str:
-    disk = run_.tmp / "out" / "layer.qcow2"
-    disk.parent.mkdir()
-    parent = str(run_.parent_image.resolve())
-    run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", parent, str(disk)])
-    _write_pattern(disk)
-    return self.finish(run_, disk)
-
-
-def make_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def make_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layer_size: int = 64 * 1024
+) -> Path:
     """A config of two families with fake layer builders; returns its directory."""
     require_tools("qemu-img", "qemu-io", "ssh-keygen", "packer", "qemu-system-x86_64")
     require_tools("mmdebstrap")  # its version is an input of the root layer's key
-    (tmp_path / "s").mkdir()
+    (tmp_path / "s").mkdir(parents=True)
     for name in ("common", "harden", "stack", "seal"):
         (tmp_path / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")
     (tmp_path / "f.yaml").write_text(CONFIG)
-    monkeypatch.setattr(recipes.StandinRoot, "build", fake_root)
-    monkeypatch.setattr(recipes.PackerRecipe, "build", fake_packer)
+    root, packer = fake_builders(layer_size)
+    monkeypatch.setattr(recipes.StandinRoot, "build", root)
+    monkeypatch.setattr(recipes.PackerRecipe, "build", packer)
     return tmp_path

@@ -137,3 +137,22 @@ def make_sealed_image(
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+class RecordingStore:
+    """A store that records every request made to it (what a build asks of the store)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name == "describe":
+            return attr
+
+        def recorded(*args: Any, **kw: Any) -> Any:
+            self.calls.append(f"{name} {args[0] if args else ''}".strip())
+            return attr(*args, **kw)
+
+        return recorded

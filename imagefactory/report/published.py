@@ -15,21 +15,13 @@ from imagefactory.report.packages import ManifestFieldError
 from imagefactory.store import layout
 from imagefactory.store.backend import StoreBackend, StoreError
 from imagefactory.store.channels import read_signed_channel
-from imagefactory.store.signing import SignatureError
-from imagefactory.store.trust import fetch_verified_manifest
+from imagefactory.store.trust import trusted_manifest
 
 
 def _verified(
     backend: StoreBackend, family: str, version: str, allowed_signers: Path
 ) -> tuple[dict[str, Any], bytes]:
-    try:
-        doc, data, _ = fetch_verified_manifest(backend, family, version, allowed_signers)
-    except SignatureError as exc:
-        raise SignatureError(
-            f"{exc}; not comparing it (hint: `invoke store.verify --family={family}` explains "
-            "the repair)"
-        ) from None
-    return doc, data
+    return trusted_manifest(backend, family, version, allowed_signers, "comparing")
 
 
 def _diff(old: dict[str, Any] | None, new: dict[str, Any], where: str) -> Changelog:

@@ -20,7 +20,7 @@ from typing import Any
 from imagefactory.store import layout
 from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
 from imagefactory.store.signing import SignatureError, SignatureMismatch, sign_bytes, verify_bytes
-from imagefactory.store.trust import fetch_verified_manifest
+from imagefactory.store.trust import trusted_manifest
 
 HISTORY_LIMIT = 100  # entries kept inside a pointer; older moves are dropped
 POINTER_SCHEMA = 2  # schema 1 pointers (before signing) have no signature and are refused
@@ -169,13 +169,7 @@ def promote(
             f"{backend.describe()}: {family} {version} is not a complete "
             "published image; cannot promote it"
         )
-    try:
-        _, data, _ = fetch_verified_manifest(backend, family, version, allowed_signers)
-    except SignatureError as exc:
-        raise SignatureError(
-            f"{exc}; not promoting it (hint: `invoke store.verify --family={family}` "
-            "explains the repair)"
-        ) from None
+    _, data = trusted_manifest(backend, family, version, allowed_signers, "promoting")
     return write_pointer(
         backend, family, version, channel, signing_key, hashlib.sha256(data).hexdigest()
     )

@@ -47,6 +47,22 @@ def fetch_verified_manifest(
     return doc, data, signer
 
 
+def trusted_manifest(
+    backend: StoreBackend, family: str, version: str, allowed_signers: Path, refusing: str
+) -> tuple[dict[str, Any], bytes]:
+    """fetch_verified_manifest for an action that must not go on with an untrusted manifest:
+    a signature failure names the action refused (`refusing`, e.g. "promoting") and where
+    the repair is explained."""
+    try:
+        doc, data, _ = fetch_verified_manifest(backend, family, version, allowed_signers)
+    except SignatureError as exc:
+        raise SignatureError(
+            f"{exc}; not {refusing} it (hint: `invoke store.verify --family={family}` "
+            "explains the repair)"
+        ) from None
+    return doc, data
+
+
 def manifest_problems(
     backend: StoreBackend, records: list[layout.ImageRecord], allowed_signers: Path
 ) -> dict[tuple[str, str], str]:

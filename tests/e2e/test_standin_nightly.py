@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ import yaml
 from imagefactory.store import layer_cache, layout
 from imagefactory.store.fs_backend import FsBackend
 from imagefactory.util.fsutil import sha256_file
+from tests.clikit import run_task
 from tests.repomd_server import Served, serve, write_repomd
 from tests.storekit import SigningKeys, make_signing_keys
 
@@ -69,15 +69,8 @@ def invoke(
     *args: str, artifacts: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """A task as the nightly job runs it (no terminal, its own process)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEFACTORY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", "-r", str(REPO), *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env={**base, "INVOKE_FACTORY_ARTIFACTS": str(artifacts), **(env or {})},
-        timeout=3600,
-    )
+    more = {"INVOKE_FACTORY_ARTIFACTS": str(artifacts), **(env or {})}
+    return run_task(*args, env=more, without_store_env=True, timeout=3600)
 
 
 def store_of(night: Path) -> FsBackend:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.clikit import run_task
 from tests.repomd_server import closed_port_url, serve, write_repomd
 
 pytestmark = pytest.mark.integration
@@ -21,14 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 def invoke(
     *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", "-r", str(REPO), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **env} if env else None,
-    )
+    return run_task(*args, cwd=cwd, env=env)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from imagefactory.store.prune import apply_prune, plan_prune
 from imagefactory.store.publish import publish_image
 from imagefactory.util.fsutil import sha256_file
 from tests.enginekit import make_project
-from tests.storekit import SigningKeys, make_sealed_image
+from tests.storekit import RecordingStore, SigningKeys, make_sealed_image
 
 pytestmark = pytest.mark.integration
 LAYERS = ("base", "common", "harden", "stack", "seal")
@@ -99,12 +99,11 @@ def test_a_warm_host_asks_the_store_for_one_listing_only(
     """With every layer cached here and in the store, a build reads nothing else from it."""
     a = host(project, "a")
     build(project, a, backend, keys)
-    calls: list[str] = []
-    watched = _Recording(backend, calls)
+    watched = RecordingStore(backend)
     cfg = load_config(project / "f.yaml")
     res = build_family(cfg, "fa", a, remote(watched, keys))
     assert res.built == () and res.fetched == ()
-    assert calls == ["list_keys cache/layers/"]
+    assert watched.calls == ["list_keys cache/layers/"]
 
 
 def test_a_tampered_record_or_image_is_never_used(
@@ -226,21 +225,3 @@ def test_prune_removes_layers_no_kept_image_names(
     assert layer_cache.listing(backend) == frozenset(k for k in kept if k)
     assert backend.list_keys(f"{layer_cache.PREFIX}{fb_seal}/") == []
     assert layout.visible_images(backend)
-
-
-class _Recording:
-    """A store that records every call made to it (what a build asks of the store)."""
-
-    def __init__(self, inner: StoreBackend, calls: list[str]) -> None:
-        self._inner, self._calls = inner, calls
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name == "describe":
-            return attr
-
-        def recorded(*args: Any, **kw: Any) -> Any:
-            self._calls.append(f"{name} {args[0] if args else ''}".strip())
-            return attr(*args, **kw)
-
-        return recorded

@@ -4,11 +4,9 @@ environment, and a read-only identity can list and pull but not publish."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from imagefactory.store.settings import (
     ENV_SECRET,
     Credentials,
 )
+from tests.clikit import run_task
 from tests.integration.store.http_stubs import silent_server
 from tests.loopback_s3 import LoopbackS3
 from tests.storekit import SigningKeys, make_sealed_image
@@ -36,15 +35,7 @@ MIB = 1024 * 1024
 
 def invoke(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """An invoke task as a user runs it, with only the IMAGEFACTORY_* variables of `env`."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEFACTORY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", "-r", str(REPO), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        env={**base, **env},
-    )
+    return run_task(*args, cwd=cwd, env=env, without_store_env=True)
 
 
 def key_env(key: Credentials) -> dict[str, str]:

@@ -4,9 +4,7 @@ is proven to be what its signed manifest says (directory store and a real S3 ser
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from imagefactory.store.pull import pull_image
 from imagefactory.store.s3_backend import S3Backend
 from imagefactory.store.s3_multipart import MultipartUpload
 from imagefactory.store.signing import SignatureError
+from tests.clikit import run_task
 from tests.storekit import SigningKeys, make_sealed_image
 
 pytestmark = pytest.mark.integration
@@ -272,14 +271,8 @@ def test_store_verify_task_exits_1_on_damage_and_0_after_repair(
     _damage(store, layout.blob_key("persistence", version))
 
     def task(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "invoke", "-r", str(REPO), *args],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "INVOKE_FACTORY_ARTIFACTS": str(tmp_path / "art")},
-        )
+        artifacts = {"INVOKE_FACTORY_ARTIFACTS": str(tmp_path / "art")}
+        return run_task(*args, cwd=tmp_path, env=artifacts)
 
     bad = task("store.verify", f"--config={conf / 'store.yaml'}")
     assert bad.returncode == 1, bad.stdout + bad.stderr
