@@ -45,11 +45,6 @@ def _artifacts(path: Path, writable: bool = True) -> Artifacts:
     return Artifacts(path.resolve())
 
 
-def remote_cache(cfg: Config, enabled: bool = True) -> RemoteCache | None:
-    """The store's layer cache for this run, or None (see RemoteCache.for_config)."""
-    return RemoteCache.for_config(cfg, enabled)
-
-
 def _read_only_plan(
     cfg: Config, family: str, art: Artifacts, remote: RemoteCache | None = None
 ) -> Plan:
@@ -74,7 +69,7 @@ def plan(config: Path, family: str, artifacts: Path, remote: bool = True) -> str
     the store (fetched, not built), or to build and why."""
     cfg = load_config(config)
     art = _artifacts(artifacts, writable=False)
-    p = _read_only_plan(cfg, family, art, remote_cache(cfg, remote))
+    p = _read_only_plan(cfg, family, art, RemoteCache.for_config(cfg, remote, create=False))
     todo = {s.key for s in p.todo}
     fetch = f", {len(p.fetches)} from the store" if p.fetches else ""
     lines = [f"family {family} ({len(p.steps)} layers, {len(todo)} to build{fetch})"]
@@ -113,7 +108,7 @@ def build_families(
     for name in families:
         cfg.family(name)  # an unknown family fails before anything starts
     art = _artifacts(artifacts)
-    shared = remote_cache(cfg, remote)
+    shared = RemoteCache.for_config(cfg, remote)
     if len(families) == 1:
         return [build_family(cfg, families[0], art, shared)]
 
@@ -170,15 +165,10 @@ def verify(config: Path, family: str, artifacts: Path) -> VerifyResult:
 def doctor(config: Path, artifacts: Path) -> tuple[bool, str]:
     """(all required prerequisites present, report text). Read-only: creates nothing."""
     from imagefactory.store import api
-    from imagefactory.store.fs_backend import FsBackend
 
     cfg = load_config(config)
     try:
-        backend = api.open_backend(cfg.store)
-        if isinstance(backend, FsBackend):
-            backend.check(create=False)  # doctor changes nothing: no store directory made
-        else:
-            backend.check()
+        api.open_store(cfg.store, create=False)  # doctor changes nothing: no store dir made
         store = ("store", True, f"{cfg.store.kind} store reachable")
     except FactoryError as err:
         store = ("store", False, f"{cfg.store.kind} store: {err}")

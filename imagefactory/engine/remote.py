@@ -36,11 +36,11 @@ class RemoteCache:
     keys: frozenset[str]
 
     @classmethod
-    def open(cls, settings: StoreSettings) -> RemoteCache:
+    def open(cls, settings: StoreSettings, create: bool = True) -> RemoteCache:
         """Reach the store and list its layers (the one request a fully cached build makes)."""
         from imagefactory.store import api  # the store's public entry, imported when used
 
-        backend = api.open_store(settings)
+        backend = api.open_store(settings, create)
         return cls(
             backend,
             settings.signing_key.expanduser(),
@@ -49,14 +49,17 @@ class RemoteCache:
         )
 
     @classmethod
-    def for_config(cls, cfg: Config, enabled: bool = True) -> RemoteCache | None:
+    def for_config(
+        cls, cfg: Config, enabled: bool = True, create: bool = True
+    ) -> RemoteCache | None:
         """The store as a remote layer cache when store.layer_cache is on (and not turned
         off with --no-remote-cache); None, with a warning, when the store cannot be reached:
-        the build then works from the local cache alone."""
+        the build then works from the local cache alone. create=False (plan, read-only):
+        a directory store that does not exist yet is not made."""
         if not (enabled and cfg.store.layer_cache):
             return None
         try:  # the store settings as the store tasks read them (with the env's overrides)
-            return cls.open(load_store_settings(cfg.path))
+            return cls.open(load_store_settings(cfg.path), create)
         except (StoreError, ConfigError) as exc:
             progress.warn(f"remote layer cache not used: {exc}")
             return None

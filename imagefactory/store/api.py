@@ -40,10 +40,15 @@ def open_backend(settings: StoreSettings, creds: Credentials | None = None) -> S
             return S3Backend(settings, creds or load_credentials())
 
 
-def open_store(settings: StoreSettings) -> StoreBackend:
-    """The configured backend (fs or s3), checked to be reachable and usable."""
+def open_store(settings: StoreSettings, create: bool = True) -> StoreBackend:
+    """The configured backend (fs or s3), checked to be reachable and usable. With
+    create=False (read-only commands: doctor, plan) a directory store that does not exist yet
+    is judged by where it would be made, and not made."""
     backend = open_backend(settings)
-    backend.check()
+    if isinstance(backend, FsBackend):
+        backend.check(create=create)
+    else:
+        backend.check()
     return backend
 
 

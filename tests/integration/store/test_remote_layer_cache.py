@@ -225,3 +225,16 @@ def test_prune_removes_layers_no_kept_image_names(
     assert layer_cache.listing(backend) == frozenset(k for k in kept if k)
     assert backend.list_keys(f"{layer_cache.PREFIX}{fb_seal}/") == []
     assert layout.visible_images(backend)
+
+
+def test_plan_with_a_layer_cache_store_creates_nothing(project: Path, keys: SigningKeys) -> None:
+    """`plan` stays read-only with a directory store as its layer cache: no store dir made."""
+    config = project / "f.yaml"
+    config.write_text(
+        config.read_text()
+        + "store:\n  kind: fs\n  path: store\n  layer_cache: true\n"
+        + f"  signing_key: {keys.private_key}\n  allowed_signers: {keys.allowed_signers}\n"
+    )
+    text = commands.plan(config, "fa", project / "artifacts")
+    assert text.splitlines()[0] == "family fa (5 layers, 5 to build)"
+    assert not (project / "store").exists()
