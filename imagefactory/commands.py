@@ -21,6 +21,8 @@ from imagefactory.guest.credential import (
     load_build_credential,
 )
 from imagefactory.util import progress
+from imagefactory.util.paths import REPO
+from imagefactory.util.sourcetree import hashing_rule, in_checkout
 from imagefactory.verify import VerifyResult, verify_image
 
 HARDENING = Path(__file__).resolve().parent.parent / "hardening"
@@ -86,6 +88,8 @@ def plan(config: Path, family: str, artifacts: Path, remote: bool = True) -> str
         lines.append(f"  {s.layer.name:<{width}}  {s.short}  {state}{why}")
         if s.key in todo:
             lines += [f"  {'':<{width}}  needs {m.path}: {m.hint}" for m in s.missing]
+    if not in_checkout(REPO):  # a tarball: ignored files count too, so say how keys hash
+        lines.append(f"note: layer keys hash {hashing_rule(REPO)}")
     return "\n".join(lines)
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 from imagefactory.choices import Accelerator
 from imagefactory.errors import FactoryError
 from imagefactory.guest import accel
-from imagefactory.util import tools
+from imagefactory.util import installed, tools
+from imagefactory.util.paths import REPO
+from imagefactory.util.sourcetree import hashing_rule
 
 REQUIRED = ("packer", "qemu-system-x86_64", "qemu-img", "ssh-keygen", "git")
 STANDIN = ("mmdebstrap", "mkfs.vfat", "mcopy", "syslinux", "sfdisk", "mkfs.ext4")
@@ -69,6 +71,17 @@ def run_checks(
     checks.append(Check("artifacts", art_problem is None, art_detail))
     if store_check is not None:
         checks.append(Check(store_check[0], store_check[1], store_check[2]))
+    checks.append(Check("layer inputs", True, hashing_rule(REPO)))
+    return checks + version_checks()
+
+
+def version_checks() -> list[Check]:
+    """Installed versions: Python packages against the lock (drift is a warning), and the
+    Debian packages that shape results (shown; a missing optional one is not a failure)."""
+    ok, line = installed.describe_python()
+    checks = [Check("python packages", ok, line, required=False)]
+    for name, version in installed.system_versions().items():
+        checks.append(Check(f"{name} (deb)", True, version or "not installed", required=False))
     return checks
 
 

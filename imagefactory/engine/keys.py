@@ -11,21 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from imagefactory.util.fsutil import canonical_json, sha256_file
+from imagefactory.util.sourcetree import source_files
 
 Inputs = dict[str, Any]
 
 
 def tree_digest(path: Path) -> str:
-    """sha256 over a file, or over a directory's relative paths, exec bits and contents."""
+    """sha256 over a file, or over a directory's input files: relative paths, exec bits and
+    contents of what git would commit there (sourcetree.source_files)."""
     if path.is_file():
         return sha256_file(path)
     digest = hashlib.sha256()
-    for item in sorted(p for p in path.rglob("*") if p.is_file()):
-        rel = item.relative_to(path).as_posix()
-        if "__pycache__" in rel:
-            continue
-        executable = "x" if item.stat().st_mode & 0o111 else "-"
-        digest.update(f"{rel}\0{executable}\0{sha256_file(item)}\n".encode())
+    for item in source_files(path):
+        executable = "x" if item.path.stat().st_mode & 0o111 else "-"
+        digest.update(f"{item.relative}\0{executable}\0{sha256_file(item.path)}\n".encode())
     return digest.hexdigest()
 
 

@@ -25,6 +25,7 @@ from imagefactory.sources import install, iso, standin
 from imagefactory.sources.repostate import RepoStates
 from imagefactory.util import progress, tools
 from imagefactory.util.paths import REPO
+from imagefactory.util.sourcetree import copy_sources
 
 LAYER_TEMPLATE = REPO / "packer" / "layer.pkr.hcl"
 PACKER_TOOLS = ("packer", "qemu-img", "qemu-system-x86_64")
@@ -265,8 +266,11 @@ class ScriptsRecipe(PackerRecipe):
         files = run.tmp / "files"
         files.mkdir()
         (files / "README").write_text(f"Inputs of layer {self.layer.name} ({run.key}).\n")
-        for path in self.layer.files:
-            (shutil.copytree if path.is_dir() else shutil.copy2)(path, files / path.name)
+        for path in self.layer.files:  # the same files the key hashes, never ignored ones
+            if path.is_dir():
+                copy_sources(path, files / path.name)
+            else:
+                shutil.copy2(path, files / path.name)
         env = self.environment(run.ctx.family.name)
         return {
             "parent_image": str(parent),

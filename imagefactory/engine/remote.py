@@ -34,19 +34,25 @@ class RemoteCache:
     signing_key: Path
     allowed_signers: Path
     keys: frozenset[str]
+    push_blocked: str | None = None  # why this host pushes nothing (found before any upload)
 
     @classmethod
     def open(cls, settings: StoreSettings, create: bool = True) -> RemoteCache:
-        """Reach the store and list its layers (the one request a fully cached build makes)."""
+        """Reach the store and list its layers (the one request a fully cached build makes).
+        A build (create=True) also proves it can push: the signing key signs, the signature
+        is trusted, the store takes writes; if not, it fetches only and says why, at once."""
         from imagefactory.store import api  # the store's public entry, imported when used
 
         backend = api.open_store(settings, create)
-        return cls(
-            backend,
-            settings.signing_key.expanduser(),
-            settings.allowed_signers.expanduser(),
-            layer_cache.listing(backend),
-        )
+        signing_key = settings.signing_key.expanduser()
+        allowed_signers = settings.allowed_signers.expanduser()
+        blocked = None
+        if create:
+            blocked = layer_cache.push_problem(backend, signing_key, allowed_signers)
+            if blocked is not None:
+                progress.warn(f"remote layer cache: fetch only, nothing is pushed: {blocked}")
+        keys = layer_cache.listing(backend)
+        return cls(backend, signing_key, allowed_signers, keys, blocked)
 
     @classmethod
     def for_config(
@@ -122,6 +128,8 @@ def push_layer(
 ) -> layer_cache.PushResult | None:
     """Push a layer this host has; None (and nothing sent) when the store's copy of its parent
     is not the one it was built on: it would be of no use to any host."""
+    if remote.push_blocked is not None:
+        return None  # said once when the store was opened
     cache = ctx.artifacts.cache
     facts = cache.facts(step.key)
     parent = plan.parent(step)

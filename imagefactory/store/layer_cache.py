@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from imagefactory.store.signing import SignatureError, sign_bytes, verify_bytes
 from imagefactory.store.transfer_meter import Progress
 
 PREFIX = "cache/layers/"
+PROBES = "cache/probes/"  # write probes: outside PREFIX, so no reader ever looks at one
 RECORD = "record.json"
 RECORD_SCHEMA = 1
 _KEY_LEN = 64
@@ -155,6 +157,25 @@ class PushResult:
     store_sha256: str  # the sha256 of the layer the store keeps for this key
 
 
+def push_problem(backend: StoreBackend, signing_key: Path, allowed_signers: Path) -> str | None:
+    """Why this host cannot push layers (None: it can), found before the first byte is sent:
+    the signing key signs, readers (this host included) trust that signature, and the store
+    accepts writes and deletes here."""
+    probe = b"imagefactory layer cache push probe"
+    try:
+        signature = sign_bytes(probe, signing_key)
+        verify_bytes(probe, signature, allowed_signers, "a probe signed with store.signing_key")
+    except SignatureError as exc:
+        return str(exc)
+    name = f"{PROBES}{uuid.uuid4().hex}"
+    try:
+        backend.put_bytes(name, b"")
+        backend.delete(name)
+    except StoreError as exc:
+        return f"the store refuses this host's writes under {PREFIX} ({exc})"
+    return None
+
+
 def push(
     backend: StoreBackend,
     record: dict[str, Any],
@@ -189,10 +210,14 @@ def push(
 
 def _existing(backend: StoreBackend, key: str, allowed_signers: Path) -> str | None:
     """sha256 of the layer the store keeps for `key`; None if none. A record nobody can trust
-    (changed, or signed by a key not in allowed_signers) is removed: a push replaces it."""
+    (changed, or signed by a key not in allowed_signers), or whose image is gone, is removed:
+    a push replaces it."""
     try:
         layer = read_record(backend, key, allowed_signers)
     except UntrustedLayer:
+        backend.delete(record_key(key))
+        return None
+    if layer is not None and backend.size(blob_key(key, layer.sha256)) != layer.size:
         backend.delete(record_key(key))
         return None
     return layer.sha256 if layer is not None else None
@@ -201,10 +226,31 @@ def _existing(backend: StoreBackend, key: str, allowed_signers: Path) -> str | N
 def unreferenced(backend: StoreBackend, keep: Iterable[str]) -> list[str]:
     """Layer keys in the store that no kept image names (for prune)."""
     wanted = set(keep)
-    return sorted(k for k in _all_layer_dirs(backend) if k not in wanted)
+    return sorted(k for k in layer_dirs(backend) if k not in wanted)
 
 
-def _all_layer_dirs(backend: StoreBackend) -> set[str]:
+def orphans(backend: StoreBackend, keys: Iterable[str]) -> list[str]:
+    """Objects under the layer directories `keys` that no reader would use: an image that no
+    record names (a push interrupted before its record, or a lost race), and a record whose
+    image is gone (it would fail every fetch and block every push of its key)."""
+    found: list[str] = []
+    for key in sorted(set(keys)):
+        names = backend.list_keys(f"{PREFIX}{key}/")
+        named = None
+        if record_key(key) in names:
+            try:
+                record = json.loads(backend.get_bytes(record_key(key)))["record"]
+                named = blob_key(key, str(record["sha256"]))
+            except (ObjectMissing, ValueError, KeyError, TypeError):
+                named = None  # unreadable: readers refuse it, a push replaces it
+            if named is not None and named not in names:
+                found.append(record_key(key))
+        found += [n for n in names if n not in (record_key(key), named)]
+    return found
+
+
+def layer_dirs(backend: StoreBackend) -> set[str]:
+    """Every key that has a directory under PREFIX, with or without a record."""
     return {
         name[len(PREFIX) :].split("/")[0]
         for name in backend.list_keys(PREFIX)

@@ -10,6 +10,8 @@ from imagefactory.store import layer_cache, layout
 from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
 from imagefactory.store.channels import all_channels
 
+PUSHES = layer_cache.PREFIX  # pushes of the remote layer cache: their unfinished uploads too
+
 
 @dataclass(frozen=True)
 class PrunePlan:
@@ -18,6 +20,7 @@ class PrunePlan:
     abandoned_uploads: tuple[str, ...]
     keep: tuple[tuple[str, str], ...]
     delete_layers: tuple[str, ...] = ()  # remote layer cache entries no kept image names
+    orphans: tuple[str, ...] = ()  # objects of kept layers that no reader uses (layer_cache)
 
     def describe(self, applied: bool) -> str:
         verb = "deleted" if applied else "would delete"
@@ -25,9 +28,11 @@ class PrunePlan:
         lines += [f"{verb} incomplete {f} {v}" for f, v in self.incomplete]
         lines += [f"{verb} unfinished upload {k}" for k in self.abandoned_uploads]
         lines += [f"{verb} remote layer {k}" for k in self.delete_layers]
+        lines += [f"{verb} orphan {k}" for k in self.orphans]
         lines += [f"keep {f} {v}" for f, v in self.keep]
         doomed = self.delete_versions + self.incomplete
-        if not applied and (doomed or self.abandoned_uploads or self.delete_layers):
+        extra = self.abandoned_uploads or self.delete_layers or self.orphans
+        if not applied and (doomed or extra):
             lines.append("dry run: nothing deleted (run again with --apply)")
         return "\n".join(lines) if lines else "store is empty"
 
@@ -51,12 +56,15 @@ def plan_prune(backend: StoreBackend, keep_last: int) -> PrunePlan:
         for version in complete:
             target = keep if version in newest or (family, version) in pinned else delete
             target.append((family, version))
+    kept_layers = _layer_keys(backend, keep)
+    unreferenced = layer_cache.unreferenced(backend, kept_layers)
     return PrunePlan(
         tuple(delete),
         tuple(incomplete),
-        tuple(backend.abandoned_uploads("images/")),
+        tuple(backend.abandoned_uploads("images/") + backend.abandoned_uploads(PUSHES)),
         tuple(keep),
-        tuple(layer_cache.unreferenced(backend, _layer_keys(backend, keep))),
+        tuple(unreferenced),
+        tuple(layer_cache.orphans(backend, layer_cache.layer_dirs(backend) - set(unreferenced))),
     )
 
 
@@ -98,8 +106,11 @@ def apply_prune(backend: StoreBackend, plan: PrunePlan) -> None:
                 backend.delete(key)
     if plan.abandoned_uploads:  # only a plan that listed them (not a single removal)
         backend.discard_abandoned("images/")
+        backend.discard_abandoned(PUSHES)
     for key in plan.delete_layers:
         layer_cache.delete_layer(backend, key)
+    for name in plan.orphans:
+        backend.delete(name)
     _drop_stale_index(backend)
 
 

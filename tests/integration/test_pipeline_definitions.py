@@ -393,3 +393,38 @@ def test_readme_gives_the_install_commands() -> None:
         f"journalctl -u {SERVICE.name}",
     ):
         assert needed in section, needed
+
+
+# --- the weekly newest-dependencies workflow ---------------------------------------------------
+
+NEWEST = REPO / ".github/workflows/newest-deps.yml"
+
+
+def newest() -> dict[str, Any]:
+    doc: dict[Any, Any] = yaml.safe_load(NEWEST.read_text())
+    return {("on" if k is True else k): v for k, v in doc.items()}
+
+
+def test_actionlint_passes_on_the_newest_dependencies_workflow() -> None:
+    """actionlint, with shellcheck on every run: script, finds nothing."""
+    proc = actionlint(NEWEST)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_newest_dependencies_run_weekly_and_never_on_a_change() -> None:
+    """A schedule (once a week) and by hand; no push or pull_request trigger."""
+    triggers = newest()["on"]
+    assert set(triggers) == {"schedule", "workflow_dispatch"}
+    (cron,) = (entry["cron"] for entry in triggers["schedule"])
+    minute, hour, day, month, weekday = cron.split()
+    assert (day, month) == ("*", "*") and weekday.isdigit() and minute.isdigit()
+
+
+def test_newest_dependencies_install_without_the_lock_and_run_the_suite() -> None:
+    """The job's pip never reads requirements.lock; it runs pytest and reports the drift."""
+    runs = [s.get("run", "") for job in newest()["jobs"].values() for s in job["steps"]]
+    installs = [r for r in runs if 'pip" install' in r and "-e '.[dev,hypervisor]'" in r]
+    assert len(installs) == 1 and "--upgrade" in installs[0]
+    assert not any("-r requirements.lock" in r or "--require-hashes" in r for r in runs)
+    assert any("imagefactory.util.installed" in r for r in runs)
+    assert any('bin/pytest" -q' in r and "tests/unit tests/integration" in r for r in runs)

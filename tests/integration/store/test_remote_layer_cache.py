@@ -21,9 +21,10 @@ from imagefactory.store import layer_cache, layout
 from imagefactory.store.backend import StoreBackend
 from imagefactory.store.prune import apply_prune, plan_prune
 from imagefactory.store.publish import publish_image
+from imagefactory.store.s3_backend import S3Backend
 from imagefactory.util.fsutil import sha256_file
 from tests.enginekit import make_project
-from tests.storekit import RecordingStore, SigningKeys, make_sealed_image
+from tests.storekit import RecordingStore, SigningKeys, make_sealed_image, make_signing_keys
 
 pytestmark = pytest.mark.integration
 LAYERS = ("base", "common", "harden", "stack", "seal")
@@ -238,3 +239,91 @@ def test_plan_with_a_layer_cache_store_creates_nothing(project: Path, keys: Sign
     text = commands.plan(config, "fa", project / "artifacts")
     assert text.splitlines()[0] == "family fa (5 layers, 5 to build)"
     assert not (project / "store").exists()
+
+
+def _opened(backend: StoreBackend, signing_key: Path, allowed_signers: Path) -> RemoteCache:
+    """The cache as a build opens it: push preconditions proven before anything is built."""
+    blocked = layer_cache.push_problem(backend, signing_key, allowed_signers)
+    return RemoteCache(backend, signing_key, allowed_signers, layer_cache.listing(backend), blocked)
+
+
+def _layer_objects(backend: StoreBackend) -> list[str]:
+    return backend.list_keys("cache/")
+
+
+@pytest.mark.parametrize("problem", ["missing key", "untrusted key"])
+def test_a_host_that_cannot_sign_pushes_no_byte(
+    project: Path, backend: StoreBackend, keys: SigningKeys, tmp_path: Path, problem: str
+) -> None:
+    """A missing signing key, or one readers would not trust, is found before any upload: the
+    build still builds (and fetches), the store holds no blob without its record."""
+    if problem == "missing key":
+        signing_key, why = tmp_path / "no-such-key", "does not exist"
+    else:
+        other = make_signing_keys(tmp_path / "other", principal="stranger@elsewhere")
+        signing_key, why = other.private_key, "a probe signed with store.signing_key"
+    cache = _opened(backend, signing_key, keys.allowed_signers)
+    assert cache.push_blocked is not None and why in cache.push_blocked
+    cfg = load_config(project / "f.yaml")
+    res = build_family(cfg, "fa", host(project, "a"), cache)
+    assert res.built == LAYERS
+    assert _layer_objects(backend) == []
+
+
+def test_a_read_only_s3_identity_is_found_before_the_first_byte(
+    project: Path, keys: SigningKeys, s3_server: Any, new_bucket: str
+) -> None:
+    """The hypervisors' read-only identity: the build fetches only and uploads nothing."""
+    reader = S3Backend(s3_server.settings(new_bucket), s3_server.readonly_credentials())
+    cache = _opened(reader, keys.private_key, keys.allowed_signers)
+    assert cache.push_blocked is not None
+    assert "refuses this host's writes" in cache.push_blocked
+    res = build_family(load_config(project / "f.yaml"), "fa", host(project, "a"), cache)
+    assert res.built == LAYERS
+    writer = S3Backend(s3_server.settings(new_bucket), s3_server.credentials())
+    assert _layer_objects(writer) == []
+
+
+def test_prune_removes_what_an_interrupted_push_left(
+    project: Path, backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    """A blob without its record (push killed before the record) and a record whose blob is
+    gone are orphans: prune lists and removes them; the sound layers stay usable."""
+    a = host(project, "a")
+    build(project, a, backend, keys)
+    kept = [a.cache.ref("fa", name) for name in LAYERS]
+    sealed = make_sealed_image(
+        tmp_path / "img", family="fa", extra={"layers": [{"name": "x", "key": k} for k in kept]}
+    )
+    publish_image(backend, sealed, keys.private_key, channel="stable")
+    stack, harden = a.cache.ref("fa", "stack"), a.cache.ref("fa", "harden")
+    assert stack is not None and harden is not None
+    stray = layer_cache.blob_key(stack, "0" * 64)  # a lost push's image: no record names it
+    backend.put_bytes(stray, b"half a layer")
+    harden_sha = json.loads(backend.get_bytes(layer_cache.record_key(harden)))["record"]["sha256"]
+    backend.delete(layer_cache.blob_key(harden, harden_sha))  # a record without its image
+    plan = plan_prune(backend, 5)
+    assert sorted(plan.orphans) == sorted([stray, layer_cache.record_key(harden)])
+    assert f"would delete orphan {stray}" in plan.describe(applied=False)
+    apply_prune(backend, plan)
+    assert backend.size(stray) is None
+    assert layer_cache.listing(backend) == frozenset(k for k in kept if k and k != harden)
+    assert plan_prune(backend, 5).orphans == ()
+
+
+def test_a_record_whose_image_is_gone_is_replaced_by_the_next_push(
+    project: Path, backend: StoreBackend, keys: SigningKeys
+) -> None:
+    """Else it would fail every fetch and block every push of its key."""
+    a = host(project, "a")
+    build(project, a, backend, keys)
+    seal = a.cache.ref("fa", "seal")
+    assert seal is not None
+    sha = json.loads(backend.get_bytes(layer_cache.record_key(seal)))["record"]["sha256"]
+    backend.delete(layer_cache.blob_key(seal, sha))
+    fresh = Artifacts(project / "a2")
+    shutil.copytree(project / "a" / "keys", fresh.credentials)
+    build(project, fresh, backend, keys)  # builds seal again (fetch fails) and pushes it
+    record = layer_cache.read_record(backend, seal, keys.allowed_signers)
+    assert record is not None
+    assert backend.size(layer_cache.blob_key(seal, record.sha256)) == record.size

@@ -143,7 +143,11 @@ def test_read_only_identity_lists_and_pulls_but_cannot_publish_or_promote(
     s3_server: LoopbackS3, new_bucket: str, keys: SigningKeys, tmp_path: Path
 ) -> None:
     """The hypervisor's identity (read and list only, from a credentials file): images and
-    pull work; publish and promote fail with one clear message and change nothing."""
+    pull work; publish and promote fail with one clear message and change nothing.
+
+    moto 5.2.6 fails this: it checks a HEAD of an object against an `s3:HeadObject` action
+    that AWS does not have (AWS checks s3:GetObject). The policy is right; the lock keeps
+    moto at 5.2.5 (docs/store.md, "moto 5.2.6 and HEAD")."""
     reader = s3_server.readonly_credentials()
     version = publish_one(s3_server, new_bucket, keys, tmp_path / "sealed")
     config = store_only_config(
