@@ -98,7 +98,7 @@ def main() -> int:
         host_a = Artifacts(work / "host-a")
         with redirect_stdout(StringIO()):
             for family in FAMILIES:
-                build_family(cfg, family, host_a, remote(backend))
+                build_family(cfg, cfg.family(family), host_a, remote(backend))
         objects = []
         for family in FAMILIES:
             seal = host_a.cache.ref(family, "seal")
@@ -118,7 +118,7 @@ def main() -> int:
             shutil.copytree(host_a.credentials, art.credentials)
             with redirect_stdout(StringIO()), redirect_stderr(StringIO()):
                 for family in FAMILIES:
-                    res = build_family(cfg, family, art, remote(backend))
+                    res = build_family(cfg, cfg.family(family), art, remote(backend))
                     assert res.built == (), res.built
 
         def plain(n: int) -> None:
@@ -166,7 +166,7 @@ def main() -> int:
         with redirect_stdout(StringIO()):
             shared = remote(warm)  # one cache for both builds, as `invoke build --family=fa,fb`
             for family in FAMILIES:
-                build_family(cfg, family, host_a, shared)
+                build_family(cfg, cfg.family(family), host_a, shared)
 
         mib = total / 1024 / 1024
         med = {k: statistics.median(v) for k, v in times.items()}

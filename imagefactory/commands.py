@@ -6,12 +6,12 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from imagefactory.config import Config, load_config, load_store_settings
+from imagefactory.config import Config, Family, load_config, load_store_settings
 from imagefactory.doctor import directory_problem, render, run_checks
 from imagefactory.engine import integrity
 from imagefactory.engine.build import BuildResult, build_family
 from imagefactory.engine.context import Artifacts
-from imagefactory.engine.plan import Plan, make_plan
+from imagefactory.engine.plan import Plan, Reuse, make_plan
 from imagefactory.engine.remote import RemoteCache
 from imagefactory.errors import FactoryError
 from imagefactory.guest import accel, packer
@@ -48,7 +48,7 @@ def _artifacts(path: Path, writable: bool = True) -> Artifacts:
 
 
 def _read_only_plan(
-    cfg: Config, family: str, art: Artifacts, remote: RemoteCache | None = None
+    cfg: Config, family: Family, art: Artifacts, remote: RemoteCache | None = None
 ) -> Plan:
     """The family's plan without writing anything. Before the first build there is no build
     credential, whose fingerprint is an input of the root layer: the plan then keys the
@@ -56,8 +56,8 @@ def _read_only_plan(
     credential = load_build_credential(art.credentials)
     in_store = remote.keys if remote is not None else frozenset()
     if credential is not None:  # the same keys as the build's own plan
-        return make_plan(cfg, family, art.cache, credential, in_store)
-    p = make_plan(cfg, family, art.cache, MissingCredential(art.credentials, ""))
+        return make_plan(cfg, family, Reuse(art.cache, in_store), credential)
+    p = make_plan(cfg, family, Reuse(art.cache), MissingCredential(art.credentials, ""))
     root = dataclasses.replace(
         p.steps[0],
         cached=False,
@@ -71,7 +71,8 @@ def plan(config: Path, family: str, artifacts: Path, remote: bool = True) -> str
     the store (fetched, not built), or to build and why."""
     cfg = load_config(config)
     art = _artifacts(artifacts, writable=False)
-    p = _read_only_plan(cfg, family, art, RemoteCache.for_config(cfg, remote, create=False))
+    remote_cache = RemoteCache.for_config(cfg, remote, create=False)
+    p = _read_only_plan(cfg, cfg.family(family), art, remote_cache)
     todo = {s.key for s in p.todo}
     fetch = f", {len(p.fetches)} from the store" if p.fetches else ""
     lines = [f"family {family} ({len(p.steps)} layers, {len(todo)} to build{fetch})"]
@@ -109,22 +110,21 @@ def build_families(
             "--family names no family (one, or several comma-separated: --family=A,B;"
             f" known: {', '.join(sorted(cfg.families))})"
         )
-    for name in families:
-        cfg.family(name)  # an unknown family fails before anything starts
+    fams = [cfg.family(name) for name in families]  # an unknown one fails before anything starts
     art = _artifacts(artifacts)
     shared = RemoteCache.for_config(cfg, remote)
-    if len(families) == 1:
-        return [build_family(cfg, families[0], art, shared)]
+    if len(fams) == 1:
+        return [build_family(cfg, fams[0], art, shared)]
 
     packer.allow_runs()
     ensure_build_credential(art.credentials)  # made once, before the builds that all read it
 
-    def one(name: str) -> BuildResult:
-        with progress.prefixed(name):
-            return build_family(cfg, name, art, shared)
+    def one(fam: Family) -> BuildResult:
+        with progress.prefixed(fam.name):
+            return build_family(cfg, fam, art, shared)
 
-    with ThreadPoolExecutor(max_workers=len(families)) as pool:
-        futures = [pool.submit(one, name) for name in families]
+    with ThreadPoolExecutor(max_workers=len(fams)) as pool:
+        futures = [pool.submit(one, fam) for fam in fams]
         try:
             wait(futures)
         except BaseException:
@@ -206,10 +206,10 @@ def publish(
 ) -> str:
     """Publish the family's sealed image dir to the configured store and move `channel`.
     Reads only the config's store section: the sealed image is all that is published."""
-    from imagefactory.store import api, layout
+    from imagefactory.store import api
 
     settings = load_store_settings(config)
-    sealed = _artifacts(artifacts, writable=False).images(layout.check_name("family", family))
+    sealed = _artifacts(artifacts, writable=False).images(api.check_name("family", family))
     if not (sealed / "manifest.json").is_file():
         raise FactoryError(
             f"no sealed image for {family} in {sealed}; run: invoke build "
@@ -227,20 +227,21 @@ def publish(
 def images(config: Path, family: str | None, diff: str | None = None) -> str:
     """Table of published families, versions, channels, sizes and scores; with `diff`
     ("A..B"), the Markdown changelog from version A to version B instead."""
+    from imagefactory.report import published
     from imagefactory.store import api
 
     if diff is None:
         return api.images(load_store_settings(config), family)
     old, new = _diff_versions(diff)
-    return api.images_diff(load_store_settings(config), old, new, family)
+    return published.images_diff(load_store_settings(config), old, new, family)
 
 
 def _diff_versions(spec: str) -> tuple[str, str]:
     """("A", "B") from --diff=A..B, both version strings; UsageError otherwise."""
-    from imagefactory.store import layout
+    from imagefactory.store import api
 
     old, sep, new = spec.partition("..")
-    if not sep or not layout.VERSION_RE.match(old) or not layout.VERSION_RE.match(new):
+    if not sep or not api.VERSION_RE.match(old) or not api.VERSION_RE.match(new):
         raise UsageError(
             f"--diff={spec}: expected two published versions as A..B, e.g. "
             "--diff=20261124T101500Z-1a2b3c4d5e6f..20261125T101500Z-6f5e4d3c2b1a"
@@ -294,15 +295,16 @@ def nightly(
     """plan -> build -> verify -> publish -> channel for each family; the summary. Raises
     (exit 1) with the summary when any family failed."""
     from imagefactory import nightly as night
-    from imagefactory.store import layout
+    from imagefactory.store import api
 
     names = [f.strip() for f in family.split(",") if f.strip()]
     if not names:
         raise UsageError("--family names no family (all, one, or several: --family=A,B)")
-    layout.check_name("channel", channel)
+    api.check_name("channel", channel)
     art = _artifacts(artifacts)
     where = reports or night.default_reports_dir(art.root)
-    report = night.run_nightly(config, art.root, names, channel, where, remote, verify=verify)
+    run = night.Night(config, art.root, channel, where, remote, verify)
+    report = night.run_nightly(run, names)
     if not report.ok:
         raise FactoryError(report.summary())
     return report.summary()

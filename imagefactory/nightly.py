@@ -19,12 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imagefactory.config import Config, load_config, load_store_settings
+from imagefactory.config import Config, Family, load_config, load_store_settings
 from imagefactory.engine.build import build_family
 from imagefactory.engine.context import Artifacts
 from imagefactory.engine.plan import Plan
 from imagefactory.engine.remote import RemoteCache
 from imagefactory.errors import FactoryError
+from imagefactory.report import published
 from imagefactory.store import api
 from imagefactory.util import progress
 from imagefactory.util.fsutil import write_atomic
@@ -73,60 +74,51 @@ class NightlyReport:
         )
 
 
+@dataclass(frozen=True)
+class Night:
+    """One night's run state, read by every family's night (as BuildContext is a build's)."""
+
+    config: Path  # the config file: the store settings and verify read it again
+    artifacts: Path
+    channel: str
+    reports: Path
+    remote: bool  # use the store as a remote layer cache
+    verify: Verify  # verify(config, family, artifacts): boots and checks a sealed image
+
+
 def default_reports_dir(artifacts: Path) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return artifacts / "reports" / f"nightly-{stamp}"
 
 
-def run_nightly(
-    config: Path,
-    artifacts: Path,
-    families: list[str],
-    channel: str,
-    reports: Path,
-    remote: bool = True,
-    *,
-    verify: Verify,
-) -> NightlyReport:
-    """Every family's night in turn (each builds its own layers; shared ones once).
-    `verify(config, family, artifacts)` boots and checks a sealed image (the verify command)."""
+def run_nightly(night: Night, families: list[str]) -> NightlyReport:
+    """Every family's night in turn (each builds its own layers; shared ones once)."""
     start = time.monotonic()
-    cfg = load_config(config)
+    cfg = load_config(night.config)
     names = sorted(cfg.families) if families in ([], ["all"]) else families
-    for name in names:
-        cfg.family(name)  # an unknown family fails before anything starts
-    reports.mkdir(parents=True, exist_ok=True)
+    fams = [cfg.family(name) for name in names]  # an unknown one fails before anything starts
+    night.reports.mkdir(parents=True, exist_ok=True)
     outcomes = []
-    for name in names:
-        with progress.prefixed(name):
-            outcomes.append(
-                _one_family(cfg, config, artifacts, name, channel, reports, remote, verify)
-            )
-    report = NightlyReport(tuple(outcomes), reports, time.monotonic() - start)
-    write_atomic(reports / "summary.md", report.markdown())
+    for fam in fams:
+        with progress.prefixed(fam.name):
+            outcomes.append(_one_family(night, cfg, fam))
+    report = NightlyReport(tuple(outcomes), night.reports, time.monotonic() - start)
+    write_atomic(night.reports / "summary.md", report.markdown())
     return report
 
 
-def _one_family(
-    cfg: Config,
-    config: Path,
-    artifacts: Path,
-    family: str,
-    channel: str,
-    reports: Path,
-    remote: bool,
-    verify: Verify,
-) -> Outcome:
+def _one_family(night: Night, cfg: Config, fam: Family) -> Outcome:
+    family, channel, reports = fam.name, night.channel, night.reports
     step = "plan"
     try:
-        art = Artifacts(artifacts.resolve())
-        cache = RemoteCache.for_config(cfg, remote)
+        art = Artifacts(night.artifacts.resolve())
+        cache = RemoteCache.for_config(cfg, night.remote)
         step = "build"
-        result = build_family(cfg, family, art, cache)
+        result = build_family(cfg, fam, art, cache)
         why = _why(result.plan, result.built, result.fetched)
         sealed = art.images(family)
         step = "publish"
-        store = load_store_settings(config)  # with IMAGEFACTORY_STORE_* overrides
+        store = load_store_settings(night.config)  # with IMAGEFACTORY_STORE_* overrides
         current = api.channel_image_sha256(store, family, channel)
         sha = json.loads((sealed / "manifest.json").read_text())["image"]["sha256"]
         if current == sha:  # published (so verified) before: nothing to boot or upload
@@ -140,10 +132,10 @@ def _one_family(
             )
         step = "verify"
         if not _verified(sealed):
-            verify(config, family, artifacts)
+            night.verify(night.config, family, night.artifacts)
         _copy_reports(sealed, reports / family)
         step = "publish"
-        extra = api.changelog_reports(store, family, channel, sealed / "manifest.json")
+        extra = published.changelog_reports(store, family, channel, sealed / "manifest.json")
         # What the manifests cannot tell: why the engine rebuilt (the plan's reasons).
         extra["changelog.md"] += f"\n## Why this build\n\n{why}\n".encode()
         for name, data in extra.items():

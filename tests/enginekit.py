@@ -17,22 +17,21 @@ from imagefactory.engine import recipes
 from imagefactory.engine.context import LayerBuild
 from imagefactory.util.tools import run
 from tests.prereq import require_tools
+from tests.standinkit import script_layer, standin_config, write_standin
 
-CONFIG = """
-version: 1
-build: {accelerator: tcg, compression: none}
-sources:
-  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
-layers:
-  base: {source: deb}
-  common: {scripts: [s/10-do-common.sh]}
-  harden: {scripts: [s/10-do-harden.sh]}
-  stack: {scripts: [s/10-do-stack.sh]}
-  seal: {scripts: [s/10-do-seal.sh], seal: true}
-families:
-  fa: {layers: [base, common, harden, stack, seal]}
-  fb: {layers: [base, common, harden, seal]}
-"""
+CONFIG = standin_config(
+    {
+        "common": script_layer("common"),
+        "harden": script_layer("harden"),
+        "stack": script_layer("stack"),
+        "seal": script_layer("seal", seal=True),
+    },
+    {
+        "fa": ["base", "common", "harden", "stack", "seal"],
+        "fb": ["base", "common", "harden", "seal"],
+    },
+    build={"accelerator": "tcg", "compression": "none"},
+)
 _counter = itertools.count()
 MIB = 1024 * 1024
 
@@ -70,10 +69,7 @@ def make_project(
     """A config of two families with fake layer builders; returns its directory."""
     require_tools("qemu-img", "qemu-io", "ssh-keygen", "packer", "qemu-system-x86_64")
     require_tools("mmdebstrap")  # its version is an input of the root layer's key
-    (tmp_path / "s").mkdir(parents=True)
-    for name in ("common", "harden", "stack", "seal"):
-        (tmp_path / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")
-    (tmp_path / "f.yaml").write_text(CONFIG)
+    write_standin(tmp_path, CONFIG)
     root, packer = fake_builders(layer_size)
     monkeypatch.setattr(recipes.StandinRoot, "build", root)
     monkeypatch.setattr(recipes.PackerRecipe, "build", packer)

@@ -6,16 +6,15 @@ from pathlib import Path
 
 from imagefactory.config import load_config
 from imagefactory.engine.cache import LayerCache
-from imagefactory.engine.plan import Plan, make_plan
+from imagefactory.engine.plan import Plan, Reuse, make_plan
 from imagefactory.guest.credential import ensure_build_credential
 from imagefactory.util.fsutil import sha256_file
 
 
 def plan_of(project: Path, family: str = "fa") -> Plan:
     cfg = load_config(project / "f.yaml")
-    return make_plan(
-        cfg, family, LayerCache(project / "cache"), ensure_build_credential(project / "keys")
-    )
+    reuse = Reuse(LayerCache(project / "cache"))
+    return make_plan(cfg, cfg.family(family), reuse, ensure_build_credential(project / "keys"))
 
 
 def fake_commit(project: Path, plan: Plan) -> None:

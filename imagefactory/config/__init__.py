@@ -1,7 +1,7 @@
 """The factory's configuration: its model (model.py), loading (load.py), meaning (validate.py);
 the store tasks read only its store section (store_only.py)."""
 
-from imagefactory.config.load import load_config, read_yaml, schema_problems
+from imagefactory.config.load import load_config
 from imagefactory.config.model import (
     SCALAR,
     BuildSettings,
@@ -27,6 +27,4 @@ __all__ = [
     "StandinSource",
     "load_config",
     "load_store_settings",
-    "read_yaml",
-    "schema_problems",
 ]

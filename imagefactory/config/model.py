@@ -14,6 +14,11 @@ from typing import Any
 
 from imagefactory.choices import Accelerator, Compression, LayerKind
 from imagefactory.errors import ConfigError, Problem
+
+# Declared with the sources (below the config, which builds them); re-exported here.
+from imagefactory.sources.model import IsoSource as IsoSource
+from imagefactory.sources.model import Source as Source
+from imagefactory.sources.model import StandinSource as StandinSource
 from imagefactory.store.settings import StoreSettings
 
 SCALAR = str | int | bool
@@ -28,29 +33,6 @@ class BuildSettings:
     build_user: str = "packer"
     kvm_probe_timeout_s: float = 10.0
     compression: Compression = Compression.ZLIB
-
-
-@dataclass(frozen=True)
-class IsoSource:
-    name: str
-    url: str
-    sha256: str
-    os: str = ""
-
-
-@dataclass(frozen=True)
-class StandinSource:
-    """A small Debian guest built from packages on the build host (the CI stand-in for OL8)."""
-
-    name: str
-    suite: str
-    packages: tuple[str, ...]
-    epoch: str
-    disk_size_mib: int = 2048
-    os: str = "debian12"
-
-
-Source = IsoSource | StandinSource
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from imagefactory.config.load import read_yaml
 from imagefactory.errors import ConfigError, Problem
 from imagefactory.store.settings import StoreSettings, store_settings_with_env
+from imagefactory.util.configfile import read_yaml
 from imagefactory.util.model import load_schema
 
 _EXAMPLE = "e.g. store: {kind: s3, endpoint: minio.lan:9000, bucket: images} (docs/store.md)"

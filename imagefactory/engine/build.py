@@ -6,16 +6,16 @@ a lock on its key; a failure or Ctrl-C leaves the cache exactly as it was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imagefactory.config import Config
+from imagefactory.config import Config, Family
 from imagefactory.engine import integrity
 from imagefactory.engine.cache import LayerCache
 from imagefactory.engine.context import Artifacts, BuildContext, LayerBuild
 from imagefactory.engine.output import export_image, write_manifest
-from imagefactory.engine.plan import Plan, Step, make_plan
+from imagefactory.engine.plan import Plan, Reuse, Step, make_plan
 from imagefactory.engine.remote import RemoteCache, fetch_layer, push_layer
 from imagefactory.errors import ConfigError
 from imagefactory.guest import accel
@@ -33,15 +33,24 @@ class BuildResult:
     fetched: tuple[str, ...] = ()  # layers taken from the remote layer cache
 
 
+@dataclass
+class _Done:
+    """What a build did so far, over its plans (a layer from the store it cannot use makes
+    it plan again)."""
+
+    built: list[str] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)
+
+
 def plan_family(
-    cfg: Config, family: str, art: Artifacts, remote: RemoteCache | None = None
+    cfg: Config, family: Family, art: Artifacts, remote: RemoteCache | None = None
 ) -> Plan:
     keys = remote.keys if remote is not None else frozenset()
-    return make_plan(cfg, family, art.cache, ensure_build_credential(art.credentials), keys)
+    return make_plan(cfg, family, Reuse(art.cache, keys), ensure_build_credential(art.credentials))
 
 
 def build_family(
-    cfg: Config, family: str, art: Artifacts, remote: RemoteCache | None = None
+    cfg: Config, family: Family, art: Artifacts, remote: RemoteCache | None = None
 ) -> BuildResult:
     """Build whatever the plan says is missing; a no-op when every layer is cached. With a
     remote layer cache, layers it holds are fetched instead, and built layers are pushed."""
@@ -49,57 +58,53 @@ def build_family(
     for stale in art.cache.clean_stale_staging():
         progress.detail(f"removed {stale.name}: left by a build that is gone")
     in_store = remote.keys if remote is not None else frozenset()
-    built: list[str] = []
-    fetched: list[str] = []
+    done = _Done()
     while True:  # planned again only when a layer from the store cannot be used
-        plan = make_plan(cfg, family, art.cache, credential, in_store)
+        plan = make_plan(cfg, family, Reuse(art.cache, in_store), credential)
         if evict_corrupt(art.cache, plan):  # then plan again: those layers are to be built now
-            plan = make_plan(cfg, family, art.cache, credential, in_store)
+            plan = make_plan(cfg, family, Reuse(art.cache, in_store), credential)
         ctx = BuildContext(cfg, art, plan.family, plan.firmware, credential, provenance.now())
         for step in plan.todo:  # sources first: a missing DVD fails before any VM starts
             step.recipe.prepare(ctx)
         # Then the layers' required variables, still before any VM: the DVD is needed in any
         # case (kept once fetched), and on a host without it, its message is the one that helps.
         check_buildable(plan.todo)
-        unusable = _run_steps(ctx, plan, remote, built, fetched)
+        unusable = _run_steps(ctx, plan, remote, done)
         if unusable is None:
             break
         in_store = in_store - {unusable}
     for step in plan.steps:
         art.cache.set_ref(plan.family.name, step.layer.name, step.key)
-    with art.cache.lock(f"images-{family}"):  # two builds of one family swap the dir in turn
+    with art.cache.lock(f"images-{family.name}"):  # two builds of one family swap it in turn
         image, manifest = export_image(art, plan)
-    done = [f"built {', '.join(built)}"] if built else []
-    done += [f"fetched {', '.join(fetched)}"] if fetched else []
-    progress.say(f"==> {family}: {image} ({'; '.join(done) or 'up to date'})")
-    return BuildResult(plan, tuple(built), image, manifest, tuple(fetched))
+    said = [f"built {', '.join(done.built)}"] if done.built else []
+    said += [f"fetched {', '.join(done.fetched)}"] if done.fetched else []
+    progress.say(f"==> {family.name}: {image} ({'; '.join(said) or 'up to date'})")
+    return BuildResult(plan, tuple(done.built), image, manifest, tuple(done.fetched))
 
 
 def _run_steps(
-    ctx: BuildContext,
-    plan: Plan,
-    remote: RemoteCache | None,
-    built: list[str],
-    fetched: list[str],
+    ctx: BuildContext, plan: Plan, remote: RemoteCache | None, done: _Done
 ) -> str | None:
     """Fetch, build and push the plan's layers in order; the key of a layer from the store
     that could not be used (the caller plans again without it), else None."""
     todo = {s.key for s in plan.todo}
     for step in plan.steps:
-        label = f"[{step.index + 1}/{len(plan.steps)}] {step.layer.name} {step.short}"
         if step.fetch and remote is not None:
             problem = fetch_layer(ctx, plan, step, remote)
             if problem is not None:
-                progress.warn(f"layer {label} from the store: {problem}; building it here")
+                progress.warn(
+                    f"layer {plan.label(step)} from the store: {problem}; building it here"
+                )
                 return step.key
-            fetched.append(step.layer.name)
+            done.fetched.append(step.layer.name)
         elif step.key not in todo:
             if step.cached:
-                progress.say(f"==> {label}  cached")
+                progress.say(f"==> {plan.label(step)}  cached")
                 if remote is not None and not step.in_store:  # built before it was shared
                     push_layer(ctx, plan, step, remote)
         elif build_layer(ctx, plan, step):
-            built.append(step.layer.name)
+            done.built.append(step.layer.name)
             if remote is not None:
                 push_layer(ctx, plan, step, remote)
     return None
@@ -132,16 +137,12 @@ def check_buildable(steps: tuple[Step, ...]) -> None:
 
 def build_layer(ctx: BuildContext, plan: Plan, step: Step) -> bool:
     """Build one layer unless it was built meanwhile; True if this call built it."""
-    label = f"[{step.index + 1}/{len(plan.steps)}] {step.layer.name} {step.short}"
+    label = plan.label(step)
     cache = ctx.artifacts.cache
     with cache.lock(step.key):
         parent = plan.parent(step)
         if cache.has(step.key):
-            if (
-                step.recipe.kind.standalone
-                or parent is None
-                or cache.built_on(step.key, parent.key)
-            ):
+            if plan.fits_parent(step, cache.facts(step.key).get("parent_sha256"), cache.sha256):
                 progress.say(f"==> {label}  cached (built meanwhile by another build)")
                 return False
             progress.say(f"==> {label}  cached on other bytes of its parent: replacing it")

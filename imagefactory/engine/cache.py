@@ -50,38 +50,38 @@ class LayerCache:
         return data
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Hold an exclusive lock on one key, so two builds never produce it at once."""
+    def _lock_file(self, key: str, wait: bool) -> Iterator[bool]:
+        """The key's lock file, locked exclusively (True); when another process holds it,
+        waited for (wait) or not taken (False)."""
         locks = self.root / "locks"
         locks.mkdir(parents=True, exist_ok=True)
         with (locks / f"{key}.lock").open("a") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                if not wait:
+                    yield False
+                    return
                 print(
                     f"waiting for another build of layer {key[:12]} to finish...", file=sys.stderr
                 )
                 fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Hold an exclusive lock on one key, so two builds never produce it at once."""
+        with self._lock_file(key, wait=True):
+            yield
+
+    @contextlib.contextmanager
     def try_lock(self, key: str) -> Iterator[bool]:
         """The key's lock if nobody holds it (True), else False at once."""
-        locks = self.root / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        with (locks / f"{key}.lock").open("a") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with self._lock_file(key, wait=False) as held:
+            yield held
 
     def clean_stale_staging(self) -> list[Path]:
         """Remove build directories whose build is gone (killed: nobody holds the key's lock,
@@ -133,8 +133,12 @@ class LayerCache:
 
     def built_on(self, key: str, parent: str) -> bool:
         """`key` was built on the bytes `parent` has now (its record holds their sha256)."""
-        recorded = self.facts(key).get("parent_sha256")
-        return recorded is not None and recorded == self.facts(parent).get("sha256")
+        return on_parent_bytes(self.facts(key).get("parent_sha256"), self.sha256(parent))
+
+    def sha256(self, key: str) -> str | None:
+        """The sha256 of the layer's image, as its record holds it."""
+        found = self.facts(key).get("sha256")
+        return str(found) if found is not None else None
 
     def remove(self, key: str) -> None:
         """Take one layer out of the cache (the caller holds its lock): its record first, so a
@@ -162,3 +166,11 @@ class LayerCache:
 
     def set_ref(self, family: str, layer: str, key: str) -> None:
         write_atomic(self.root / "refs" / family / layer, key + "\n")
+
+
+def on_parent_bytes(recorded: object, parent_sha256: object) -> bool:
+    """The parent-bytes rule, its one home: an overlay is usable only on the exact bytes of
+    the parent layer it was built on. `recorded`: the parent sha256 the overlay's record holds;
+    `parent_sha256`: that of the parent it would sit on (in this host's cache, or the store's
+    copy). A record without it proves nothing, so it is not usable."""
+    return recorded is not None and recorded == parent_sha256

@@ -7,12 +7,13 @@ walks back from the family's last layer to the newest usable cached one and buil
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from imagefactory import variables
 from imagefactory.choices import Firmware
 from imagefactory.config import Config, Family, LayerDef
-from imagefactory.engine.cache import LayerCache
+from imagefactory.engine.cache import LayerCache, on_parent_bytes
 from imagefactory.engine.keys import Inputs, explain, layer_key
 from imagefactory.engine.recipes import LayerRecipe, recipe_of
 from imagefactory.errors import Problem
@@ -70,16 +71,39 @@ class Plan:
     def parent(self, step: Step) -> Step | None:
         return self.steps[step.index - 1] if step.index else None
 
+    def label(self, step: Step) -> str:
+        """How progress names a layer of this build: `[2/5] harden 1a2b3c4d5e6f`."""
+        return f"[{step.index + 1}/{len(self.steps)}] {step.layer.name} {step.short}"
 
-def make_plan(
-    cfg: Config,
-    family_name: str,
-    cache: LayerCache,
-    credential: BuildCredential,
-    in_store: frozenset[str] = frozenset(),
-) -> Plan:
-    """The family's layers with their keys; `in_store`: keys the remote layer cache holds."""
-    family = cfg.family(family_name)
+    def fits_parent(self, step: Step, recorded: object, sha256_of: Callable[[str], object]) -> bool:
+        """`step`'s layer, whose record says it was built on parent bytes `recorded`, may be
+        used on the parent `sha256_of` describes (see fits_parent)."""
+        return fits_parent(step, self.parent(step), recorded, sha256_of)
+
+
+def fits_parent(
+    step: Step, parent: Step | None, recorded: object, sha256_of: Callable[[str], object]
+) -> bool:
+    """A sealed image and a root layer stand alone; an overlay fits only on the exact parent
+    bytes it was built on (the parent-bytes rule, cache.on_parent_bytes): `recorded` is what
+    its record says, `sha256_of(parent key)` the bytes of the parent where it would be used
+    (this host's cache or the store; None: no usable parent there)."""
+    if step.recipe.kind.standalone or parent is None:
+        return True
+    return on_parent_bytes(recorded, sha256_of(parent.key))
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """Where a plan finds layers it need not build: this host's layer cache, and `in_store`,
+    the keys the remote layer cache holds. Neither changes a key."""
+
+    cache: LayerCache
+    in_store: frozenset[str] = frozenset()
+
+
+def make_plan(cfg: Config, family: Family, reuse: Reuse, credential: BuildCredential) -> Plan:
+    """The family's layers with their keys, and which of them `reuse` spares building."""
     steps: list[Step] = []
     parent: Step | None = None
     repos = RepoStates()  # each repository is read once per plan
@@ -87,16 +111,13 @@ def make_plan(
         recipe = recipe_of(cfg, cfg.layers[name])
         inputs = recipe.inputs(family, parent.key if parent else None, credential, repos)
         lkey = layer_key(inputs)
-        present = cache.has(lkey)
-        # An overlay is only usable with its whole parent chain; a sealed image stands alone.
-        usable = present and _usable(cache, lkey, recipe.kind.standalone, parent)
-        reasons: tuple[str, ...] = ()
-        if not usable:
-            reasons = tuple(
-                _reasons(cache, family.name, recipe.layer, lkey, inputs, present, parent)
-            )
         missing = _missing(cfg, recipe.layer)
-        step = Step(index, recipe, lkey, inputs, usable, reasons, missing, lkey in in_store)
+        step = Step(index, recipe, lkey, inputs, False, (), missing, lkey in reuse.in_store)
+        if _usable(reuse.cache, step, parent):
+            step = dataclasses.replace(step, cached=True)
+        else:
+            reasons = _reasons(reuse.cache, family, step, parent)
+            step = dataclasses.replace(step, reasons=tuple(reasons))
         steps.append(step)
         parent = step
     return Plan(family, tuple(_choose_fetches(steps)))
@@ -121,12 +142,18 @@ def _choose_fetches(steps: list[Step]) -> list[Step]:
     return out
 
 
-def _usable(cache: LayerCache, key: str, standalone: bool, parent: Step | None) -> bool:
-    """A cached overlay is only usable on the exact parent bytes it was built on, and with its
-    whole parent chain; a sealed image stands alone."""
-    if standalone or parent is None:
-        return True
-    return parent.cached and cache.built_on(key, parent.key)
+def _usable(cache: LayerCache, step: Step, parent: Step | None) -> bool:
+    """A cached overlay is only usable with its whole parent chain (a parent that is not
+    usable here has no bytes to fit), on the exact parent bytes it was built on; a sealed
+    image stands alone."""
+    if not cache.has(step.key):
+        return False
+
+    def usable_parent_sha256(key: str) -> str | None:
+        return cache.sha256(key) if parent is not None and parent.cached else None
+
+    recorded = cache.facts(step.key).get("parent_sha256")
+    return fits_parent(step, parent, recorded, usable_parent_sha256)
 
 
 def _missing(cfg: Config, layer: LayerDef) -> tuple[Problem, ...]:
@@ -137,21 +164,16 @@ def _missing(cfg: Config, layer: LayerDef) -> tuple[Problem, ...]:
     return tuple(variables.missing(str(cfg.path), where, layer.variables, schema))
 
 
-def _reasons(
-    cache: LayerCache,
-    family: str,
-    layer: LayerDef,
-    key: str,
-    inputs: Inputs,
-    present: bool,
-    parent: Step | None,
-) -> list[str]:
+def _reasons(cache: LayerCache, family: Family, step: Step, parent: Step | None) -> list[str]:
+    """Why `step`'s layer, not usable from the cache, has to be built."""
+    layer, key, inputs = step.layer, step.key, step.inputs
+    present = cache.has(key)
     if present and parent is not None and parent.cached:
         name = parent.layer.name
         return [f"cached, but built on other bytes of parent layer {name} (it was rebuilt)"]
     if present:
         return ["cached, but a layer below it is missing from the cache"]
-    previous = cache.ref(family, layer.name)
+    previous = cache.ref(family.name, layer.name)
     if previous == key:
         return ["same inputs as last build, but not in the cache"]
     old = cache.inputs(previous) if previous else None

@@ -373,10 +373,3 @@ def recipe_of(cfg: Config, layer: LayerDef) -> LayerRecipe:
         case LayerKind.SEAL:
             return SealRecipe(cfg, layer)
     raise ValueError(f"layer {layer.name}: kind {layer.kind} does not match its source")
-
-
-def firmware_of(cfg: Config, family: str) -> Firmware:
-    """How every layer of `family` boots, and its sealed image: as its root layer was
-    installed. Part of each layer's key through the parent chain only (IF_FIRMWARE is an
-    input of the install layer)."""
-    return recipe_of(cfg, cfg.layers[cfg.family(family).layers[0]]).firmware

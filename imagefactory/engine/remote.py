@@ -19,8 +19,8 @@ from imagefactory.engine.context import BuildContext
 from imagefactory.engine.keys import layer_key
 from imagefactory.engine.plan import Plan, Step
 from imagefactory.errors import ConfigError
-from imagefactory.store import layer_cache
-from imagefactory.store.backend import StoreBackend, StoreError
+from imagefactory.store import api
+from imagefactory.store.api import StoreBackend, StoreError, layer_cache
 from imagefactory.store.settings import StoreSettings
 from imagefactory.util import progress, provenance
 from imagefactory.util.fsutil import write_json_atomic
@@ -41,8 +41,6 @@ class RemoteCache:
         """Reach the store and list its layers (the one request a fully cached build makes).
         A build (create=True) also proves it can push: the signing key signs, the signature
         is trusted, the store takes writes; if not, it fetches only and says why, at once."""
-        from imagefactory.store import api  # the store's public entry, imported when used
-
         backend = api.open_store(settings, create)
         signing_key = settings.signing_key.expanduser()
         allowed_signers = settings.allowed_signers.expanduser()
@@ -75,15 +73,10 @@ def fetch_layer(ctx: BuildContext, plan: Plan, step: Step, remote: RemoteCache) 
     """Download `step`'s layer into the local cache; None when done (or present meanwhile),
     else why it cannot be used (the caller builds it)."""
     cache = ctx.artifacts.cache
-    label = f"[{step.index + 1}/{len(plan.steps)}] {step.layer.name} {step.short}"
     parent = plan.parent(step)
     with cache.lock(step.key):
         if cache.has(step.key):
-            if (
-                step.recipe.kind.standalone
-                or parent is None
-                or cache.built_on(step.key, parent.key)
-            ):
+            if plan.fits_parent(step, cache.facts(step.key).get("parent_sha256"), cache.sha256):
                 return None  # fetched or built meanwhile by another build
             integrity.evict(cache, step.key, holding_lock=True)  # built on other parent bytes
         try:
@@ -94,14 +87,13 @@ def fetch_layer(ctx: BuildContext, plan: Plan, step: Step, remote: RemoteCache) 
             return "no longer in the store"
         if layer.name != step.layer.name or layer_key(layer.inputs) != step.key:
             return "its signed record does not describe this layer (inputs do not hash to its key)"
-        if not step.recipe.kind.standalone and parent is not None:
-            have = cache.facts(parent.key).get("sha256")
-            if layer.parent_sha256 != have:
-                return (
-                    f"it was built on other bytes of parent layer {parent.layer.name} "
-                    f"({str(layer.parent_sha256)[:12]}, this host has {str(have)[:12]})"
-                )
-        title = f"{label}  fetching from the store (built by {layer.signer})"
+        if parent is not None and not plan.fits_parent(step, layer.parent_sha256, cache.sha256):
+            have = cache.sha256(parent.key)
+            return (
+                f"it was built on other bytes of parent layer {parent.layer.name} "
+                f"({str(layer.parent_sha256)[:12]}, this host has {str(have)[:12]})"
+            )
+        title = f"{plan.label(step)}  fetching from the store (built by {layer.signer})"
         with progress.step(title), cache.staging(step.key) as tmp:
             entry = tmp / "entry"
             entry.mkdir()
@@ -133,9 +125,10 @@ def push_layer(
     cache = ctx.artifacts.cache
     facts = cache.facts(step.key)
     parent = plan.parent(step)
-    if not step.recipe.kind.standalone and parent is not None:
-        ours = cache.facts(parent.key).get("sha256")
-        if _store_sha256(remote, parent.key) != ours:
+    # ours: the parent bytes this layer was built on; the store's copy of the parent must be them
+    if parent is not None:
+        ours = cache.sha256(parent.key)
+        if not plan.fits_parent(step, ours, lambda key: _store_sha256(remote, key)):
             progress.detail(
                 f"not pushed {step.layer.name} {step.short}: the store keeps other bytes of "
                 f"its parent {parent.layer.name} (another host's build won)"

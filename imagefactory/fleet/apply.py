@@ -10,7 +10,7 @@ new template is a rollout, not an apply.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,27 +55,56 @@ def select(plan: FleetPlan, host: str | None, only: str | None) -> list[Node]:
     ]
 
 
-def vm_spec(
-    fleet: Fleet,
-    node: Node,
-    files: FilesLayout | PoolLayout | VmStorage,
-    dtype: str,
-    template: TemplateRef,
-    keys: tuple[str, ...],
-) -> VmSpec:
-    data = node.group.data_disk
-    return VmSpec(
-        node=node,
-        fleet=fleet,
-        domain_type=dtype,
-        firmware=template.firmware,
-        template=files.template(node.group.family, template.version),
-        template_version=template.version,
-        overlay=files.overlay(node.name, template.version),
-        data=files.data(node.name, data.serial) if data else None,
-        access_keys=keys,
-        console_log=files.console_log(node.name),
-    )
+@dataclass(frozen=True)
+class OnHost:
+    """What the definition of a VM on one hypervisor is made from besides its node and its
+    template: the fleet, where the VM's disks live there, its domain type, the ops keys."""
+
+    fleet: Fleet
+    files: FilesLayout | PoolLayout | VmStorage
+    dtype: str
+    keys: tuple[str, ...]
+
+    def spec(self, node: Node, template: TemplateRef) -> VmSpec:
+        data, files = node.group.data_disk, self.files
+        return VmSpec(
+            node=node,
+            fleet=self.fleet,
+            domain_type=self.dtype,
+            firmware=template.firmware,
+            template=files.template(node.group.family, template.version),
+            template_version=template.version,
+            overlay=files.overlay(node.name, template.version),
+            data=files.data(node.name, data.serial) if data else None,
+            access_keys=self.keys,
+            console_log=files.console_log(node.name),
+        )
+
+
+@dataclass(frozen=True)
+class ApplyRun:
+    """One fleet.apply: what every node's step reads (as BuildContext is a build's)."""
+
+    fleet: Fleet
+    templates: Mapping[str, TemplateRef]  # family -> the template new VMs are created from
+    keys: tuple[str, ...]  # the ops public keys every VM gets
+    dry_run: bool
+    say: Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ApplyHost:
+    """One hypervisor of an apply, connected: its VMs' storage and domain type."""
+
+    run: ApplyRun
+    hv: Hypervisor
+    conn: Any
+    files: VmStorage
+    dtype: str
+
+    @property
+    def vms(self) -> OnHost:
+        return OnHost(self.run.fleet, self.files, self.dtype, self.run.keys)
 
 
 def live_fleet_metadata(dom: Any) -> dict[str, Any]:
@@ -104,6 +133,7 @@ def apply_fleet(
             f"with a blank data disk, remove its entry from {fleet.placement_file}"
         )
     keys = read_access_keys(fleet)
+    run = ApplyRun(fleet, templates, keys, dry_run, say)
     report = ApplyReport()
     with hvm.connections(conns) as pool:
         for name in sorted({n.host for n in nodes}):
@@ -113,39 +143,29 @@ def apply_fleet(
             files = storage_for(hv, conn)
             dtype, why = hvm.choose_domain_type(conn, hv)
             say(f"{name} ({hv.uri}): domain type {dtype} ({why})")
+            on = ApplyHost(run, hv, conn, files, dtype)
             for node in (n for n in nodes if n.host == name):
-                report.actions[node.name] = _apply_node(
-                    fleet, hv, conn, files, node, dtype, templates, keys, dry_run, say
-                )
+                report.actions[node.name] = _apply_node(on, node)
                 if not dry_run:
                     write_state(plan)  # after each VM: what exists is what is recorded
     say(report.summary())
     return report
 
 
-def _apply_node(
-    fleet: Fleet,
-    hv: Hypervisor,
-    conn: Any,
-    files: VmStorage,
-    node: Node,
-    dtype: str,
-    templates: dict[str, TemplateRef],
-    keys: tuple[str, ...],
-    dry_run: bool,
-    say: Callable[[str], None],
-) -> str:
+def _apply_node(host: ApplyHost, node: Node) -> str:
+    run, hv, conn, files = host.run, host.hv, host.conn, host.files
+    fleet, dry_run, say = run.fleet, run.dry_run, run.say
     dom = hvm.lookup(conn, node.name)
-    wanted_tpl = templates[node.group.family]
+    wanted_tpl = run.templates[node.group.family]
     if dom is None:
-        spec = vm_spec(fleet, node, files, dtype, wanted_tpl, keys)
+        spec = host.vms.spec(node, wanted_tpl)
         if dry_run:
             return _said(
                 say,
                 node,
                 f"would create ({wanted_tpl.family} {wanted_tpl.version}, {node.ip}, {node.mac})",
             )
-        return _create(hv, conn, files, spec, wanted_tpl, say)
+        return _create(host, spec, wanted_tpl)
     meta = live_fleet_metadata(dom)
     if meta.get("fleet") != fleet.name:
         raise FleetError(
@@ -166,7 +186,7 @@ def _apply_node(
             f"  {node.name}: runs {version}; channel {fleet.channel} has "
             f"{wanted_tpl.version} (a rollout moves it)"
         )
-    spec = vm_spec(fleet, node, files, dtype, current_tpl, keys)
+    spec = host.vms.spec(node, current_tpl)
     xml = render_domain(spec)
     current, wanted = observe(hvm.defined_xml(dom)), observe(xml)
     changes = diff(current, wanted)
@@ -216,14 +236,8 @@ def _prepare_disks(files: VmStorage, spec: VmSpec, say: Callable[[str], None]) -
             say(f"  {node.name}: data disk {serial} exists: kept as it is")
 
 
-def _create(
-    hv: Hypervisor,
-    conn: Any,
-    files: VmStorage,
-    spec: VmSpec,
-    tpl: TemplateRef,
-    say: Callable[[str], None],
-) -> str:
+def _create(host: ApplyHost, spec: VmSpec, tpl: TemplateRef) -> str:
+    hv, conn, files, say = host.hv, host.conn, host.files, host.run.say
     if not tpl.sha256:
         raise FleetError(f"no verified template of {tpl.family} on this machine")
     if not files.has_template(tpl.family, tpl.version):

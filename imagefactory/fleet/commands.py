@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from imagefactory.errors import FactoryError
-from imagefactory.fleet.apply import ApplyReport, apply_fleet, select, vm_spec
+from imagefactory.fleet import galera
+from imagefactory.fleet.apply import ApplyReport, OnHost, apply_fleet, select
 from imagefactory.fleet.config import load_fleet, read_access_keys
 from imagefactory.fleet.domain import render_domain
+from imagefactory.fleet.galera import GaleraMember
+from imagefactory.fleet.galera_ssh import SshMember
 from imagefactory.fleet.gc import collect_templates
-from imagefactory.fleet.health import HealthCheck, check_identity, ssh_health_check
+from imagefactory.fleet.health import Gate, HealthCheck, check_identity, ssh_gate
 from imagefactory.fleet.hypervisor import Connections, FleetError
-from imagefactory.fleet.nodes import plan_fleet
+from imagefactory.fleet.model import Fleet
+from imagefactory.fleet.nodes import Node, plan_fleet
 from imagefactory.fleet.rollout import RolloutReport, describe_plan, rollout_fleet
+from imagefactory.fleet.rollout_state import RolloutState
 from imagefactory.fleet.sizing import plan_document, render_plan
 from imagefactory.fleet.status import destroy_vms, fleet_status, render_status
 from imagefactory.fleet.storage import layout_for
@@ -57,7 +62,7 @@ def render(fleet_file: Path, out: Path, domain_type: str = "kvm") -> str:
     out.mkdir(parents=True, exist_ok=True)
     for node in select(p, None, None):
         files = layout_for(fleet.hypervisors[node.host])
-        spec = vm_spec(fleet, node, files, domain_type, templates[node.group.family], keys)
+        spec = OnHost(fleet, files, domain_type, keys).spec(node, templates[node.group.family])
         write_atomic(out / node.host / f"{node.name}.xml", render_domain(spec))
     took = time.monotonic() - started
     return f"{len(p.nodes)} domain XML files in {out}/<hypervisor>/ ({took:.2f} s)"
@@ -108,7 +113,7 @@ def rollout(
     dry_run: bool = False,
     rollback: bool = False,
     conns: Connections | None = None,
-    health: HealthCheck | None = None,
+    health: HealthCheck | Gate | None = None,
 ) -> RolloutReport | str:
     """Move VMs onto the channel's version, cluster by cluster, with a health gate."""
     fleet = load_fleet(fleet_file)
@@ -126,8 +131,11 @@ def rollout(
         if rollback
         else pull_templates(fleet, families, channel=channel)
     )
-    check = health or ssh_health_check(fleet, fleet.rollout.health_timeout_s, print)
-    report = rollout_fleet(p, targets, check, only=only, rollback=rollback, conns=conns)
+    if health is None:
+        gate = ssh_gate(fleet, fleet.rollout.health_timeout_s, print)
+    else:
+        gate = health if isinstance(health, Gate) else Gate(health)
+    report = rollout_fleet(p, targets, gate, only=only, rollback=rollback, conns=conns)
     if report.stopped:
         raise FleetError(
             "rollout stopped in cluster(s) "
@@ -165,3 +173,46 @@ def destroy(
         conns=conns,
     )
     return f"{len(done)} VM(s) removed" + ("" if delete_data else "; data disks kept")
+
+
+def recover(
+    fleet_file: Path,
+    cluster: str,
+    gone: frozenset[str] = frozenset(),
+    dry_run: bool = False,
+    members: Callable[[Fleet, list[Node]], list[GaleraMember]] | None = None,
+) -> str:
+    """Bring a Galera cluster back after an outage: every member reports its position, the
+    one with the most committed data bootstraps, the others join one at a time."""
+    fleet = load_fleet(fleet_file)
+    p = plan_fleet(fleet)
+    nodes = [n for n in select(p, None, None) if n.group.cluster == cluster]
+    if not nodes:
+        raise FleetError(
+            f"{fleet.path}: no cluster {cluster!r} (known: {sorted(fleet.clusters())})"
+        )
+    roles = sorted({n.group.role for n in nodes})
+    if not set(roles) <= galera.GALERA_ROLES:
+        raise FleetError(f"cluster {cluster} is not a Galera cluster (roles {', '.join(roles)})")
+    if members is None:
+        check_identity(fleet)
+        key = fleet.rollout.ssh_identity
+        assert key is not None  # check_identity refused a fleet without one
+        reach: list[GaleraMember] = [SshMember(fleet, n, key) for n in nodes]
+    else:
+        reach = members(fleet, nodes)
+    with RolloutState(fleet).locked():  # never beside a rollout or another recovery
+        if dry_run:
+            reports = {m.name: m.report() for m in reach}
+            d = galera.decide(reports, gone)
+            lines = [
+                f"{name}: {r.label() if r else 'did not report'}"
+                for name, r in sorted(reports.items())
+            ]
+            verb = f"would bootstrap {d.bootstrap} ({d.why})" if d.bootstrap else d.why
+            return "\n".join(
+                [*lines, verb, f"then join, one at a time: {', '.join(d.joins) or '-'}"]
+            )
+        d = galera.form(reach, gone, fleet.rollout.health_timeout_s, say=print)
+        first = f"bootstrapped {d.bootstrap}; " if d.bootstrap else ""
+        return f"cluster {cluster}: {first}{len(reach) - len(gone)} members ready"

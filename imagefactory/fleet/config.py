@@ -11,25 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagefactory.config import read_yaml, schema_problems
 from imagefactory.errors import ConfigError, Problem
 from imagefactory.fleet.model import (
-    Capacity,
-    DataDisk,
-    DomainType,
     Fleet,
     Group,
     Hypervisor,
     Network,
-    NetworkAttachment,
-    NetworkKind,
-    Overcommit,
     RolloutSettings,
     Size,
-    StorageMode,
     Topology,
 )
-from imagefactory.store.settings import store_settings_from_dict
+from imagefactory.store.settings import StoreSettings, store_settings_from_dict
+from imagefactory.util import model
+from imagefactory.util.configfile import read_yaml, schema_problems
 
 CATALOGUE_DIR = Path(__file__).resolve().parents[2] / "appcore" / "catalogue"
 PUBLIC_KEY = re.compile(
@@ -68,39 +62,64 @@ def load_fleet(path: Path) -> Fleet:
     problems = schema_problems(file, doc, "fleet")
     if problems:
         raise ConfigError(problems)
-    problems = []
     store = None
     if "store" in doc:
-        store, store_problems = store_settings_from_dict(doc["store"], file, path.parent)
-        problems += store_problems
+        store, problems = store_settings_from_dict(doc["store"], file, path.parent)
     network, net_problems = _network(file, doc["network"])
     problems += net_problems
-    defaults = Size(**doc.get("defaults", {}))
-    fleet = Fleet(
-        path=path,
-        name=doc["fleet"],
-        network=network,
-        hypervisors={n: _hypervisor(n, h) for n, h in doc["hypervisors"].items()},
-        groups={n: _group(n, g, defaults) for n, g in doc["groups"].items()},
-        channel=doc.get("channel", "stable"),
-        store=store,
-        placement_file=path.parent / doc.get("placement_file", f"{path.stem}.placement.json"),
-        access_key_files=tuple(
-            _resolve(path, k) for k in doc.get("access", {}).get("ssh_authorized_keys", [])
-        ),
-        description=doc.get("description", ""),
-        rollout=_rollout(path, doc.get("rollout", {})),
-    )
+    fleet = _model(path, doc, network, store)
     problems += semantic_problems(fleet, load_catalogue())
     if problems:
         raise ConfigError(problems)
     return fleet
 
 
+def _model(path: Path, doc: dict[str, Any], network: Network, store: StoreSettings | None) -> Fleet:
+    """The dataclasses of a schema-valid fleet file; paths are relative to its directory.
+    Only what the file names differently from the model, and the defaults named after the
+    file, are written here; every other default is the dataclass's."""
+    root = path.parent
+    defaults = doc.get("defaults", {})
+    # the rollout state and the placement record are named after the fleet file by default
+    rollout = {"state_dir": f"{path.stem}.rollout", **doc.get("rollout", {})}
+    return model.build(
+        Fleet,
+        {k: doc[k] for k in ("channel", "description") if k in doc},
+        root=root,
+        given={
+            "path": path,
+            "name": doc["fleet"],
+            "network": network,
+            "store": store,
+            "hypervisors": {
+                name: model.build(Hypervisor, hv, given={"name": name})
+                for name, hv in doc["hypervisors"].items()
+            },
+            "groups": {n: _group(n, g, defaults) for n, g in doc["groups"].items()},
+            "placement_file": root / doc.get("placement_file", f"{path.stem}.placement.json"),
+            "access_key_files": tuple(
+                _resolve(path, k) for k in doc.get("access", {}).get("ssh_authorized_keys", [])
+            ),
+            "rollout": model.build(RolloutSettings, rollout, root=root),
+        },
+    )
+
+
+def _group(name: str, doc: dict[str, Any], defaults: dict[str, Any]) -> Group:
+    """A group; its size is the file's `defaults:` overridden by the group's own fields."""
+    size_fields = {f.name for f in dataclasses.fields(Size)}
+    size = model.build(Size, {**defaults, **{k: v for k, v in doc.items() if k in size_fields}})
+    fields = {k: v for k, v in doc.items() if k not in size_fields}
+    return model.build(Group, fields, given={"name": name, "size": size})
+
+
 def _network(file: str, doc: dict[str, Any]) -> tuple[Network, list[Problem]]:
+    """The network section, its addresses checked first (a problem is reported and a
+    placeholder stands in, so that the other rules are still judged)."""
     problems: list[Problem] = []
+    checked = dict(doc)
     try:
-        subnet = ipaddress.IPv4Network(doc["subnet"])
+        ipaddress.IPv4Network(doc["subnet"])
     except ValueError as exc:
         problems.append(
             Problem(
@@ -110,22 +129,21 @@ def _network(file: str, doc: dict[str, Any]) -> tuple[Network, list[Problem]]:
                 "e.g. 10.20.0.0/22 (host bits zero)",
             )
         )
-        subnet = ipaddress.IPv4Network("0.0.0.0/32")
-    addrs: list[ipaddress.IPv4Address] = []
+        checked["subnet"] = "0.0.0.0/32"
+    addrs: list[str] = []
     for where, raw in [
         (".network.gateway", doc["gateway"]),
         *((f".network.dns[{i}]", d) for i, d in enumerate(doc.get("dns", []))),
     ]:
         try:
-            addr = ipaddress.IPv4Address(raw)
+            addrs.append(str(ipaddress.IPv4Address(raw)))
         except ValueError:
             problems.append(Problem(file, where, f"{raw!r} is not an IPv4 address"))
-            addr = ipaddress.IPv4Address("0.0.0.0")
-        addrs.append(addr)
-    gateway = addrs[0]
-    if not problems and gateway not in subnet:
-        problems.append(Problem(file, ".network.gateway", f"{gateway} is outside {subnet}"))
-    net = Network(subnet, gateway, tuple(addrs[1:]), doc.get("first_host", 10))
+            addrs.append("0.0.0.0")
+    checked["gateway"], checked["dns"] = addrs[0], addrs[1:]
+    net = model.build(Network, checked)
+    if not problems and net.gateway not in net.subnet:
+        problems.append(Problem(file, ".network.gateway", f"{net.gateway} is outside {net.subnet}"))
     return net, problems
 
 
@@ -169,113 +187,86 @@ def read_access_keys(fleet: Fleet) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _rollout(path: Path, doc: dict[str, Any]) -> RolloutSettings:
-    return RolloutSettings(
-        ssh_identity=_resolve(path, doc["ssh_identity"]) if "ssh_identity" in doc else None,
-        shutdown_timeout_s=doc.get("shutdown_timeout_s", 120),
-        health_timeout_s=doc.get("health_timeout_s", 600),
-        state_dir=_resolve(path, doc.get("state_dir", f"{path.stem}.rollout")),
-    )
-
-
-def _hypervisor(name: str, doc: dict[str, Any]) -> Hypervisor:
-    ((kind, value),) = doc["network"].items()
-    return Hypervisor(
-        name=name,
-        uri=doc["uri"],
-        storage_dir=Path(doc["storage_dir"]),
-        capacity=Capacity(**doc["capacity"]),
-        network=NetworkAttachment(NetworkKind(kind), str(value)),
-        overcommit=Overcommit(**doc.get("overcommit", {})),
-        domain_type=DomainType(doc.get("domain_type", "auto")),
-        storage=StorageMode(doc.get("storage", "auto")),
-    )
-
-
-def _group(name: str, doc: dict[str, Any], defaults: Size) -> Group:
-    size = Size(
-        **{f.name: doc.get(f.name, getattr(defaults, f.name)) for f in dataclasses.fields(Size)}
-    )
-    disk = doc.get("data_disk")
-    return Group(
-        name=name,
-        role=doc["role"],
-        family=doc["family"],
-        count=doc["count"],
-        topology=Topology(doc["topology"]),
-        cluster=doc["cluster"],
-        size=size,
-        data_disk=DataDisk(disk["serial"], disk["size_gb"], disk.get("assumption", ""))
-        if disk
-        else None,
-        description=doc.get("description", ""),
-        rollout_batch=doc.get("rollout_batch", 1),
-    )
-
-
 def semantic_problems(fleet: Fleet, catalogue: dict[str, CatalogueRole]) -> list[Problem]:
-    """Rules the schema cannot express: roles and disks as App-Core knows them, names that
-    App-Core would read as another role, clusters that can keep a quorum, enough addresses."""
+    """Rules the schema cannot express, one function per section: roles and disks as App-Core
+    knows them, names that App-Core would read as another role, clusters that can keep a
+    quorum, enough addresses, group names, hypervisor URIs."""
+    out = [p for g in fleet.groups.values() for p in _group_problems(fleet, g, catalogue)]
+    out += _cluster_problems(fleet)
+    out += _network_problems(fleet)
+    out += _name_problems(fleet)
+    out += _hypervisor_problems(fleet)
+    return out
+
+
+def _group_problems(
+    fleet: Fleet, group: Group, catalogue: dict[str, CatalogueRole]
+) -> list[Problem]:
+    """The group's role, family, data disk and node names as App-Core's catalogue has them."""
     file, out = str(fleet.path), []
     families = {r.family for r in catalogue.values()}
-    for group in fleet.groups.values():
-        where = f".groups.{group.name}"
-        role = catalogue.get(group.role)
-        if role is None:
+    where = f".groups.{group.name}"
+    role = catalogue.get(group.role)
+    if role is None:
+        return [
+            Problem(
+                file,
+                f"{where}.role",
+                f"unknown App-Core role '{group.role}'",
+                "one of: " + ", ".join(sorted(catalogue)),
+            )
+        ]
+    if group.family in families and group.family != role.family:
+        out.append(
+            Problem(
+                file,
+                f"{where}.family",
+                f"role {group.role} belongs to the {role.family} family, not {group.family}",
+            )
+        )
+    wanted = role.disks[0] if role.disks else None
+    have = group.data_disk.serial if group.data_disk else None
+    if wanted and have is None:
+        out.append(
+            Problem(
+                file,
+                f"{where}.data_disk",
+                f"role {group.role} needs a "
+                f"{wanted} data disk (App-Core refuses to configure it without)",
+                f"data_disk: {{serial: {wanted}, size_gb: N}}",
+            )
+        )
+    elif have and have != wanted:
+        out.append(
+            Problem(
+                file,
+                f"{where}.data_disk.serial",
+                f"role {group.role} uses {wanted or 'no data disk'}, not {have}",
+            )
+        )
+    for node in group.node_names[:1]:
+        others = sorted(
+            r
+            for r, c in catalogue.items()
+            if c.hostname_pattern and re.match(c.hostname_pattern, node) and r != group.role
+        )
+        if others:
             out.append(
                 Problem(
                     file,
-                    f"{where}.role",
-                    f"unknown App-Core role '{group.role}'",
-                    "one of: " + ", ".join(sorted(catalogue)),
+                    where,
+                    f"node names like {node} match App-Core's "
+                    f"hostname pattern of {', '.join(others)}: the VM would "
+                    "see conflicting roles",
+                    "rename the group",
                 )
             )
-            continue
-        if group.family in families and group.family != role.family:
-            out.append(
-                Problem(
-                    file,
-                    f"{where}.family",
-                    f"role {group.role} belongs to the {role.family} family, not {group.family}",
-                )
-            )
-        wanted = role.disks[0] if role.disks else None
-        have = group.data_disk.serial if group.data_disk else None
-        if wanted and have is None:
-            out.append(
-                Problem(
-                    file,
-                    f"{where}.data_disk",
-                    f"role {group.role} needs a "
-                    f"{wanted} data disk (App-Core refuses to configure it without)",
-                    f"data_disk: {{serial: {wanted}, size_gb: N}}",
-                )
-            )
-        elif have and have != wanted:
-            out.append(
-                Problem(
-                    file,
-                    f"{where}.data_disk.serial",
-                    f"role {group.role} uses {wanted or 'no data disk'}, not {have}",
-                )
-            )
-        for node in group.node_names[:1]:
-            others = sorted(
-                r
-                for r, c in catalogue.items()
-                if c.hostname_pattern and re.match(c.hostname_pattern, node) and r != group.role
-            )
-            if others:
-                out.append(
-                    Problem(
-                        file,
-                        where,
-                        f"node names like {node} match App-Core's "
-                        f"hostname pattern of {', '.join(others)}: the VM would "
-                        "see conflicting roles",
-                        "rename the group",
-                    )
-                )
+    return out
+
+
+def _cluster_problems(fleet: Fleet) -> list[Problem]:
+    """Groups sharing a cluster share its topology; a cluster keeps a quorum."""
+    file, out = str(fleet.path), []
     for cluster, groups in fleet.clusters().items():
         kinds = {g.topology for g in groups}
         where = f".groups.{groups[0].name}.cluster"
@@ -299,6 +290,12 @@ def semantic_problems(fleet: Fleet, catalogue: dict[str, CatalogueRole]) -> list
                     "add nodes or use topology: independent",
                 )
             )
+    return out
+
+
+def _network_problems(fleet: Fleet) -> list[Problem]:
+    """The subnet has an address for every node."""
+    file, out = str(fleet.path), []
     net = fleet.network
     first = int(net.subnet.network_address) + net.first_host
     last = int(net.subnet.broadcast_address) - 1
@@ -314,6 +311,12 @@ def semantic_problems(fleet: Fleet, catalogue: dict[str, CatalogueRole]) -> list
                 f"{fleet.node_count} nodes",
             )
         )
+    return out
+
+
+def _name_problems(fleet: Fleet) -> list[Problem]:
+    """Group names that would clash with the names of template volumes."""
+    file, out = str(fleet.path), []
     for group in fleet.groups.values():
         if group.name.startswith("tpl-"):
             out.append(
@@ -323,6 +326,12 @@ def semantic_problems(fleet: Fleet, catalogue: dict[str, CatalogueRole]) -> list
                     "group names may not start with 'tpl-' (the prefix of template volumes)",
                 )
             )
+    return out
+
+
+def _hypervisor_problems(fleet: Fleet) -> list[Problem]:
+    """Each hypervisor is reached by its own URI."""
+    file, out = str(fleet.path), []
     seen: dict[str, str] = {}
     for hv in fleet.hypervisors.values():
         if hv.uri in seen:

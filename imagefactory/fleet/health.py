@@ -9,7 +9,6 @@ at its fleet IP; a user-network VM (tests, labs) at its forwarded 127.0.0.1 port
 from __future__ import annotations
 
 import json
-import logging
 import shlex
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from imagefactory.fleet.domain import ssh_port
 from imagefactory.fleet.hypervisor import FleetError
 from imagefactory.fleet.model import Fleet, NetworkKind
 from imagefactory.fleet.nodes import Node
+from imagefactory.guest.ssh import open_ssh, quiet_paramiko, run_command
 
 ADMIN_USER = "ops"
 
@@ -36,65 +36,86 @@ class Health:
 HealthCheck = Callable[[Node], Health]
 
 
+@dataclass(frozen=True)
+class Gate:
+    """What a rollout asks of the nodes: `wait` after a start (until ready, bounded), `look`
+    once at every other member right before a shutdown and after a node came back (None:
+    libvirt's "running" is all it checks), `prestop` before a planned stop."""
+
+    wait: HealthCheck
+    look: HealthCheck | None = None
+    prestop: Callable[[Node], None] | None = None
+
+
 def ssh_address(fleet: Fleet, node: Node) -> tuple[str, int]:
     if fleet.hypervisors[node.host].network.kind is NetworkKind.USER:
         return "127.0.0.1", ssh_port(fleet, node)
     return str(node.ip), 22
 
 
-def _run(client: paramiko.SSHClient, command: str, timeout: float) -> tuple[int, str]:
-    _, out, _ = client.exec_command(command, timeout=timeout)
-    text = out.read().decode(errors="replace")
-    return out.channel.recv_exit_status(), text
-
-
 def probe(fleet: Fleet, node: Node, key: Path, timeout: float = 15.0) -> Health:
     """One look: configured with the expected role, every role service active."""
     host, port = ssh_address(fleet, node)
-    logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # boot-time resets are expected
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # host keys are per boot
+    quiet_paramiko()  # boot-time resets are expected
     try:
-        client.connect(
-            host,
-            port=port,
-            username=ADMIN_USER,
-            key_filename=str(key),
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-        )
-        rc, text = _run(client, "sudo -n appcore status --json", timeout)
+        client = open_ssh((host, port), ADMIN_USER, key, timeout)
         try:
-            state = json.loads(text).get("state") or {}
-        except ValueError:
-            return Health(False, f"appcore status (exit {rc}) printed no JSON")
-        if state.get("status") != "configured":
-            return Health(
-                False,
-                f"appcore: {state.get('status')}: {state.get('error')}",
-                final=state.get("status") == "failed",
-            )
-        if state.get("role") != node.group.role:
-            return Health(
-                False, f"appcore configured role {state.get('role')}, expected {node.group.role}"
-            )
-        services = [str(s) for s in state.get("services") or []]
-        if services:
-            rc, text = _run(client, "systemctl is-active " + shlex.join(services), timeout)
-            if rc != 0:
-                states = dict(zip(services, text.split(), strict=False))
-                return Health(False, f"services not active: {states}")
-        return Health(
-            True,
-            f"configured as {node.group.role}, services active: {', '.join(services) or 'none'}",
-        )
+            return _look(client, node, timeout)
+        finally:
+            client.close()
     except (paramiko.SSHException, OSError, EOFError) as exc:
         return Health(False, f"no SSH to {host}:{port} ({type(exc).__name__}: {exc})")
-    finally:
-        client.close()
+
+
+def _look(client: paramiko.SSHClient, node: Node, timeout: float) -> Health:
+    """Ready by the role's own meaning (`appcore ready`: a Galera member Primary, Synced and
+    with every member in; otherwise its services active). A Galera member whose database is
+    not running yet is told to join (`appcore poststart`): the fleet starts it, not the boot."""
+    rc, text = run_command(client, "sudo -n appcore ready --json", timeout)
+    try:
+        report = json.loads(text)
+    except ValueError:  # an App-Core without `ready` (an image from before it): as it was
+        return _look_by_status(client, node, timeout)
+    if report.get("role") not in (None, node.group.role):
+        return Health(
+            False, f"appcore configured role {report.get('role')}, expected {node.group.role}"
+        )
+    problems = [str(p) for p in report.get("problems") or []]
+    if report.get("ready") and rc == 0:
+        return Health(True, f"ready as {node.group.role}")
+    if problems == ["the server is not running"] and "cluster_size" in report:
+        run_command(client, "sudo -n appcore poststart", timeout)
+        return Health(False, "its database was started to join the Galera cluster")
+    final = any(p.startswith("appcore status failed") for p in problems)
+    return Health(False, "not ready: " + "; ".join(problems or ["no reason given"]), final)
+
+
+def _look_by_status(client: paramiko.SSHClient, node: Node, timeout: float) -> Health:
+    rc, text = run_command(client, "sudo -n appcore status --json", timeout)
+    try:
+        state = json.loads(text).get("state") or {}
+    except ValueError:
+        return Health(False, f"appcore status (exit {rc}) printed no JSON")
+    if state.get("status") != "configured":
+        return Health(
+            False,
+            f"appcore: {state.get('status')}: {state.get('error')}",
+            final=state.get("status") == "failed",
+        )
+    if state.get("role") != node.group.role:
+        return Health(
+            False, f"appcore configured role {state.get('role')}, expected {node.group.role}"
+        )
+    services = [str(s) for s in state.get("services") or []]
+    if services:
+        rc, text = run_command(client, "systemctl is-active " + shlex.join(services), timeout)
+        if rc != 0:
+            states = dict(zip(services, text.split(), strict=False))
+            return Health(False, f"services not active: {states}")
+    return Health(
+        True,
+        f"configured as {node.group.role}, services active: {', '.join(services) or 'none'}",
+    )
 
 
 def check_identity(fleet: Fleet) -> None:
@@ -116,6 +137,30 @@ def check_identity(fleet: Fleet) -> None:
             paramiko.RSAKey.from_private_key_file(str(key))
         except (paramiko.SSHException, OSError, ValueError) as exc:
             raise FleetError(f"{where}: {key} is not a usable private key ({exc})") from None
+
+
+def ssh_gate(fleet: Fleet, timeout_s: float, say: Callable[[str], None]) -> Gate:
+    """The production gate: SSH as `ops` to the node's fleet address."""
+    key = fleet.rollout.ssh_identity
+
+    def look(node: Node) -> Health:
+        if key is None:
+            return Health(False, f"{fleet.path}: .rollout.ssh_identity is not set")
+        return probe(fleet, node, key)
+
+    def prestop(node: Node) -> None:
+        if key is None:
+            return
+        try:
+            client = open_ssh(ssh_address(fleet, node), ADMIN_USER, key, 15.0)
+            try:  # an App-Core without `prestop` (an older image) has nothing to do here
+                run_command(client, "sudo -n appcore prestop", 60.0)
+            finally:
+                client.close()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            say(f"  {node.name}: pre-stop step not run ({type(exc).__name__}: {exc})")
+
+    return Gate(ssh_health_check(fleet, timeout_s, say), look, prestop)
 
 
 def ssh_health_check(fleet: Fleet, timeout_s: float, say: Callable[[str], None]) -> HealthCheck:

@@ -2,6 +2,9 @@
 
 Everything here is data read from fleet.yaml (see fleet/config.py); placement, addresses and
 libvirt XML are derived from it elsewhere. Closed choices are enums that carry their rule.
+As for factory.yaml, each setting is declared twice, each time saying what the other cannot:
+imagefactory/schemas/fleet.schema.json (what the file may contain) and the type and default
+here; imagefactory.util.model.build joins them (a unit test keeps the two in step).
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ import enum
 import ipaddress
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from imagefactory.store.settings import StoreSettings
 
@@ -131,6 +135,14 @@ class NetworkAttachment:
     def ssh_port_base(self) -> int:
         return int(self.value) if self.kind is NetworkKind.USER else 0
 
+    @classmethod
+    def parse(cls, value: Any) -> NetworkAttachment:
+        """From the file's one-key mapping, e.g. {bridge: br-fleet}."""
+        if isinstance(value, NetworkAttachment):
+            return value
+        ((kind, name),) = value.items()
+        return cls(NetworkKind(kind), str(name))
+
 
 @dataclass(frozen=True)
 class Hypervisor:
@@ -138,7 +150,7 @@ class Hypervisor:
     uri: str
     storage_dir: Path
     capacity: Capacity
-    network: NetworkAttachment
+    network: NetworkAttachment = field(metadata={"parse": NetworkAttachment.parse})
     overcommit: Overcommit = Overcommit()
     domain_type: DomainType = DomainType.AUTO
     storage: StorageMode = StorageMode.AUTO
@@ -153,11 +165,16 @@ class Hypervisor:
         )
 
 
+def _addresses(value: Any) -> tuple[ipaddress.IPv4Address, ...]:
+    return tuple(ipaddress.IPv4Address(a) for a in value)
+
+
 @dataclass(frozen=True)
 class Network:
-    subnet: ipaddress.IPv4Network
-    gateway: ipaddress.IPv4Address
-    dns: tuple[ipaddress.IPv4Address, ...] = ()
+    # the loader checks the addresses first (fleet/config.py): these conversions then succeed
+    subnet: ipaddress.IPv4Network = field(metadata={"parse": ipaddress.IPv4Network})
+    gateway: ipaddress.IPv4Address = field(metadata={"parse": ipaddress.IPv4Address})
+    dns: tuple[ipaddress.IPv4Address, ...] = field(default=(), metadata={"parse": _addresses})
     first_host: int = 10  # addresses below subnet+first_host are left to routers and services
 
 

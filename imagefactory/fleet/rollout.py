@@ -19,84 +19,23 @@ has not passed back on its previous overlay.
 
 from __future__ import annotations
 
-import fcntl
-import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from imagefactory.errors import FactoryError
 from imagefactory.fleet import hypervisor as hvm
-from imagefactory.fleet.apply import live_fleet_metadata, select, vm_spec
+from imagefactory.fleet.apply import OnHost, live_fleet_metadata, select
 from imagefactory.fleet.config import read_access_keys
 from imagefactory.fleet.disks import storage_for
 from imagefactory.fleet.domain import observe, render_domain
-from imagefactory.fleet.health import HealthCheck
+from imagefactory.fleet.health import Gate, Health
 from imagefactory.fleet.hypervisor import Connections, FleetError
-from imagefactory.fleet.model import Fleet
 from imagefactory.fleet.nodes import FleetPlan, Node
+from imagefactory.fleet.rollout_state import UNFINISHED, RolloutState
 from imagefactory.fleet.storage import VmStorage
 from imagefactory.fleet.templates import TemplateRef
-from imagefactory.util.fsutil import write_json_atomic
-
-UNFINISHED = ("prepared", "replacing", "health", "rolling-back")
-
-
-class RolloutState:
-    """node -> {phase, from, to, updated}, one JSON file per hypervisor."""
-
-    def __init__(self, fleet: Fleet) -> None:
-        directory = fleet.rollout.state_dir
-        self.dir = directory if directory is not None else fleet.path.parent / "rollout"
-        self.fleet = fleet
-
-    def _path(self, host: str) -> Path:
-        return self.dir / f"{host}.json"
-
-    def load(self, host: str) -> dict[str, dict[str, str]]:
-        path = self._path(host)
-        if not path.exists():
-            return {}
-        try:
-            doc = json.loads(path.read_text())
-            return {str(k): dict(v) for k, v in doc["nodes"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise FleetError(
-                f"{path}: unreadable rollout state ({exc}); inspect it before "
-                "removing it: it says which VMs are mid-rollout"
-            ) from None
-
-    def set(self, node: Node, phase: str, old: str, new: str, **extra: str) -> None:
-        nodes = self.load(node.host)
-        entry = {**nodes.get(node.name, {}), **extra}
-        entry.update(phase=phase, updated=datetime.now(UTC).isoformat(timespec="seconds"))
-        entry["from"], entry["to"] = old, new
-        nodes[node.name] = entry
-        write_json_atomic(self._path(node.host), {"fleet": self.fleet.name, "nodes": nodes})
-
-    def get(self, node: Node) -> dict[str, str] | None:
-        return self.load(node.host).get(node.name)
-
-    def forget(self, node: Node) -> None:
-        """The VM is gone (fleet.destroy): nothing of its rollout is left to resume."""
-        nodes = self.load(node.host)
-        if nodes.pop(node.name, None) is not None:
-            write_json_atomic(self._path(node.host), {"fleet": self.fleet.name, "nodes": nodes})
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        """One rollout at a time per state dir (two could each take a member of one cluster
-        down)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with (self.dir / ".lock").open("w") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise FleetError(f"{self.dir}: another rollout of this fleet is running") from None
-            yield
 
 
 @dataclass
@@ -111,21 +50,24 @@ class RolloutReport:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class RolloutRun:
+    """What a rollout is asked to do (as BuildContext is a build's run state)."""
+
+    plan: FleetPlan
+    targets: Mapping[str, TemplateRef]  # family -> the version its nodes move to
+    gate: Gate
+    say: Callable[[str], None]
+
+
 class Rollout:
     """One rollout run: connections, storage and domain type per host, the state files."""
 
-    def __init__(
-        self,
-        plan: FleetPlan,
-        targets: dict[str, TemplateRef],
-        health: HealthCheck,
-        conns: Connections,
-        say: Callable[[str], None],
-    ) -> None:
-        self.plan, self.fleet, self.targets = plan, plan.fleet, targets
-        self.health, self.conns, self.say = health, conns, say
-        self.state = RolloutState(plan.fleet)
-        self.keys = read_access_keys(plan.fleet)
+    def __init__(self, run: RolloutRun, conns: Connections) -> None:
+        self.plan, self.fleet, self.targets = run.plan, run.plan.fleet, run.targets
+        self.gate, self.conns, self.say = run.gate, conns, run.say
+        self.state = RolloutState(run.plan.fleet)
+        self.keys = read_access_keys(run.plan.fleet)
         self._host: dict[str, tuple[Any, VmStorage, str]] = {}
 
     def host(self, name: str) -> tuple[Any, VmStorage, str]:
@@ -147,7 +89,7 @@ class Rollout:
 
     def define(self, node: Node, tpl: TemplateRef) -> Any:
         conn, storage, dtype = self.host(node.host)
-        xml = render_domain(vm_spec(self.fleet, node, storage, dtype, tpl, self.keys))
+        xml = render_domain(OnHost(self.fleet, storage, dtype, self.keys).spec(node, tpl))
         dom = hvm.define(conn, self.fleet.hypervisors[node.host], xml)
         storage.record_definition(node.name, xml)
         return dom
@@ -195,36 +137,59 @@ class Rollout:
             node.group.size.os_disk_gb,
         )
         firmware = observe(hvm.defined_xml(self.domain(node)))["firmware"]
-        self.state.set(node, "prepared", old, tpl.version, firmware_from=firmware)
+        self.state.set(node, "prepared", (old, tpl.version), firmware_from=firmware)
 
-    def others_running(self, node: Node, batch: list[Node]) -> str:
-        """Empty when every other member of the node's cluster is up, else who is not."""
+    def others(self, node: Node, batch: list[Node]) -> list[Node]:
         names = {n.name for n in batch}
-        for group in self.fleet.clusters()[node.group.cluster]:
-            for name in group.node_names:
-                other = self.plan.nodes[name]
-                if name in names:
-                    continue
-                dom = hvm.lookup(self.host(other.host)[0], name)
-                if dom is None or not hvm.is_running(dom):
-                    return f"{name} is not running"
+        members = (n for g in self.fleet.clusters()[node.group.cluster] for n in g.node_names)
+        return [self.plan.nodes[name] for name in members if name not in names]
+
+    def others_ready(self, node: Node, batch: list[Node]) -> str:
+        """Empty when every other member of the node's cluster is running and, by its role's
+        own check, ready (a state transfer in progress is not); else who is not and why."""
+        for other in self.others(node, batch):
+            dom = hvm.lookup(self.host(other.host)[0], other.name)
+            if dom is None or not hvm.is_running(dom):
+                return f"{other.name} is not running"
+            seen = self.gate.look(other) if self.gate.look is not None else Health(True, "")
+            if not seen.ok:
+                return f"{other.name} is not ready ({seen.detail})"
         return ""
+
+    def others_see(self, node: Node) -> Health:
+        """After `node` passed its gate: every other member is ready too (they count it in),
+        polled within the health timeout."""
+        look = self.gate.look
+        if look is None:
+            return Health(True, "")
+        for other in self.others(node, []):
+            seen = Health(False, "not asked")
+            deadline = time.monotonic() + self.fleet.rollout.health_timeout_s
+            while not (seen := look(other)).ok and time.monotonic() < deadline:
+                time.sleep(5)
+            if not seen.ok:
+                return Health(False, f"{other.name} is not ready with it: {seen.detail}")
+        return Health(True, "")
 
     def replace(self, node: Node, old: str) -> bool:
         """Switch the node to the target; False if it had to be powered off."""
         new = self.targets[node.group.family]
-        self.state.set(node, "replacing", old, new.version)
+        self.state.set(node, "replacing", (old, new.version))
+        if self.gate.prestop is not None:
+            self.gate.prestop(node)
         self.say(f"  {node.name}: {old} -> {new.version} on {node.host}: shutting down")
         clean = self.restart_on(node, new)
-        self.state.set(node, "health", old, new.version)
+        self.state.set(node, "health", (old, new.version))
         return clean
 
     def finish(self, node: Node, old: str) -> str:
         """Health gate; passed: old overlay removed; failed: back on the old overlay."""
         new = self.targets[node.group.family].version
-        result = self.health(node)
+        result = self.gate.wait(node)
         if result.ok:
-            self.state.set(node, "done", old, new)
+            result = self.others_see(node)
+        if result.ok:
+            self.state.set(node, "done", (old, new))
             self.host(node.host)[1].remove_overlay(node.name, old)
             return f"now on {new}"
         self.say(f"  {node.name}: FAILED its health gate: {result.detail}; rolling back")
@@ -232,11 +197,11 @@ class Rollout:
         return f"rolled back to {old} ({result.detail})"
 
     def back(self, node: Node, old: str, new: str) -> None:
-        self.state.set(node, "rolling-back", old, new)
+        self.state.set(node, "rolling-back", (old, new))
         self.restart_on(node, self.ref(node, old))
-        self.state.set(node, "rolled-back", old, new)
+        self.state.set(node, "rolled-back", (old, new))
         self.host(node.host)[1].remove_overlay(node.name, new)
-        again = self.health(node)
+        again = self.gate.wait(node)
         self.say(
             f"  {node.name}: back on {old} "
             f"({'healthy' if again.ok else 'NOT healthy: ' + again.detail})"
@@ -261,7 +226,7 @@ class Rollout:
         now = self.version(node)
         dom = self.domain(node)
         if now not in (old, new):  # changed by someone else since (apply, destroy + apply)
-            self.state.set(node, "abandoned", old, new)
+            self.state.set(node, "abandoned", (old, new))
             report.outcomes[node.name] = f"left alone: it runs {now}, not {old} or {new}"
             return
         if phase == "rolling-back" or (
@@ -270,7 +235,7 @@ class Rollout:
             if now == new:
                 self.back(node, old, new)  # a rollback under way, or the channel moved
             else:
-                self.state.set(node, "rolled-back", old, new)
+                self.state.set(node, "rolled-back", (old, new))
                 if not hvm.is_running(dom):
                     hvm.start(self.fleet.hypervisors[node.host], dom)
             report.outcomes[node.name] = f"rolled back to {old}"
@@ -279,7 +244,7 @@ class Rollout:
         if not hvm.is_running(dom):
             hvm.start(self.fleet.hypervisors[node.host], dom)
         if now == old:  # not switched yet: it goes through the steps again
-            self.state.set(node, "prepared", old, new)
+            self.state.set(node, "prepared", (old, new))
             return
         report.outcomes[node.name] = self.finish(node, old)
         if report.outcomes[node.name].startswith("rolled back"):
@@ -316,7 +281,7 @@ class Rollout:
         for i in range(0, len(todo), size):
             batch = todo[i : i + size]
             for node, old in batch:
-                why = self.others_running(node, [n for n, _ in batch])
+                why = self.others_ready(node, [n for n, _ in batch])
                 if why:
                     raise FleetError(
                         f"{why}: no second member of cluster {node.group.cluster} is taken down"
@@ -350,7 +315,7 @@ class Rollout:
                 dom = self.domain(node)
                 if not hvm.is_running(dom):  # killed while it was shutting down
                     hvm.start(self.fleet.hypervisors[node.host], dom)
-                self.state.set(node, "rolled-back", old, new)
+                self.state.set(node, "rolled-back", (old, new))
                 self.host(node.host)[1].remove_overlay(node.name, new)
                 report.outcomes[node.name] = f"was still on {old}"
                 continue
@@ -361,7 +326,7 @@ class Rollout:
 def rollout_fleet(
     plan: FleetPlan,
     targets: dict[str, TemplateRef],
-    health: HealthCheck,
+    gate: Gate,
     *,
     only: str | None = None,
     rollback: bool = False,
@@ -371,7 +336,7 @@ def rollout_fleet(
     nodes = select(plan, None, only)
     report = RolloutReport()
     with hvm.connections(conns) as pool, RolloutState(plan.fleet).locked():
-        run = Rollout(plan, targets, health, pool, say)
+        run = Rollout(RolloutRun(plan, targets, gate, say), pool)
         if rollback:
             run.rollback(nodes, report)
         else:

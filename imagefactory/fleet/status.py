@@ -7,13 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from imagefactory.fleet import hypervisor as hvm
-from imagefactory.fleet.apply import fleet_domains, live_fleet_metadata, select, vm_spec
+from imagefactory.fleet.apply import OnHost, fleet_domains, live_fleet_metadata, select
 from imagefactory.fleet.config import read_access_keys
 from imagefactory.fleet.disks import storage_for
 from imagefactory.fleet.domain import diff, observe, render_domain
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.nodes import FleetPlan
-from imagefactory.fleet.rollout import RolloutState
+from imagefactory.fleet.rollout_state import RolloutState
 from imagefactory.fleet.storage import layout_for
 from imagefactory.fleet.templates import TemplateRef
 
@@ -78,7 +78,7 @@ def fleet_status(
                     "",
                     current["firmware"],
                 )
-                wanted = observe(render_domain(vm_spec(fleet, node, files, dtype, tpl, keys)))
+                wanted = observe(render_domain(OnHost(fleet, files, dtype, keys).spec(node, tpl)))
                 state = "running" if hvm.is_running(dom) else "shut off"
                 drift = diff(current, wanted)
                 if hvm.is_running(dom) and diff(observe(dom.XMLDesc(0)), current):

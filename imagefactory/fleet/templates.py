@@ -93,13 +93,5 @@ def channel_versions(
     """The version each family's channel points at, its signed pointer checked; nothing is
     downloaded (dry runs, status, gc)."""
     from imagefactory.store import api
-    from imagefactory.store.pull import resolve_version
 
-    settings = _store(fleet)
-    backend = api.open_store(settings)
-    return {
-        family: resolve_version(
-            backend, family, channel or fleet.channel, None, settings.allowed_signers.expanduser()
-        )[0]
-        for family in sorted(set(families))
-    }
+    return api.channel_versions(_store(fleet), families, channel or fleet.channel)

@@ -9,7 +9,6 @@ OVMF as the build's layers did (see qemu_argv).
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import subprocess
 import time
@@ -21,6 +20,7 @@ import paramiko
 
 from imagefactory.choices import Firmware
 from imagefactory.errors import FactoryError
+from imagefactory.guest.ssh import open_ssh, quiet_paramiko, run_command
 from imagefactory.util.tools import require
 
 ACCESS_KEY_PREFIX = "imagefactory:ssh-authorized-key="
@@ -53,39 +53,18 @@ def smbios_oem(value: str) -> list[str]:
 
 def connect(port: int, user: str, key: Path, timeout: float = 10.0) -> paramiko.SSHClient:
     """An SSH session to the guest's forwarded port, logging in with `key` only."""
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # throwaway VM, fresh host key
-    try:
-        client.connect(
-            "127.0.0.1",
-            port=port,
-            username=user,
-            key_filename=str(key),
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-        )
-    except BaseException:
-        client.close()
-        raise
-    return client
+    return open_ssh(("127.0.0.1", port), user, key, timeout)
 
 
 def ssh_run(
     port: int, user: str, key: Path, command: str, timeout: float = 10.0
 ) -> tuple[int, str] | None:
     """(exit status, stdout) of one command over SSH, or None if the guest is not reachable."""
-    # While the guest boots, slirp accepts and resets connections; paramiko would log each
-    # of those as a traceback.
-    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    quiet_paramiko()  # slirp accepts and resets connections while the guest boots
     client: paramiko.SSHClient | None = None
     try:
         client = connect(port, user, key, timeout)
-        _, out, _ = client.exec_command(command, timeout=timeout)
-        text = out.read().decode(errors="replace")
-        return out.channel.recv_exit_status(), text
+        return run_command(client, command, timeout)
     except (paramiko.SSHException, OSError, EOFError):
         return None
     finally:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imagefactory.errors import FactoryError
-from imagefactory.store import layout
+from imagefactory.store import api
 
 FORMATS = ("rpm", "dpkg")
 NO_ARCH = "(none)"  # rpm's %{ARCH} of packages without one (gpg-pubkey)
@@ -106,7 +106,7 @@ def version_label(manifest: dict[str, Any]) -> str:
         return version
     sha = image_sha256(manifest)
     finished = build_finished(manifest)
-    return layout.derive_version(finished, sha) if finished else sha[:12]
+    return api.derive_version(finished, sha) if finished else sha[:12]
 
 
 def layer_keys(manifest: dict[str, Any]) -> list[tuple[str, str]]:

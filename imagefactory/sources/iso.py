@@ -12,8 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from imagefactory.config import IsoSource
 from imagefactory.errors import BuildError
+from imagefactory.sources.model import IsoSource
 from imagefactory.util import progress
 from imagefactory.util.fsutil import CHUNK
 

@@ -10,9 +10,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from imagefactory.config import StandinSource
 from imagefactory.errors import BuildError
 from imagefactory.guest.credential import BuildCredential
+from imagefactory.sources.model import StandinSource
 from imagefactory.util.tools import require
 
 STANDIN_DIR = Path(__file__).resolve().parents[2] / "standin"

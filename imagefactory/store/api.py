@@ -1,30 +1,36 @@
 """The store's operations from StoreSettings alone, for code outside imagefactory.store.
 
 Each call opens the configured backend (checked to be reachable) and runs one operation on it:
-publish, pull, list images (or the changelog between two), promote, prune; describe_publish /
-describe_pull make one line of a result. Callers: the commands behind the invoke tasks and
-doctor (imagefactory.commands), and the fleet, which pulls the templates of its VMs through it
-(imagefactory.fleet.templates).
+publish, pull, list images, promote, prune; describe_publish / describe_pull make one line of
+a result. Callers: the commands behind the invoke tasks and doctor (imagefactory.commands),
+the fleet, which pulls the templates of its VMs through it (imagefactory.fleet.templates),
+the changelogs (imagefactory.report.published: the manifests they compare) and the build
+(imagefactory.engine.remote: the remote layer cache, layer_cache). Code outside the store
+imports only this module and the store's settings (a test keeps it so).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from imagefactory.report.changelog import render_markdown
-from imagefactory.report.published import diff_published
+from imagefactory.store import layer_cache as layer_cache
 from imagefactory.store.audit import StoreAudit, VersionAudit, audit_store
-from imagefactory.store.backend import StoreBackend, StoreError
+from imagefactory.store.backend import StoreBackend as StoreBackend
+from imagefactory.store.backend import StoreError as StoreError
 from imagefactory.store.channels import promote, read_signed_channel
+from imagefactory.store.compare import channel_manifest as channel_manifest
+from imagefactory.store.compare import version_manifests as version_manifests
 from imagefactory.store.fs_backend import FsBackend
+from imagefactory.store.layout import VERSION_RE as VERSION_RE
+from imagefactory.store.layout import check_name as check_name
+from imagefactory.store.layout import derive_version as derive_version
 from imagefactory.store.listing import images_report
 from imagefactory.store.prune import apply_prune, plan_prune, plan_removal
 from imagefactory.store.publish import PublishResult, publish_image
-from imagefactory.store.pull import PullResult, pull_image
+from imagefactory.store.pull import PullResult, pull_image, resolve_version
 from imagefactory.store.s3_backend import S3Backend
 from imagefactory.store.settings import Credentials, StoreKind, StoreSettings, load_credentials
 from imagefactory.store.trust import fetch_verified_manifest
@@ -89,21 +95,18 @@ def channel_image_sha256(settings: StoreSettings, family: str, channel: str) -> 
     return str(doc["image"]["sha256"])
 
 
-def changelog_reports(
-    settings: StoreSettings, family: str, channel: str, manifest: Path
-) -> dict[str, bytes]:
-    """changelog.md and changelog.json of publishing `manifest` to `channel`: against the
-    version the channel points at now."""
-    from imagefactory.report.published import changelog_for_publish
-
-    text, data = changelog_for_publish(
-        open_store(settings),
-        family,
-        channel,
-        json.loads(manifest.read_text()),
-        settings.allowed_signers.expanduser(),
-    )
-    return {"changelog.md": text.encode(), "changelog.json": data}
+def channel_versions(
+    settings: StoreSettings, families: Iterable[str], channel: str
+) -> dict[str, str]:
+    """The version `channel` points at for each family, its signed pointer checked; nothing is
+    downloaded."""
+    backend = open_store(settings)
+    return {
+        family: resolve_version(
+            backend, family, channel, None, settings.allowed_signers.expanduser()
+        )[0]
+        for family in sorted(set(families))
+    }
 
 
 def pull(
@@ -129,21 +132,6 @@ def images(settings: StoreSettings, family: str | None = None) -> str:
     """`invoke images`: families, versions, channels, sizes, scores; manifest and pointer
     signatures checked against store.allowed_signers, untrusted ones marked."""
     return images_report(open_store(settings), family, settings.allowed_signers.expanduser())
-
-
-def images_diff(
-    settings: StoreSettings, old_version: str, new_version: str, family: str | None = None
-) -> str:
-    """`invoke images --diff=A..B`: the Markdown changelog between two published versions of
-    one family, both manifests verified against store.allowed_signers."""
-    changelog = diff_published(
-        open_store(settings),
-        old_version,
-        new_version,
-        settings.allowed_signers.expanduser(),
-        family,
-    )
-    return render_markdown(changelog).rstrip("\n")
 
 
 def promote_version(settings: StoreSettings, family: str, version: str, channel: str) -> str:

@@ -53,7 +53,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _base_key(ws: Path, art: Artifacts) -> str:
-    return plan_family(load_config(ws / "standin.yaml"), "standin-alpha", art).steps[0].key
+    cfg = load_config(ws / "standin.yaml")
+    return plan_family(cfg, cfg.family("standin-alpha"), art).steps[0].key
 
 
 def _seed_base(ws: Path, art: Artifacts) -> None:

@@ -73,7 +73,8 @@ def test_sealed_image_is_standalone_and_described(workspace: Path) -> None:
     assert "backing-filename" not in image_info(image)
     assert manifest["image"]["sha256"] == sha256_file(image)
     assert manifest["image"]["size"] == image.stat().st_size
-    plan = plan_family(load_config(cfg_path(workspace)), "standin-alpha", Artifacts(art(workspace)))
+    cfg = load_config(cfg_path(workspace))
+    plan = plan_family(cfg, cfg.family("standin-alpha"), Artifacts(art(workspace)))
     assert [layer["key"] for layer in manifest["layers"]] == [s.key for s in plan.steps]
     assert set(manifest["tools"]) == {"packer", "qemu-img", "qemu-system-x86_64"}
     assert "revision" in manifest["git"] and manifest["build"]["finished"]

@@ -30,7 +30,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def build(project: Path, family: str = "fa") -> tuple[str, ...]:
     cfg = load_config(project / "f.yaml")
-    return build_family(cfg, family, Artifacts(project / "artifacts")).built
+    return build_family(cfg, cfg.family(family), Artifacts(project / "artifacts")).built
 
 
 def make_seal_stale(project: Path) -> None:

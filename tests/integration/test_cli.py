@@ -14,6 +14,7 @@ import yaml
 
 from tests.clikit import run_task
 from tests.repomd_server import closed_port_url, serve, write_repomd
+from tests.standinkit import script_layer, standin_config, write_standin
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -151,25 +152,15 @@ def test_missing_packer_is_named_with_install_command(tmp_path: Path) -> None:
 
 # A small project of its own (stand-in root, one scripts layer, seal) whose store is under
 # its artifacts directory; the accelerator is set, so doctor boots no KVM probe guest.
-SMALL = """
-version: 1
-build: {accelerator: tcg}
-sources:
-  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
-layers:
-  base: {source: deb}
-  one: {scripts: [s/10-do-one.sh]}
-  seal: {scripts: [s/10-do-one.sh], seal: true}
-families:
-  fa: {layers: [base, one, seal]}
-"""
+SMALL = standin_config(
+    {"one": script_layer("one"), "seal": script_layer("one", seal=True)},
+    {"fa": ["base", "one", "seal"]},
+    build={"accelerator": "tcg"},
+)
 
 
 def small_project(root: Path) -> Path:
-    (root / "s").mkdir(parents=True)
-    (root / "s" / "10-do-one.sh").write_text("#!/bin/bash\necho one\n")
-    (root / "factory.yaml").write_text(SMALL)
-    return root / "factory.yaml"
+    return write_standin(root, SMALL, "factory.yaml")
 
 
 def tree(root: Path) -> list[str]:

@@ -13,27 +13,27 @@ from imagefactory.sources.repostate import RepoStateError
 from tests.plankit import fake_commit, plan_of
 from tests.prereq import require_tools
 from tests.repomd_server import Served, closed_port_url, serve, write_repomd
+from tests.standinkit import script_layer, standin_config, write_standin
 
 pytestmark = pytest.mark.integration
 
-CONFIG = """
-version: 1
-sources:
-  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
-layers:
-  base: {source: deb}
-  update:
-    scripts: [s/10-do-update.sh]
-    epoch: "2026-11-24"
-    epoch_from: {repomd: [BASEOS, APPSTREAM]}
-  other: {scripts: [s/10-do-other.sh]}
-  a: {scripts: [s/10-do-a.sh]}
-  seal: {scripts: [s/10-do-seal.sh], seal: true}
-families:
-  fa: {layers: [base, update, a, seal]}
-  fb: {layers: [base, update, other, seal]}
-  plain: {layers: [base, other, seal]}
-"""
+
+def config(repomd: list[str]) -> str:
+    """Families fa and fb share the layer `update`, whose epoch follows the `repomd` URLs."""
+    update = script_layer("update", epoch="2026-11-24", epoch_from={"repomd": repomd})
+    return standin_config(
+        {
+            "update": update,
+            "other": script_layer("other"),
+            "a": script_layer("a"),
+            "seal": script_layer("seal", seal=True),
+        },
+        {
+            "fa": ["base", "update", "a", "seal"],
+            "fb": ["base", "update", "other", "seal"],
+            "plain": ["base", "other", "seal"],
+        },
+    )
 
 
 @pytest.fixture
@@ -47,14 +47,8 @@ def repos(tmp_path: Path) -> Iterator[Served]:
 @pytest.fixture
 def project(tmp_path: Path, repos: Served) -> Path:
     require_tools("packer", "qemu-img", "qemu-system-x86_64", "mmdebstrap", "ssh-keygen")
-    (tmp_path / "s").mkdir()
-    for name in ("update", "other", "a", "seal"):
-        (tmp_path / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")
     # The base URL without a trailing slash works too.
-    config = CONFIG.replace("BASEOS", repos.url + "baseos/").replace(
-        "APPSTREAM", repos.url + "appstream"
-    )
-    (tmp_path / "f.yaml").write_text(config)
+    write_standin(tmp_path, config([repos.url + "baseos/", repos.url + "appstream"]))
     return tmp_path
 
 

@@ -24,22 +24,16 @@ from imagefactory.engine.context import Artifacts, LayerBuild
 from imagefactory.errors import BuildError
 from imagefactory.util.tools import run
 from tests.prereq import require_tools
+from tests.standinkit import script_layer, standin_config, write_standin
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
-CONFIG = """
-version: 1
-build: {accelerator: tcg}
-sources:
-  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
-layers:
-  base: {source: deb}
-  next: {scripts: [s/10-do-next.sh]}
-  seal: {scripts: [s/10-do-seal.sh], seal: true}
-families:
-  fa: {layers: [base, next, seal]}
-"""
+CONFIG = standin_config(
+    {"next": script_layer("next"), "seal": script_layer("seal", seal=True)},
+    {"fa": ["base", "next", "seal"]},
+    build={"accelerator": "tcg"},
+)
 
 FAKE_PACKER = """#!/bin/bash
 if [ "$1" = version ]; then echo "Packer v1.6.6"; exit 0; fi
@@ -59,11 +53,7 @@ def fake_root(self: recipes.StandinRoot, run_: LayerBuild) -> str:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     require_tools("qemu-img", "ssh-keygen", "mmdebstrap")
-    (tmp_path / "s").mkdir()
-    for name in ("next", "seal"):
-        (tmp_path / "s" / f"10-do-{name}.sh").write_text("#!/bin/bash\ntrue\n")
-    (tmp_path / "f.yaml").write_text(CONFIG)
-    cfg = load_config(tmp_path / "f.yaml")
+    cfg = load_config(write_standin(tmp_path, CONFIG))
     monkeypatch.setattr(recipes.StandinRoot, "build", fake_root)
     # Only the root layer is built here: the fake's first layer fails fast without a packer.
     bin_dir = tmp_path / "bin"
@@ -72,7 +62,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (bin_dir / "packer").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     with pytest.raises(BuildError, match="packer exited with status 3"):
-        build_family(cfg, "fa", Artifacts(tmp_path / "artifacts"))
+        build_family(cfg, cfg.family("fa"), Artifacts(tmp_path / "artifacts"))
     assert len(Artifacts(tmp_path / "artifacts").cache.layer_keys()) == 1
     return tmp_path
 

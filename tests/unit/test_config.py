@@ -10,20 +10,14 @@ import pytest
 
 from imagefactory.config import StandinSource, load_config
 from imagefactory.errors import ConfigError
+from tests.standinkit import script_layer, standin_config
 
 REPO = Path(__file__).resolve().parents[2]
 
-GOOD = """
-version: 1
-sources:
-  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
-layers:
-  base: {source: deb}
-  one: {scripts: [s/10-do-one.sh], variables: {IF_X: "1"}}
-  seal: {scripts: [s/10-do-one.sh], seal: true}
-families:
-  fam: {layers: [base, one, seal]}
-"""
+GOOD = standin_config(
+    {"one": script_layer("one", variables={"IF_X": "1"}), "seal": script_layer("one", seal=True)},
+    {"fam": ["base", "one", "seal"]},
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -8,6 +8,7 @@ import pytest
 
 from imagefactory.config import ComplianceScan, load_config
 from imagefactory.errors import ConfigError
+from tests.standinkit import Raw, script_layer, standin_config, write_standin
 
 PROFILE = "xccdf_org.example_profile_cis_l1"
 TAILORING = f"""<?xml version="1.0"?>
@@ -16,31 +17,22 @@ TAILORING = f"""<?xml version="1.0"?>
   <xccdf-1.2:Profile id="{PROFILE}_remediate"/>
 </xccdf-1.2:Tailoring>
 """
-CONFIG = """
-version: 1
-sources:
-  deb: {{kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}}
-layers:
-  base: {{source: deb}}
-  seal: {{scripts: [s/10-do-one.sh], seal: true}}
-families:
-  fam:
-    layers: [base, seal]
-    compliance: {compliance}
-  plain: {{layers: [base, seal]}}
-"""
 GOOD = f"{{datastream: ds.xml, tailoring: t.xml, profile: {PROFILE}, waivers: w.yaml, gate: true}}"
 
 
 def write(tmp_path: Path, compliance: str) -> Path:
-    (tmp_path / "s").mkdir(exist_ok=True)
-    (tmp_path / "s" / "10-do-one.sh").write_text("#!/bin/bash\n")
+    """Families fam (with `compliance`, YAML text) and plain, and the files GOOD names."""
     (tmp_path / "ds.xml").write_text("<ds/>\n")
     (tmp_path / "t.xml").write_text(TAILORING)
     (tmp_path / "w.yaml").write_text("waivers: []\n")
-    path = tmp_path / "factory.yaml"
-    path.write_text(CONFIG.format(compliance=compliance))
-    return path
+    config = standin_config(
+        {"seal": script_layer("seal", seal=True)},
+        {
+            "fam": {"layers": ["base", "seal"], "compliance": Raw(compliance)},
+            "plain": ["base", "seal"],
+        },
+    )
+    return write_standin(tmp_path, config, "factory.yaml")
 
 
 def test_compliance_is_modelled_with_paths_relative_to_the_file(tmp_path: Path) -> None:

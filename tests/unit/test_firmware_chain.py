@@ -18,11 +18,12 @@ from imagefactory.config import Config, load_config
 from imagefactory.engine import recipes
 from imagefactory.engine.context import Artifacts, BuildContext, LayerBuild
 from imagefactory.engine.output import write_manifest
-from imagefactory.engine.plan import Plan, make_plan
+from imagefactory.engine.plan import Plan, Reuse, make_plan
 from imagefactory.errors import BuildError, FactoryError
 from imagefactory.guest import vm
 from imagefactory.guest.credential import BuildCredential
 from imagefactory.util.progress import Timer
+from tests.standinkit import script_layer, standin_config, write_standin
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = BuildCredential(
@@ -30,35 +31,35 @@ KEY = BuildCredential(
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f test",
 )
 
-CONFIG = """
-version: 1
-sources:
-  dvd: {kind: iso, url: "file:///nonexistent.iso", sha256: "%s"}
-  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
-layers:
-  install:
-    source: dvd
-    template: install.pkr.hcl
-    files: [ks/ol8.ks]
-    variables: {IF_FIRMWARE: "@FW@"}
-  base: {source: deb}
-  mid: {scripts: [s/10-do-mid.sh], files: [s/data]}
-  seal: {scripts: [s/10-do-seal.sh], seal: true}
-families:
-  ol8: {os: ol8, layers: [install, mid, seal]}
-  standin: {os: debian12, layers: [base, mid, seal]}
-""".replace("%s", "0" * 64)
+DVD = {"kind": "iso", "url": "file:///nonexistent.iso", "sha256": "0" * 64}
 
 
 def write_config(root: Path, firmware: str) -> Config:
+    """Family ol8 from an installed root layer with IF_FIRMWARE `firmware`, family standin
+    from the stand-in root; both then layers mid and seal."""
     (root / "s" / "data").mkdir(parents=True, exist_ok=True)
-    for name in ("mid", "seal"):
-        (root / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")
     (root / "install.pkr.hcl").write_text("# template\n")
     (root / "ks").mkdir(exist_ok=True)
     shutil.copy(REPO / "kickstart" / "ol8.ks", root / "ks" / "ol8.ks")
-    (root / "f.yaml").write_text(CONFIG.replace("@FW@", firmware))
-    return load_config(root / "f.yaml")
+    install = {
+        "source": "dvd",
+        "template": "install.pkr.hcl",
+        "files": ["ks/ol8.ks"],
+        "variables": {"IF_FIRMWARE": firmware},
+    }
+    config = standin_config(
+        {
+            "install": install,
+            "mid": script_layer("mid", files=["s/data"]),
+            "seal": script_layer("seal", seal=True),
+        },
+        {
+            "ol8": {"os": "ol8", "layers": ["install", "mid", "seal"]},
+            "standin": {"os": "debian12", "layers": ["base", "mid", "seal"]},
+        },
+        sources={"dvd": DVD},
+    )
+    return load_config(write_standin(root, config))
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +75,7 @@ def no_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def plan_of(cfg: Config, family: str, art: Artifacts) -> Plan:
-    return make_plan(cfg, family, art.cache, KEY)
+    return make_plan(cfg, cfg.family(family), Reuse(art.cache), KEY)
 
 
 def commit_all(art: Artifacts, p: Plan) -> None:
@@ -112,14 +113,19 @@ def layer_variables(cfg: Config, family: str, art: Artifacts) -> dict[str, Any]:
     return packer_recipe.packer_variables(run)
 
 
+def firmware_of(cfg: Config, family: str) -> str:
+    """How a family boots: as its root layer's recipe says (what Plan.firmware reads)."""
+    return recipes.recipe_of(cfg, cfg.layers[cfg.family(family).layers[0]]).firmware
+
+
 def test_the_root_layer_decides_the_firmware(tmp_path: Path) -> None:
-    assert recipes.firmware_of(write_config(tmp_path, "uefi"), "ol8") == "uefi"
-    assert recipes.firmware_of(write_config(tmp_path, "bios"), "ol8") == "bios"
-    assert recipes.firmware_of(write_config(tmp_path, "uefi"), "standin") == "bios"
+    assert firmware_of(write_config(tmp_path, "uefi"), "ol8") == "uefi"
+    assert firmware_of(write_config(tmp_path, "bios"), "ol8") == "bios"
+    assert firmware_of(write_config(tmp_path, "uefi"), "standin") == "bios"
     shipped = load_config(REPO / "factory.yaml")
-    assert {recipes.firmware_of(shipped, f) for f in shipped.families} == {"bios"}
+    assert {firmware_of(shipped, f) for f in shipped.families} == {"bios"}
     standin = load_config(REPO / "standin.yaml")
-    assert {recipes.firmware_of(standin, f) for f in standin.families} == {"bios"}
+    assert {firmware_of(standin, f) for f in standin.families} == {"bios"}
 
 
 def test_layers_of_a_uefi_family_boot_ovmf(tmp_path: Path, no_tools: Path) -> None:

@@ -13,30 +13,23 @@ from imagefactory.engine.keys import explain, layer_key, tree_digest
 from imagefactory.util import tools
 from tests.plankit import fake_commit, plan_of
 from tests.prereq import require_tools
+from tests.standinkit import script_layer, standin_config, write_standin
 
-CONFIG = """
-version: 1
-sources:
-  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
-layers:
-  base: {source: deb}
-  common: {scripts: [s/10-do-common.sh]}
-  a: {scripts: [s/10-do-a.sh], variables: {IF_X: "1"}}
-  b: {scripts: [s/10-do-b.sh]}
-  seal: {scripts: [s/10-do-seal.sh], seal: true, per_family: true}
-families:
-  fa: {layers: [base, common, a, seal]}
-  fb: {layers: [base, common, b, seal]}
-"""
+CONFIG = standin_config(
+    {
+        "common": script_layer("common"),
+        "a": script_layer("a", variables={"IF_X": "1"}),
+        "b": script_layer("b"),
+        "seal": script_layer("seal", seal=True, per_family=True),
+    },
+    {"fa": ["base", "common", "a", "seal"], "fb": ["base", "common", "b", "seal"]},
+)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     require_tools("packer", "qemu-img", "qemu-system-x86_64", "mmdebstrap", "ssh-keygen")
-    (tmp_path / "s").mkdir()
-    for name in ("common", "a", "b", "seal"):
-        (tmp_path / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")
-    (tmp_path / "f.yaml").write_text(CONFIG)
+    write_standin(tmp_path, CONFIG)
     return tmp_path
 
 

@@ -16,23 +16,9 @@ from imagefactory.engine.keys import explain
 from imagefactory.errors import ConfigError
 from tests.plankit import plan_of
 from tests.prereq import require_tools
+from tests.standinkit import Raw, script_layer, standin_config, write_standin
 
 REPO = Path(__file__).resolve().parents[2]
-
-CONFIG = """
-version: 1
-sources:
-  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
-layers:
-  base: {source: deb}
-  app:
-    scripts: [s/10-do-app.sh]
-    variables_schema: app.schema.json
-    variables: {VARS}
-  seal: {scripts: [s/10-do-seal.sh], seal: true}
-families:
-  fa: {layers: [base, app, seal]}
-"""
 
 SCHEMA = {
     "type": "object",
@@ -47,11 +33,11 @@ SCHEMA = {
 
 
 def project(tmp_path: Path, variables_yaml: str, schema: object = SCHEMA) -> Path:
-    (tmp_path / "s").mkdir(exist_ok=True)
-    for name in ("app", "seal"):
-        (tmp_path / "s" / f"10-do-{name}.sh").write_text(f"#!/bin/bash\necho {name}\n")
     (tmp_path / "app.schema.json").write_text(json.dumps(schema))
-    (tmp_path / "f.yaml").write_text(CONFIG.replace("{VARS}", variables_yaml))
+    values = Raw(variables_yaml)
+    app = script_layer("app", variables_schema="app.schema.json", variables=values)
+    layers = {"app": app, "seal": script_layer("seal", seal=True)}
+    write_standin(tmp_path, standin_config(layers, {"fa": ["base", "app", "seal"]}))
     return tmp_path
 
 

@@ -16,18 +16,12 @@ from imagefactory.store.backend import StoreError
 from imagefactory.store.fs_backend import FsBackend
 from tests.plankit import plan_of
 from tests.prereq import require_tools
+from tests.standinkit import script_layer, standin_config, write_standin
 
-CONFIG = """
-version: 1
-sources:
-  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
-layers:
-  base: {source: deb}
-  one: {scripts: [s/10-do-one.sh]}
-  seal: {scripts: [s/10-do-one.sh], seal: true}
-families:
-  fa: {layers: [base, one, seal]}
-"""
+CONFIG = standin_config(
+    {"one": script_layer("one"), "seal": script_layer("one", seal=True)},
+    {"fa": ["base", "one", "seal"]},
+)
 
 
 def tree(root: Path) -> list[str]:
@@ -76,9 +70,7 @@ def test_unusable_artifacts_is_one_factory_error(tmp_path: Path) -> None:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     require_tools("packer", "qemu-img", "qemu-system-x86_64", "mmdebstrap", "ssh-keygen")
-    (tmp_path / "s").mkdir()
-    (tmp_path / "s" / "10-do-one.sh").write_text("#!/bin/bash\necho one\n")
-    (tmp_path / "f.yaml").write_text(CONFIG)
+    write_standin(tmp_path, CONFIG)
     return tmp_path
 
 
@@ -97,9 +89,9 @@ def test_plan_with_credential_has_the_builds_keys(project: Path) -> None:
     """Once the credential exists, `plan` keys every layer exactly as the build does; before,
     its keys are provisional (the root layer's inputs lack the fingerprint)."""
     cfg = load_config(project / "f.yaml")
-    provisional = commands._read_only_plan(cfg, "fa", Artifacts(project))
+    provisional = commands._read_only_plan(cfg, cfg.family("fa"), Artifacts(project))
     ensure_build_credential(project / "keys")
-    ours = commands._read_only_plan(cfg, "fa", Artifacts(project))
+    ours = commands._read_only_plan(cfg, cfg.family("fa"), Artifacts(project))
     assert [s.key for s in ours.steps] == [s.key for s in plan_of(project).steps]
     assert provisional.steps[0].key != ours.steps[0].key
     assert provisional.steps[0].inputs["build_key"] == "none yet"

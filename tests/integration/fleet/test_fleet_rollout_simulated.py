@@ -13,102 +13,16 @@ import pytest
 
 from imagefactory.errors import FactoryError
 from imagefactory.fleet import commands
-from imagefactory.fleet.apply import live_fleet_metadata
 from imagefactory.fleet.config import load_fleet
 from imagefactory.fleet.health import Health
-from imagefactory.fleet.hypervisor import Connections, FleetError, is_running, lookup
-from imagefactory.fleet.nodes import Node, plan_fleet
-from imagefactory.fleet.rollout import RolloutState
+from imagefactory.fleet.hypervisor import FleetError, is_running, lookup
+from imagefactory.fleet.nodes import Node
+from imagefactory.fleet.rollout_state import RolloutState
 from imagefactory.store import layout
-from tests.fleetkit import TemplateStore, group, simulated_host, write_fleet
+from tests.fleetkit import TemplateStore
+from tests.rolloutkit import Recorder, versions
 
 pytestmark = pytest.mark.integration
-SMALL = {"vcpu": 2, "memory_gib": 2, "os_disk_gb": 1}
-
-
-class Recorder:
-    """Health gate stand-in: records calls, asserts the cluster rule, fails or dies on cue."""
-
-    def __init__(
-        self,
-        path: Path,
-        conns: Connections,
-        fail: set[str] = frozenset(),
-        kill: set[str] = frozenset(),
-    ) -> None:
-        self.plan = plan_fleet(load_fleet(path))
-        self.conns, self.fail, self.kill = conns, set(fail), set(kill)
-        self.calls: list[tuple[str, dict[str, str]]] = []
-
-    def version_of(self, name: str) -> str:
-        node = self.plan.nodes[name]
-        dom = lookup(self.conns.get(self.plan.fleet.hypervisors[node.host]), name)
-        return live_fleet_metadata(dom)["version"]
-
-    def __call__(self, node: Node) -> Health:
-        members = [n for g in self.plan.fleet.clusters()[node.group.cluster] for n in g.node_names]
-        for other in members:
-            n = self.plan.nodes[other]
-            dom = lookup(self.conns.get(self.plan.fleet.hypervisors[n.host]), other)
-            assert is_running(dom), f"{other} is down while {node.name} is checked"
-        self.calls.append((node.name, {m: self.version_of(m) for m in members}))
-        if node.name in self.kill:
-            self.kill.discard(node.name)
-            raise KeyboardInterrupt  # the operator's Ctrl-C, or a crash, mid-gate
-        if node.name in self.fail:
-            self.fail.discard(node.name)  # fails once: healthy again on the old version
-            return Health(False, "role service failed to start", final=True)
-        return Health(True, "configured")
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, template_store: TemplateStore):
-    """Applied on version 1 (day 24); version 2 (day 25) then on the stable channel."""
-    hosts = {
-        name: {
-            "uri": simulated_host(tmp_path, name),
-            "storage_dir": str(tmp_path / name),
-            "capacity": {"vcpu": 16, "memory_gib": 64, "storage_gb": 100},
-            "network": {"bridge": "br-fleet"},
-        }
-        for name in ("hv-a", "hv-b", "hv-c")
-    }
-    s = template_store.settings
-    path = write_fleet(
-        tmp_path,
-        hosts,
-        {
-            "pers-ms": group(
-                "REDPANDA", "persistence", 3, "cluster", "ms-main", ("DATA_MS", 2), **SMALL
-            ),
-            "wrk-app": group(
-                "APP", "workers", 4, "independent", "wrk-app", rollout_batch=2, **SMALL
-            ),
-        },
-        store={
-            "kind": "fs",
-            "path": str(s.path),
-            "allowed_signers": str(s.allowed_signers),
-            "image_dir": str(s.image_dir),
-        },
-    )
-    v1 = {
-        f: template_store.publish(f, tmp_path / "sealed", day=24)
-        for f in ("persistence", "workers")
-    }
-    conns = Connections()
-    commands.apply(path, conns=conns)
-    v2 = {
-        f: template_store.publish(f, tmp_path / "sealed", day=25)
-        for f in ("persistence", "workers")
-    }
-    assert v1 != v2
-    yield path, conns, v1, v2
-    conns.close()
-
-
-def versions(rec: Recorder) -> dict[str, str]:
-    return {n: rec.version_of(n) for n in sorted(rec.plan.nodes)}
 
 
 def test_rollout_moves_every_vm_a_cluster_member_at_a_time(fleet, tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def build(
     project: Path, art: Artifacts, backend: StoreBackend, keys: SigningKeys, family: str = "fa"
 ) -> BuildResult:
     cfg = load_config(project / "f.yaml")
-    return build_family(cfg, family, art, remote(backend, keys))
+    return build_family(cfg, cfg.family(family), art, remote(backend, keys))
 
 
 def sealed_sha(art: Artifacts, family: str = "fa") -> str:
@@ -87,7 +87,7 @@ def test_plan_says_cached_here_in_the_store_or_to_build(
     b = host(project, "b", first="a")
     from imagefactory.commands import _read_only_plan
 
-    plan = _read_only_plan(cfg, "fa", b, remote(backend, keys))
+    plan = _read_only_plan(cfg, cfg.family("fa"), b, remote(backend, keys))
     assert [s.fetch for s in plan.steps] == [False, False, False, False, True]
     assert plan.todo == ()
     text = commands.plan(project / "f.yaml", "fa", b.root, remote=False)
@@ -102,7 +102,7 @@ def test_a_warm_host_asks_the_store_for_one_listing_only(
     build(project, a, backend, keys)
     watched = RecordingStore(backend)
     cfg = load_config(project / "f.yaml")
-    res = build_family(cfg, "fa", a, remote(watched, keys))
+    res = build_family(cfg, cfg.family("fa"), a, remote(watched, keys))
     assert res.built == () and res.fetched == ()
     assert watched.calls == ["list_keys cache/layers/"]
 
@@ -146,7 +146,7 @@ def test_the_first_push_wins_and_the_losers_children_stay_home(
     b = host(project, "b", first="a")
     capsys.readouterr()
     # B planned before A's pushes landed: it builds everything, then loses every push race.
-    res_b = build_family(cfg, "fa", b, stale_listing)
+    res_b = build_family(cfg, cfg.family("fa"), b, stale_listing)
     assert res_b.built == LAYERS
     out = capsys.readouterr().out
     assert "base" in out and "not used: the store keeps another build of it" in out
@@ -265,7 +265,7 @@ def test_a_host_that_cannot_sign_pushes_no_byte(
     cache = _opened(backend, signing_key, keys.allowed_signers)
     assert cache.push_blocked is not None and why in cache.push_blocked
     cfg = load_config(project / "f.yaml")
-    res = build_family(cfg, "fa", host(project, "a"), cache)
+    res = build_family(cfg, cfg.family("fa"), host(project, "a"), cache)
     assert res.built == LAYERS
     assert _layer_objects(backend) == []
 
@@ -278,7 +278,8 @@ def test_a_read_only_s3_identity_is_found_before_the_first_byte(
     cache = _opened(reader, keys.private_key, keys.allowed_signers)
     assert cache.push_blocked is not None
     assert "refuses this host's writes" in cache.push_blocked
-    res = build_family(load_config(project / "f.yaml"), "fa", host(project, "a"), cache)
+    cfg = load_config(project / "f.yaml")
+    res = build_family(cfg, cfg.family("fa"), host(project, "a"), cache)
     assert res.built == LAYERS
     writer = S3Backend(s3_server.settings(new_bucket), s3_server.credentials())
     assert _layer_objects(writer) == []

@@ -121,3 +121,49 @@ def test_reserved_addresses_inside_the_range_count(tmp_path: Path) -> None:
         ".network.subnet: 10.20.0.0/25 offers 70 node addresses after "
         "first_host, the fleet has 71 nodes"
     ]
+
+
+def test_every_fleet_section_is_declared_once_in_schema_and_dataclass() -> None:
+    """The fleet schema and the model's dataclasses name the same settings and choices (as
+    for factory.yaml): a setting added to one and not the other fails here."""
+    from imagefactory.fleet import model as fleet_model
+    from imagefactory.util.model import load_schema, schema_mismatches
+
+    schema = load_schema("fleet")
+    props = schema["properties"]
+    hypervisor, grp = (props[s]["additionalProperties"] for s in ("hypervisors", "groups"))
+    size = schema["$defs"]["size"]
+    out = schema_mismatches(fleet_model.Network, props["network"])
+    out += schema_mismatches(fleet_model.RolloutSettings, props["rollout"])
+    out += schema_mismatches(fleet_model.Size, size)
+    out += [
+        m
+        for m in schema_mismatches(fleet_model.Hypervisor, hypervisor)
+        if not m.startswith("NetworkAttachment:")  # a one-key mapping: {kind: value}
+    ]
+    kinds = set(hypervisor["properties"]["network"]["properties"])
+    assert kinds == {k.value for k in fleet_model.NetworkKind}
+    # a group's size is written beside its other fields, each over `defaults:` (a Size)
+    out += schema_mismatches(fleet_model.Group, {"properties": {**grp["properties"], "size": {}}})
+    out += [
+        f"Group: size field {k!r} is not in Size"
+        for k in size["properties"]
+        if k not in grp["properties"]
+    ]
+    out += schema_mismatches(fleet_model.Fleet, schema)
+    # named by their section's key or the file, or written in the file under another name
+    derived = {
+        "Hypervisor: field 'name'",
+        "Group: field 'name'",
+        "Fleet: field 'path'",
+        "Fleet: field 'name'",  # the file's `fleet:`
+        "Fleet: field 'access_key_files'",  # access.ssh_authorized_keys
+        "Fleet: schema property 'fleet'",
+        "Fleet: schema property 'access'",
+        "Fleet: schema property 'defaults'",  # each group's Size
+        "Fleet: schema property 'version'",  # the file format's, always 1
+        "Group: schema property 'vcpu'",
+        "Group: schema property 'memory_gib'",
+        "Group: schema property 'os_disk_gb'",
+    }
+    assert [m for m in out if not any(m.startswith(d) for d in derived)] == []

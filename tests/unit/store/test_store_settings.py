@@ -23,6 +23,7 @@ from imagefactory.store.settings import (
     store_settings_from_dict,
 )
 from imagefactory.util.model import load_schema, schema_mismatches
+from tests.standinkit import standin_config
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -151,16 +152,7 @@ def test_store_kind_carries_what_differs(tmp_path: Path, monkeypatch: pytest.Mon
         api.open_backend(StoreSettings(kind=StoreKind.S3, endpoint="x:9000"))
 
 
-FACTORY = """
-version: 1
-sources:
-  deb: {kind: standin, suite: bookworm, epoch: "1", packages: [sudo]}
-layers:
-  base: {source: deb}
-  seal: {scripts: [s.sh], seal: true}
-families:
-  fam: {layers: [base, seal]}
-"""
+FACTORY = standin_config({"seal": {"scripts": ["s.sh"], "seal": True}}, {"fam": ["base", "seal"]})
 
 
 def test_store_section_of_a_factory_config(tmp_path: Path) -> None:
