@@ -344,6 +344,28 @@ def fleet_rollout(
 
 
 @task(
+    name="recover",
+    help={
+        "cluster": "the Galera cluster to bring back (a cluster name in the fleet file)",
+        "gone": "members lost for good, comma-separated: their data is never considered",
+        "dry_run": "only show each member's position and what would be done",
+        "fleet": FLEET_HELP,
+    },
+)
+@run_task
+def fleet_recover(
+    c: Context,
+    cluster: str,
+    gone: str = "",
+    dry_run: bool = False,
+    fleet: str | None = None,
+) -> None:
+    """Bring a Galera cluster back after an outage, from the member that committed most."""
+    names = frozenset(n for n in gone.split(",") if n)
+    print(fleet_commands.recover(_fleet(c, fleet), cluster, names, dry_run=dry_run))
+
+
+@task(
     name="gc",
     help={
         "host": "only this hypervisor",
@@ -427,5 +449,6 @@ ns = Collection(
         fleet_destroy,
         fleet_rollout,
         fleet_gc,
+        fleet_recover,
     ),
 )

@@ -7,10 +7,10 @@ import string
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from appcore import VERSION, disks, units
+from appcore import VERSION, disks, galera, units
 from appcore.catalogue import Catalogue, Role, peer_values
 from appcore.discovery import Discovery, discover, role_summary
-from appcore.errors import DiskError, RoleError, ServiceError
+from appcore.errors import AppcoreError, DiskError, RoleError, ServiceError
 from appcore.hostfs import Host
 from appcore.runner import Runner
 from appcore.state import image_family, now, read_pin, write_pin
@@ -283,6 +283,9 @@ class Applier:
         return wanted
 
     def start_services(self, role: Role) -> None:
+        if role.galera is not None:
+            self.hold_for_the_cluster(role)
+            return
         for service in role.services:
             if not self.is_("is-enabled", service):
                 self.change("enable " + service, self.systemctl, "enable", service)
@@ -290,6 +293,21 @@ class Applier:
                 # --no-block: the service is ordered After=appcore.service (our drop-in), so
                 # waiting for it here, inside appcore.service, would deadlock the boot.
                 self.change("start " + service, self.systemctl, "start", "--no-block", service)
+
+    def hold_for_the_cluster(self, role: Role) -> None:
+        """A Galera member's database starts only as the fleet decides (bootstrap one member,
+        the others join): never enabled for boot, where each member would wait for a Primary
+        component that nobody forms. Its position goes into the state for the fleet."""
+        for service in role.services:
+            if self.is_("is-enabled", service):
+                self.change("disable " + service, self.systemctl, "disable", service)
+        if self.dry_run:
+            return
+        member = galera.member_of(self.runner, role.galera or {}, self.host.path)
+        try:
+            self.state["galera"] = member.report()
+        except AppcoreError as exc:
+            self.state["galera"] = {"error": str(exc)}
 
     def retire(self, old: Role, role: Role) -> None:
         """Forced role change: stop the old role's services and remove the files we wrote."""
@@ -328,6 +346,8 @@ class Applier:
         self.mount_disks(plans)
         hostname = self.set_hostname(wanted_host)
         self.render(role, params, hostname)
+        if "peers" in params:  # readiness: every member of the cluster is in it
+            self.state["members"] = len([p for p in params["peers"].split(",") if p])
         self.start_services(role)
         if old is not None or read_pin(self.host) is None:
             pin = {

@@ -11,6 +11,7 @@ import string
 from typing import Any, Dict, List, NamedTuple, Optional
 
 from appcore.errors import CatalogueError
+from appcore.galera import FLAVOURS as GALERA_FLAVOURS
 
 ROLE_ID = re.compile(r"^[A-Z][A-Z0-9_]{1,31}$")
 # A virtio-blk serial is cut at 20 bytes; the serial doubles as the XFS label (max 12 chars).
@@ -60,6 +61,9 @@ class Role(NamedTuple):
     hostname_pattern: str
     hostname_example: str
     origin: str
+    # A Galera member ({"flavour", "datadir", "defaults_file"}): its database is started by
+    # the fleet (bootstrap or join), never by App-Core at boot.
+    galera: Optional[Dict[str, str]] = None
 
 
 class Catalogue:
@@ -241,6 +245,7 @@ def _roles(
         "hostname_pattern",
         "hostname_example",
     )
+    optional = ("galera",)
     for role_id, info in raw.items():
         at = f"{where}: roles.{role_id}"
         if not ROLE_ID.match(role_id):
@@ -248,7 +253,7 @@ def _roles(
         if not isinstance(info, dict):
             problems.append(at + ": must be an object")
             continue
-        _unknown_keys(info, keys, at, problems)
+        _unknown_keys(info, keys + optional, at, problems)
         missing = [k for k in keys if k not in info]
         if missing:
             problems.append(at + f": missing keys {missing}")
@@ -317,8 +322,27 @@ def _roles(
             str(pattern),
             str(info["hostname_example"]),
             where,
+            _galera(info.get("galera"), at, problems),
         )
     return out
+
+
+def _galera(raw: Any, at: str, problems: List[str]) -> Optional[Dict[str, str]]:
+    if raw is None:
+        return None
+    keys = ("flavour", "datadir", "defaults_file")
+    if (
+        not isinstance(raw, dict)
+        or sorted(raw) != sorted(keys)
+        or raw.get("flavour") not in GALERA_FLAVOURS
+        or not all(isinstance(raw[k], str) and raw[k].startswith("/") for k in keys[1:])
+    ):
+        problems.append(
+            at + f".galera: must be {{flavour: one of {list(GALERA_FLAVOURS)}, datadir: /PATH, "
+            "defaults_file: /PATH}"
+        )
+        return None
+    return {k: str(raw[k]) for k in keys}
 
 
 def _unknown_keys(info: Dict[str, Any], allowed: Any, at: str, problems: List[str]) -> None:

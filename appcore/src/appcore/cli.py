@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any, Dict, List, Optional
 
-from appcore import VERSION, disks, units
+from appcore import VERSION, disks, galera, lifecycle, units
 from appcore.apply import Applier
 from appcore.catalogue import Catalogue, load_catalogue
 from appcore.errors import AppcoreError, DiskError
@@ -69,7 +69,69 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--family", required=True)
     p.add_argument("--check", action="store_true", help="only check the family name")
     sub.add_parser("validate", help="validate the role catalogue and templates")
+    p = sub.add_parser("ready", help="is the role ready by its own meaning (exit 0 if so)")
+    p.add_argument("--json", action="store_true")
+    sub.add_parser("poststart", help="after a planned start: a Galera member joins its cluster")
+    sub.add_parser("prestop", help="before a planned stop: a PXC member enters maintenance")
+    p = sub.add_parser("galera", help="this Galera member: position, bootstrap, join, ready")
+    p.add_argument("action", choices=("position", "bootstrap", "join", "ready"))
+    p.add_argument("--flavour", choices=sorted(galera.FLAVOURS), help="default: the role's")
+    p.add_argument("--defaults-file", help="server and client config (default: the role's)")
+    p.add_argument("--datadir", help="holds grastate.dat (default: the role's)")
+    p.add_argument("--expect", help="bootstrap: UUID:SEQNO the fleet chose this member at")
+    p.add_argument("--members", type=int, default=1, help="ready: members of the cluster")
     return ap
+
+
+def galera_config(host: Host, args: argparse.Namespace) -> Dict[str, str]:
+    """The member's settings: the pinned role's catalogue entry, each overridable."""
+    config: Dict[str, str] = {}
+    if not (args.flavour and args.defaults_file and args.datadir):
+        role = lifecycle.pinned_role(host, open_catalogue(host, args.catalogue))
+        if role.galera is None:
+            raise galera.GaleraError(f"role {role.id} is not a Galera member")
+        config.update(role.galera)
+    for key in ("flavour", "defaults_file", "datadir"):
+        if getattr(args, key):
+            config[key] = getattr(args, key)
+    return config
+
+
+def galera_member(host: Host, runner: Runner, args: argparse.Namespace) -> galera.Member:
+    return galera.member_of(runner, galera_config(host, args), host.path)
+
+
+def cmd_ready(host: Host, runner: Runner, args: argparse.Namespace) -> int:
+    report = lifecycle.ready(host, runner, open_catalogue(host, args.catalogue))
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        print("ready" if report["ready"] else "not ready: " + "; ".join(report["problems"]))
+    return 0 if report["ready"] else 3
+
+
+def cmd_galera(host: Host, runner: Runner, args: argparse.Namespace) -> int:
+    """One Galera step; prints JSON (position, ready) and exits 0 only on success/ready."""
+    member = galera_member(host, runner, args)
+    if args.action == "ready":
+        report = galera.ready_report(member.status(), args.members)
+        print(json.dumps(report, sort_keys=True))
+        return 0 if report["ready"] else 3
+    if args.action == "position":
+        print(json.dumps(member.report(), sort_keys=True))
+        return 0
+    if args.action == "bootstrap":
+        uuid, sep, seqno = (args.expect or "").rpartition(":")
+        if not sep or not uuid or not seqno.lstrip("-").isdigit():
+            raise galera.GaleraError(
+                f"bootstrap needs --expect=UUID:SEQNO (from the fleet), got {args.expect!r}"
+            )
+        member.bootstrap(galera.Position(uuid, int(seqno), False, "fleet"))
+        log("info", f"bootstrapped a new Primary component at {uuid}:{seqno}")
+        return 0
+    member.join()
+    log("info", "started to join the cluster")
+    return 0
 
 
 def open_catalogue(host: Host, path: Optional[str]) -> Catalogue:
@@ -196,6 +258,15 @@ def main(argv: Optional[List[str]] = None, runner: Optional[Runner] = None) -> i
             return cmd_status(host, args)
         if args.command == "check-disk":
             return cmd_check_disk(host, runner, args)
+        if args.command == "galera":
+            return cmd_galera(host, runner, args)
+        if args.command == "ready":
+            return cmd_ready(host, runner, args)
+        if args.command in ("poststart", "prestop"):
+            step = lifecycle.poststart if args.command == "poststart" else lifecycle.prestop
+            done = step(host, runner, open_catalogue(host, args.catalogue))
+            log("info", f"{args.command}: {done or 'nothing to do for this role'}")
+            return 0
         catalogue = open_catalogue(host, args.catalogue)
         if args.command == "image-init":
             write_image_json(host, catalogue, args.family, check_only=args.check)

@@ -52,8 +52,11 @@ def mysql_root(tmp_path: Path, kind: str) -> Path:
 CLUSTER_ID = ["appcore:ip=10.20.0.11", "appcore:peers=10.20.0.11,10.20.0.12,10.20.0.13"]
 
 
-def test_blank_disk_is_formatted_mounted_and_role_started(tmp_path: Path) -> None:
-    """MYSQL_MASTER, blank DATA_DB: xfs made, mount unit written and started, mysql started."""
+def test_blank_disk_is_formatted_mounted_and_galera_member_waits_for_the_fleet(
+    tmp_path: Path,
+) -> None:
+    """MYSQL_MASTER, blank DATA_DB: xfs made, mount unit written and started; mysql is not
+    started at boot (the fleet bootstraps or joins it), its position is reported."""
     root = mysql_root(tmp_path, "blank")
     runner = RecordingRunner()
     assert apply(root, runner) == 0
@@ -66,11 +69,18 @@ def test_blank_disk_is_formatted_mounted_and_role_started(tmp_path: Path) -> Non
     assert "wsrep_cluster_address=gcomm://10.20.0.11,10.20.0.12,10.20.0.13\n" in cnf
     assert "wsrep_node_address=10.20.0.11\n" in cnf
     starts = [a for a in runner.recorded if a[:2] == ["systemctl", "start"]]
-    assert starts == [
-        ["systemctl", "start", "data-db.mount"],
-        ["systemctl", "start", "--no-block", "mysql.service"],
-    ]
+    assert starts == [["systemctl", "start", "data-db.mount"]]
     doc = state(root)
+    assert doc["members"] == 3
+    assert doc["galera"] == {
+        "uuid": "00000000-0000-0000-0000-000000000000",
+        "seqno": -1,
+        "safe_to_bootstrap": False,
+        "source": "none",
+        "has_data": False,
+        "running": False,
+        "primary": False,
+    }
     assert doc["disks"][0]["decision"] == "format" and doc["disks"][0]["fstype"] == "xfs"
     assert "format /dev/disk/by-id/virtio-DATA_DB as xfs (label DATA_DB)" in doc["changes"]
     assert doc["selinux"] == "not enabled: contexts not set"

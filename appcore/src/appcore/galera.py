@@ -1,0 +1,284 @@
+"""Galera members (PXC on OL8, MariaDB on the stand-in): where this member stands, whether it
+is ready, and the only two ways its database starts.
+
+A Galera database never starts on its own judgement: it either joins a Primary component that
+exists, or bootstraps a new one because the fleet chose this member after every member
+reported its position (uuid and seqno of the last committed write). Starting a member with
+less data as the bootstrap node throws away what the others committed, so `bootstrap`
+re-reads the position right before it acts and refuses when it is not the one the fleet chose.
+"""
+
+import os
+import re
+import tempfile
+from typing import Callable, Dict, List, NamedTuple, Optional
+
+from appcore.errors import AppcoreError
+from appcore.runner import Runner
+
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+SYNCED = "4"  # wsrep_local_state: 1 joining, 2 donor/desynced, 3 joined, 4 synced
+_RECOVERED = re.compile(r"Recovered position:\s*([0-9a-f-]{36}):(-?\d+)")
+_STATES = {"1": "joining", "2": "donor/desynced", "3": "joined, catching up", "4": "synced"}
+
+
+class GaleraError(AppcoreError):
+    """A Galera step refused or failed; nothing was started."""
+
+    exit_code = 7
+
+
+class Flavour(NamedTuple):
+    """What differs between Galera distributions: how a new cluster is started, the server
+    binary that recovers a position, and whether a member can be put in maintenance."""
+
+    name: str
+    start: List[str]  # starts the server to join the cluster its config names
+    bootstrap: List[str]  # starts it as the first member of a new Primary component
+    server: str
+    maint_mode: bool
+
+
+FLAVOURS = {
+    "pxc": Flavour(
+        "pxc",
+        ["systemctl", "start", "mysql.service"],
+        ["systemctl", "start", "mysql@bootstrap.service"],
+        "mysqld",
+        True,
+    ),
+    # Debian's mariadb@bootstrap unit only points at galera_new_cluster.
+    "mariadb": Flavour(
+        "mariadb",
+        ["systemctl", "start", "mariadb.service"],
+        ["galera_new_cluster"],
+        "mariadbd",
+        False,
+    ),
+}
+
+
+class Position(NamedTuple):
+    """A member's place in the cluster's history; seqno -1 means unknown."""
+
+    uuid: str
+    seqno: int
+    safe_to_bootstrap: bool
+    source: str  # "grastate", "wsrep-recover" or "none" (never joined a cluster)
+
+    @property
+    def has_data(self) -> bool:
+        return self.uuid != ZERO_UUID and self.seqno >= 0
+
+    def label(self) -> str:
+        if self.uuid == ZERO_UUID:
+            return "no cluster state (never joined)"
+        return "{}:{}{}".format(
+            self.uuid, self.seqno, " safe_to_bootstrap" if self.safe_to_bootstrap else ""
+        )
+
+    def as_dict(self) -> Dict[str, object]:
+        return {
+            "uuid": self.uuid,
+            "seqno": self.seqno,
+            "safe_to_bootstrap": self.safe_to_bootstrap,
+            "source": self.source,
+            "has_data": self.has_data,
+        }
+
+
+def read_grastate(text: str) -> Position:
+    """Parse grastate.dat (`uuid:`, `seqno:`, `safe_to_bootstrap:` lines)."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and not key.startswith("#"):
+            fields[key.strip()] = value.strip()
+    try:
+        return Position(
+            fields.get("uuid", ZERO_UUID),
+            int(fields.get("seqno", "-1")),
+            fields.get("safe_to_bootstrap", "0") == "1",
+            "grastate",
+        )
+    except ValueError as exc:
+        raise GaleraError(f"grastate.dat: unreadable seqno ({exc})") from exc
+
+
+def parse_recovered(log: str) -> Optional[Position]:
+    """The position `--wsrep-recover` wrote to its error log, if it found one."""
+    found = _RECOVERED.findall(log)
+    if not found:
+        return None
+    uuid, seqno = found[-1]
+    return Position(uuid, int(seqno), False, "wsrep-recover")
+
+
+class Member:
+    """This member's database: its data directory, config and client, and its flavour."""
+
+    def __init__(self, runner: Runner, flavour: Flavour, defaults_file: str, datadir: str) -> None:
+        self.runner = runner
+        self.flavour = flavour
+        self.defaults_file = defaults_file
+        self.datadir = datadir
+
+    @property
+    def grastate(self) -> str:
+        return os.path.join(self.datadir, "grastate.dat")
+
+    def position(self) -> Position:
+        """From grastate.dat; after a crash (seqno -1) from `--wsrep-recover`, which reads the
+        storage engine and must only run while the server is stopped."""
+        if not os.path.exists(self.grastate):
+            return Position(ZERO_UUID, -1, False, "none")
+        with open(self.grastate) as fh:
+            saved = read_grastate(fh.read())
+        if saved.seqno >= 0 or saved.uuid == ZERO_UUID:
+            return saved
+        if self.is_running():
+            raise GaleraError("the server is running: its position comes from wsrep status")
+        with tempfile.TemporaryDirectory(prefix="appcore-recover-") as tmp:
+            log = os.path.join(tmp, "recover.log")
+            argv = [
+                self.flavour.server,
+                f"--defaults-file={self.defaults_file}",
+                "--wsrep-recover",
+                f"--log-error={log}",
+            ]
+            result = self.runner.run(argv, check=False)
+            text = ""
+            if os.path.exists(log):
+                with open(log) as fh:
+                    text = fh.read()
+        recovered = parse_recovered(text + result.stderr)
+        if recovered is None:
+            tail = (text or result.stderr).strip().splitlines()[-3:]
+            raise GaleraError(
+                "--wsrep-recover found no position (exit {}): {}".format(
+                    result.returncode, " | ".join(tail) or "no output"
+                )
+            )
+        return recovered._replace(safe_to_bootstrap=saved.safe_to_bootstrap)
+
+    def status(self) -> Dict[str, str]:
+        """SHOW GLOBAL STATUS LIKE 'wsrep_%' through the local socket (empty: not running)."""
+        argv = [
+            "mysql",
+            f"--defaults-file={self.defaults_file}",
+            "-N",
+            "-B",
+            "-e",
+            "SHOW GLOBAL STATUS LIKE 'wsrep_%'",
+        ]
+        result = self.runner.run(argv, check=False)
+        if result.returncode != 0:
+            return {}
+        pairs = (line.split("\t", 1) for line in result.stdout.splitlines() if "\t" in line)
+        return dict(pairs)
+
+    def is_running(self) -> bool:
+        return bool(self.status())
+
+    def report(self) -> Dict[str, object]:
+        """What the fleet decides on: the live position of a running server (and whether it
+        is in a Primary component), else the stored or recovered one."""
+        status = self.status()
+        if status:
+            return {
+                "uuid": status.get("wsrep_cluster_state_uuid", ZERO_UUID),
+                "seqno": int(status.get("wsrep_last_committed", "-1")),
+                "running": True,
+                "primary": status.get("wsrep_cluster_status") == "Primary",
+            }
+        return dict(self.position().as_dict(), running=False, primary=False)
+
+    def bootstrap(self, expect: Position) -> None:
+        """Start a new Primary component here, only if this member still is where the fleet
+        saw it (same uuid and seqno): data committed meanwhile elsewhere is never lost."""
+        if self.is_running():
+            raise GaleraError("the server is already running; nothing to bootstrap")
+        now = self.position()
+        if (now.uuid, now.seqno) != (expect.uuid, expect.seqno):
+            raise GaleraError(
+                f"refusing to bootstrap: the fleet chose this member at {expect.label()}, "
+                f"it is now at {now.label()}"
+            )
+        if now.uuid != ZERO_UUID:
+            # After a crash grastate.dat says seqno -1 and nobody is safe to bootstrap: the
+            # recovered position keeps the cluster's history (peers catch up by IST), and
+            # the mark lets the server start a new component from it.
+            self._write_grastate(now._replace(safe_to_bootstrap=True))
+        self.runner.run(self.flavour.bootstrap)
+
+    def join(self) -> None:
+        """Start the server to join the existing Primary component (the fleet checked it is
+        there); a member that finds none fails to start rather than forming its own."""
+        if self.is_running():
+            return
+        now = self.position()
+        if now.uuid != ZERO_UUID and now.source == "wsrep-recover":
+            self._write_grastate(now)  # what the distributions' start scripts pass as a flag
+        self.runner.run(self.flavour.start)
+
+    def _write_grastate(self, position: Position) -> None:
+        safe = 1 if position.safe_to_bootstrap else 0
+        text = (
+            "# GALERA saved state\nversion: 2.1\n"
+            f"uuid:    {position.uuid}\nseqno:   {position.seqno}\nsafe_to_bootstrap: {safe}\n"
+        )
+        tmp = self.grastate + ".appcore"
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.grastate)
+
+
+def member_of(runner: Runner, config: Dict[str, str], path: Callable[[str], str] = str) -> Member:
+    """The member a role's catalogue entry describes ({"flavour", "datadir", "defaults_file"});
+    `path` maps its absolute paths into the host root App-Core works on."""
+    return Member(
+        runner, FLAVOURS[config["flavour"]], path(config["defaults_file"]), path(config["datadir"])
+    )
+
+
+def readiness(status: Dict[str, str], members: int) -> List[str]:
+    """Why a member is not ready to carry its share (empty: ready): Primary component,
+    Synced, wsrep_ready and connected, and every member of the cluster in it."""
+    if not status:
+        return ["the server is not running"]
+    problems = []
+    if status.get("wsrep_cluster_status") != "Primary":
+        problems.append(
+            "not in a Primary component (wsrep_cluster_status={})".format(
+                status.get("wsrep_cluster_status", "?")
+            )
+        )
+    state = status.get("wsrep_local_state", "?")
+    if state != SYNCED:
+        problems.append(
+            "not synced: {} (wsrep_local_state={}, {})".format(
+                _STATES.get(state, "unknown"), state, status.get("wsrep_local_state_comment", "?")
+            )
+        )
+    for flag in ("wsrep_ready", "wsrep_connected"):
+        if status.get(flag) != "ON":
+            problems.append(f"{flag}={status.get(flag, '?')}")
+    size = status.get("wsrep_cluster_size", "0")
+    if size != str(members):
+        problems.append(f"cluster size {size}, expected {members} members")
+    return problems
+
+
+def ready_report(status: Dict[str, str], members: int) -> Dict[str, object]:
+    """What `appcore ready --json` prints for a Galera member."""
+    problems = readiness(status, members)
+    return {
+        "ready": not problems,
+        "problems": problems,
+        "cluster_state_uuid": status.get("wsrep_cluster_state_uuid"),
+        "cluster_size": status.get("wsrep_cluster_size"),
+        "local_state": status.get("wsrep_local_state_comment"),
+        "last_committed": status.get("wsrep_last_committed"),
+    }

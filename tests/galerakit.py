@@ -1,0 +1,189 @@
+"""A real Galera cluster without VMs: mariadbd processes (Debian's mariadb-server, galera-4
+and mariadb-backup) on their own loopback addresses 127.0.X.1..N, each with its data dir.
+
+There is no systemd here, so `python -m tests.galerakit start CNF [--wsrep-new-cluster]`
+stands in for `systemctl start`: it starts mariadbd in its own session and returns once the
+server answers SQL (0) or has exited (1, with its log's tail), as a notify unit's start does.
+App-Core's Galera code gets these commands through its Flavour; everything else is real.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+START_TIMEOUT_S = 180  # a joiner's first start includes a full state transfer (SST)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One member: its address and files (the server's and the client's config is one file)."""
+
+    name: str
+    ip: str
+    root: Path
+
+    @property
+    def cnf(self) -> Path:
+        return self.root / "my.cnf"
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "error.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "mariadbd.pid"
+
+    def start_argv(self, new_cluster: bool = False) -> list[str]:
+        extra = ["--wsrep-new-cluster"] if new_cluster else []
+        return [sys.executable, "-m", "tests.galerakit", "start", str(self.cnf), *extra]
+
+    def sql(self, query: str, check: bool = True) -> str:
+        done = subprocess.run(
+            ["mariadb", f"--defaults-file={self.cnf}", "-N", "-B", "-e", query],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{self.name}: {query!r} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 60) -> None:
+        """SIGTERM: a clean shutdown; SIGKILL: a power cut for this member."""
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while self.pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if self.pid() is not None:
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
+        self.pidfile.unlink(missing_ok=True)
+
+
+def make_cluster(root: Path, count: int = 3, name: str = "ift") -> list[Node]:
+    """`count` initialised members (data dirs made, nothing started) on 127.0.X.1..count."""
+    net = random.randint(2, 250)  # its own 127.0.X.0/24, so two runs on one host do not meet
+    nodes = [Node(f"n{i}", f"127.0.{net}.{i}", root / f"n{i}") for i in range(1, count + 1)]
+    peers = ",".join(f"{n.ip}:4567" for n in nodes)
+    for node in nodes:
+        node.root.mkdir(parents=True)
+        node.cnf.write_text(_cnf(node, peers, name))
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                f"--defaults-file={node.cnf}",
+                "--user=root",
+                "--auth-root-authentication-method=socket",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    return nodes
+
+
+def _cnf(node: Node, peers: str, name: str) -> str:
+    socket = node.root / "mariadbd.sock"
+    return f"""[client]
+socket={socket}
+user=root
+
+[mariadbd]
+datadir={node.datadir}
+socket={socket}
+pid-file={node.pidfile}
+log-error={node.log}
+bind-address={node.ip}
+port=3306
+user=root
+skip-name-resolve
+binlog_format=ROW
+default_storage_engine=InnoDB
+innodb_autoinc_lock_mode=2
+innodb_buffer_pool_size=32M
+innodb_log_file_size=16M
+wsrep_on=ON
+wsrep_provider=/usr/lib/galera/libgalera_smm.so
+wsrep_cluster_name={name}
+wsrep_cluster_address=gcomm://{peers}
+wsrep_node_address={node.ip}
+wsrep_node_name={node.name}
+wsrep_provider_options="gmcast.listen_addr=tcp://{node.ip}:4567;ist.recv_addr={node.ip}:4568;gcache.size=32M"
+wsrep_sst_method=mariabackup
+wsrep_sst_auth=root:
+wsrep_sst_receive_address={node.ip}:4444
+"""
+
+
+def stop_all(nodes: list[Node]) -> None:
+    for node in nodes:
+        node.stop(signal.SIGKILL)
+
+
+def tools_missing() -> list[str]:
+    need = ["mariadbd", "mariadb", "mariadb-install-db", "mariabackup", "socat"]
+    missing = [t for t in need if shutil.which(t) is None and not Path(f"/usr/sbin/{t}").exists()]
+    if not Path("/usr/lib/galera/libgalera_smm.so").exists():
+        missing.append("galera-4 (/usr/lib/galera/libgalera_smm.so)")
+    return missing
+
+
+def _start(cnf: Path, extra: list[str]) -> int:
+    """Start mariadbd detached; wait until it answers SQL (0) or exits (1)."""
+    server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+    log = cnf.parent / "start.out"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [server, f"--defaults-file={cnf}", *extra],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,  # outlives this launcher, like a service
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (cnf.parent / "error.log").read_text(errors="replace").splitlines()[-8:]
+            print(f"mariadbd exited with {proc.returncode}:", *tail, sep="\n", file=sys.stderr)
+            return 1
+        ping = subprocess.run(
+            ["mariadb", f"--defaults-file={cnf}", "-N", "-e", "SELECT 1"],
+            capture_output=True,
+            check=False,
+        )
+        if ping.returncode == 0:
+            return 0
+        time.sleep(0.5)
+    proc.kill()
+    print(f"mariadbd did not answer within {START_TIMEOUT_S} s", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3 or sys.argv[1] != "start":
+        sys.exit("usage: python -m tests.galerakit start CNF [mariadbd args]")
+    sys.exit(_start(Path(sys.argv[2]), sys.argv[3:]))
