@@ -20,6 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 START_TIMEOUT_S = 180  # a joiner's first start includes a full state transfer (SST)
+APPCORE_SRC = Path(__file__).resolve().parents[1] / "appcore" / "src"
+if str(APPCORE_SRC) not in sys.path:  # App-Core is not installed in the venv
+    sys.path.insert(0, str(APPCORE_SRC))
+
+from appcore.runner import Runner  # noqa: E402
+
+from appcore import galera  # noqa: E402
+from imagefactory.fleet.galera import Report  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,34 @@ class Node:
             os.kill(pid, signal.SIGKILL)
             time.sleep(0.5)
         self.pidfile.unlink(missing_ok=True)
+
+
+def flavour(node: Node) -> galera.Flavour:
+    """MariaDB's, with the launcher standing in for systemctl (no systemd here)."""
+    return galera.Flavour(
+        "mariadb", node.start_argv(), node.start_argv(new_cluster=True), "mariadbd", False
+    )
+
+
+class LocalMember:
+    """The fleet's view of one member; App-Core called in this process instead of over SSH."""
+
+    def __init__(self, node: Node, members: int, runner: Runner) -> None:
+        self.name = node.name
+        self.members = members
+        self.member = galera.Member(runner, flavour(node), str(node.cnf), str(node.datadir))
+
+    def report(self) -> Report | None:
+        return Report.from_json(self.member.report())
+
+    def bootstrap(self, expect: Report) -> None:
+        self.member.bootstrap(galera.Position(expect.uuid, expect.seqno, False, "fleet"))
+
+    def join(self) -> None:
+        self.member.join()
+
+    def ready(self) -> list[str]:
+        return galera.readiness(self.member.status(), self.members)
 
 
 def make_cluster(root: Path, count: int = 3, name: str = "ift") -> list[Node]:

@@ -19,7 +19,7 @@ from imagefactory.fleet.gc import collect_templates
 from imagefactory.fleet.health import Gate, HealthCheck, check_identity, ssh_gate
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.model import Fleet
-from imagefactory.fleet.nodes import Node, plan_fleet
+from imagefactory.fleet.nodes import FleetPlan, Node, plan_fleet
 from imagefactory.fleet.rollout import RolloutReport, describe_plan, rollout_fleet
 from imagefactory.fleet.rollout_state import RolloutState
 from imagefactory.fleet.sizing import plan_document, render_plan
@@ -68,6 +68,9 @@ def render(fleet_file: Path, out: Path, domain_type: str = "kvm") -> str:
     return f"{len(p.nodes)} domain XML files in {out}/<hypervisor>/ ({took:.2f} s)"
 
 
+MemberFactory = Callable[[Fleet, list[Node]], list[GaleraMember]]
+
+
 @_clean_errors()
 def apply(
     fleet_file: Path,
@@ -75,14 +78,53 @@ def apply(
     only: str | None = None,
     dry_run: bool = False,
     conns: Connections | None = None,
+    members: MemberFactory | None = None,
 ) -> ApplyReport:
-    """Create or update the fleet's VMs (templates pulled and verified first)."""
+    """Create or update the fleet's VMs (templates pulled and verified first); a Galera
+    cluster created by this run is formed: one member bootstraps, the others join."""
     fleet = load_fleet(fleet_file)
     p = plan_fleet(fleet)
     nodes = select(p, host, only)
     families = {n.group.family for n in nodes}
-    templates = local_templates(fleet, families) if dry_run else pull_templates(fleet, families)
-    return apply_fleet(p, templates, host=host, only=only, dry_run=dry_run, conns=conns)
+    if dry_run:
+        templates = local_templates(fleet, families)
+        return apply_fleet(p, templates, host=host, only=only, dry_run=True, conns=conns)
+    with RolloutState(fleet).locked():  # never beside a rollout: it could redefine its VMs
+        templates = pull_templates(fleet, families)
+        report = apply_fleet(p, templates, host=host, only=only, conns=conns)
+        for cluster in _new_galera_clusters(p, nodes, report):
+            _form(fleet, [n for n in nodes if n.group.cluster == cluster], members)
+        return report
+
+
+def _new_galera_clusters(p: FleetPlan, nodes: list[Node], report: ApplyReport) -> list[str]:
+    """Galera clusters every member of which this run created (an existing cluster is never
+    bootstrapped by apply; a member added to it joins through fleet.recover)."""
+    out = []
+    for cluster, groups in sorted(p.fleet.clusters().items()):
+        if not {g.role for g in groups} <= galera.GALERA_ROLES:
+            continue
+        names = [n for g in groups for n in g.node_names]
+        if all(report.actions.get(n, "").startswith("created") for n in names):
+            out.append(cluster)
+    return out
+
+
+def _form(fleet: Fleet, nodes: list[Node], members: MemberFactory | None) -> None:
+    cluster = nodes[0].group.cluster
+    if members is None:
+        key = fleet.rollout.ssh_identity
+        if key is None:
+            print(
+                f"cluster {cluster}: not formed (rollout.ssh_identity is not set); once its VMs "
+                f"are up: invoke fleet.recover --cluster={cluster}"
+            )
+            return
+        reach: list[GaleraMember] = [SshMember(fleet, n, key) for n in nodes]
+    else:
+        reach = members(fleet, nodes)
+    print(f"cluster {cluster}: forming (waiting for every member to report its position)")
+    galera.form(reach, timeout_s=fleet.rollout.health_timeout_s, say=lambda s: print("  " + s))
 
 
 @_clean_errors()
@@ -151,7 +193,11 @@ def gc(
     """List (or with apply remove) templates no overlay uses and no channel points at."""
     fleet = load_fleet(fleet_file)
     pinned = channel_versions(fleet, {g.family for g in fleet.groups.values()})
-    unused = collect_templates(fleet, pinned, host=host, apply=apply, conns=conns)
+    if apply:  # a rollout installs templates and overlays meanwhile: never beside one
+        with RolloutState(fleet).locked():
+            unused = collect_templates(fleet, pinned, host=host, apply=True, conns=conns)
+    else:
+        unused = collect_templates(fleet, pinned, host=host, apply=False, conns=conns)
     verb = "removed" if apply else "unused (dry run)"
     return f"{len(unused)} template(s) {verb}"
 
@@ -165,13 +211,11 @@ def destroy(
     conns: Connections | None = None,
 ) -> str:
     """Stop and undefine VMs; data disks stay unless delete_data."""
-    done = destroy_vms(
-        plan_fleet(load_fleet(fleet_file)),
-        only=only,
-        node=node,
-        delete_data=delete_data,
-        conns=conns,
-    )
+    fleet = load_fleet(fleet_file)
+    with RolloutState(fleet).locked():
+        done = destroy_vms(
+            plan_fleet(fleet), only=only, node=node, delete_data=delete_data, conns=conns
+        )
     return f"{len(done)} VM(s) removed" + ("" if delete_data else "; data disks kept")
 
 
@@ -180,7 +224,7 @@ def recover(
     cluster: str,
     gone: frozenset[str] = frozenset(),
     dry_run: bool = False,
-    members: Callable[[Fleet, list[Node]], list[GaleraMember]] | None = None,
+    members: MemberFactory | None = None,
 ) -> str:
     """Bring a Galera cluster back after an outage: every member reports its position, the
     one with the most committed data bootstraps, the others join one at a time."""

@@ -163,6 +163,23 @@ def wait_ready(
     say(f"{member.name}: {'Primary and synced' if growing else 'ready'}")
 
 
+def reports_of(
+    members: list[GaleraMember], timeout_s: float, gone: frozenset[str] = frozenset()
+) -> dict[str, Report | None]:
+    """Every member's report; members still booting are asked again (every 5 s) until all
+    answered or `timeout_s` passed (then the silent ones stay None: decide() names them)."""
+    reports = {m.name: m.report() for m in members}
+    deadline = time.monotonic() + timeout_s
+    while any(r is None for n, r in reports.items() if n not in gone):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(5)
+        for m in members:
+            if reports[m.name] is None:
+                reports[m.name] = m.report()
+    return reports
+
+
 def form(
     members: list[GaleraMember],
     gone: frozenset[str] = frozenset(),
@@ -172,7 +189,7 @@ def form(
     """Bring the cluster up: one bootstrap (if no Primary component runs), then each other
     member joins and is synced before the next starts; at the end every member is ready."""
     by_name = {m.name: m for m in members}
-    reports = {m.name: m.report() for m in members}
+    reports = reports_of(members, timeout_s, gone)
     decision = decide(reports, gone)
     say(f"positions: {_table(reports)}")
     if decision.bootstrap is not None and decision.expect is not None:

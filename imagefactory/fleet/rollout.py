@@ -130,6 +130,9 @@ class Rollout:
         tpl = self.targets[node.group.family]
         if storage.install_template(tpl.image, tpl.sha256, tpl.family, tpl.version):
             self.say(f"  template {tpl.family} {tpl.version} installed on {node.host}")
+        # An overlay of this version left by an earlier attempt may have booted (machine id,
+        # host keys, logs): the node always starts the new version from a fresh one.
+        storage.remove_overlay(node.name, tpl.version)
         storage.create_overlay(
             node.name,
             storage.template(tpl.family, tpl.version),
@@ -234,11 +237,15 @@ class Rollout:
         ):
             if now == new:
                 self.back(node, old, new)  # a rollback under way, or the channel moved
-            else:
+                report.outcomes[node.name] = f"rolled back to {old}"
+            else:  # switched back already: the new overlay (it booted) goes, the node is gated
                 self.state.set(node, "rolled-back", (old, new))
                 if not hvm.is_running(dom):
                     hvm.start(self.fleet.hypervisors[node.host], dom)
-            report.outcomes[node.name] = f"rolled back to {old}"
+                self.host(node.host)[1].remove_overlay(node.name, new)
+                again = self.gate.wait(node)
+                came = "healthy" if again.ok else f"NOT healthy: {again.detail}"
+                report.outcomes[node.name] = f"rolled back to {old} ({came})"
             report.stopped.setdefault(node.group.cluster, f"{node.name} was being rolled back")
             return
         if not hvm.is_running(dom):

@@ -65,11 +65,14 @@ class RolloutState:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """One rollout at a time per state dir (two could each take a member of one cluster
-        down)."""
+        down); apply, gc --apply, destroy and recover take it too."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with (self.dir / ".lock").open("w") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise FleetError(f"{self.dir}: another rollout of this fleet is running") from None
+                raise FleetError(
+                    f"{self.dir}: another rollout of this fleet is running (or an apply, gc, "
+                    "destroy or recovery: one at a time)"
+                ) from None
             yield

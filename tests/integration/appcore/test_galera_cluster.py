@@ -16,39 +16,11 @@ from appcore.runner import Runner
 
 from appcore import galera
 from imagefactory.fleet.galera import ClusterError, Report, decide, form
-from tests.galerakit import Node, make_cluster, stop_all, tools_missing
+from tests.galerakit import LocalMember, Node, flavour, make_cluster, stop_all, tools_missing
 from tests.prereq import missing
 
 pytestmark = pytest.mark.integration
 APPCORE_SRC = Path(__file__).resolve().parents[3] / "appcore" / "src"
-
-
-def flavour(node: Node) -> galera.Flavour:
-    """MariaDB's, with the launcher standing in for systemctl (no systemd here)."""
-    return galera.Flavour(
-        "mariadb", node.start_argv(), node.start_argv(new_cluster=True), "mariadbd", False
-    )
-
-
-class LocalMember:
-    """The fleet's view of one member; App-Core called in this process instead of over SSH."""
-
-    def __init__(self, node: Node, members: int, runner: Runner) -> None:
-        self.name = node.name
-        self.members = members
-        self.member = galera.Member(runner, flavour(node), str(node.cnf), str(node.datadir))
-
-    def report(self) -> Report | None:
-        return Report.from_json(self.member.report())
-
-    def bootstrap(self, expect: Report) -> None:
-        self.member.bootstrap(galera.Position(expect.uuid, expect.seqno, False, "fleet"))
-
-    def join(self) -> None:
-        self.member.join()
-
-    def ready(self) -> list[str]:
-        return galera.readiness(self.member.status(), self.members)
 
 
 @pytest.fixture

@@ -12,9 +12,12 @@ import yaml
 
 from imagefactory.errors import FactoryError
 from imagefactory.fleet import commands
+from imagefactory.fleet.config import load_fleet
 from imagefactory.fleet.health import Gate, Health
-from imagefactory.fleet.hypervisor import is_running, lookup
+from imagefactory.fleet.hypervisor import FleetError, is_running, lookup
 from imagefactory.fleet.nodes import Node
+from imagefactory.fleet.rollout_state import RolloutState
+from imagefactory.fleet.storage import layout_for
 from tests.rolloutkit import Recorder, versions
 
 pytestmark = pytest.mark.integration
@@ -93,3 +96,47 @@ def test_a_node_its_peers_do_not_see_is_rolled_back(fleet) -> None:
         commands.rollout(path, only="pers-ms", conns=conns, health=Gate(wait, looks))
     assert versions(rec)["pers-ms-01"] == v1["persistence"]
     assert versions(rec)["pers-ms-02"] == v1["persistence"]
+
+
+@pytest.mark.parametrize("task", ["apply", "gc --apply", "destroy"])
+def test_apply_gc_and_destroy_wait_for_no_rollout(fleet, task: str) -> None:
+    """The rollout's lock: apply, gc --apply and destroy are refused while it is held."""
+    path, conns, v1, _ = fleet
+    rec = Recorder(path, conns)
+    before = versions(rec)
+    calls = {
+        "apply": lambda: commands.apply(path, conns=conns),
+        "gc --apply": lambda: commands.gc(path, apply=True, conns=conns),
+        "destroy": lambda: commands.destroy(path, node="wrk-app-01", conns=conns),
+    }
+    refused = pytest.raises(FleetError, match="another rollout of this fleet is running")
+    with RolloutState(load_fleet(path)).locked(), refused:
+        calls[task]()
+    assert versions(rec) == before
+
+
+def test_resume_of_a_finished_switch_back_removes_the_booted_overlay(
+    fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed after the node was put back on its old overlay but before that was recorded:
+    the resume removes the new overlay (it booted once) and gates the node; the next try
+    starts the new version from a fresh overlay."""
+    path, conns, v1, v2 = fleet
+    rec = Recorder(path, conns, fail={"pers-ms-01"})
+    with pytest.raises(FactoryError):
+        commands.rollout(path, only="pers-ms", conns=conns, health=rec)
+    node = rec.plan.nodes["pers-ms-01"]
+    storage = layout_for(rec.plan.fleet.hypervisors[node.host])
+    leftover = storage.overlay(node.name, v2["persistence"])
+    leftover.write_bytes(b"an overlay that booted")  # as the kill left it
+    RolloutState(rec.plan.fleet).set(node, "rolling-back", (v1["persistence"], v2["persistence"]))
+    rec2 = Recorder(path, conns)
+    capsys.readouterr()
+    with pytest.raises(FleetError, match="pers-ms-01 was being rolled back"):
+        commands.rollout(path, only="pers-ms", conns=conns, health=rec2)
+    assert f"pers-ms-01: rolled back to {v1['persistence']} (healthy)" in capsys.readouterr().out
+    assert [name for name, _ in rec2.calls] == ["pers-ms-01"]
+    assert not leftover.exists() or leftover.read_bytes() != b"an overlay that booted"
+    # The resume stopped that cluster; the next run moves pers-ms-01 on a fresh overlay.
+    commands.rollout(path, only="pers-ms", conns=conns, health=Recorder(path, conns))
+    assert versions(rec)["pers-ms-01"] == v2["persistence"]

@@ -206,10 +206,10 @@ def test_concurrent_pushes_of_one_key_leave_one_consistent_record(
     assert sha256_file(fetched) == layer.sha256
 
 
-def test_prune_removes_layers_no_kept_image_names(
+def built_and_published(
     project: Path, backend: StoreBackend, keys: SigningKeys, tmp_path: Path
-) -> None:
-    """The remote layers of a kept image stay; others go with prune --apply."""
+) -> tuple[Artifacts, list[str | None]]:
+    """Host a builds fa (pushing every layer); an image naming those layers is published."""
     a = host(project, "a")
     build(project, a, backend, keys)
     kept = [a.cache.ref("fa", name) for name in LAYERS]
@@ -217,6 +217,14 @@ def test_prune_removes_layers_no_kept_image_names(
         tmp_path / "img", family="fa", extra={"layers": [{"name": "x", "key": k} for k in kept]}
     )
     publish_image(backend, sealed, keys.private_key, channel="stable")
+    return a, kept
+
+
+def test_prune_removes_layers_no_kept_image_names(
+    project: Path, backend: StoreBackend, keys: SigningKeys, tmp_path: Path
+) -> None:
+    """The remote layers of a kept image stay; others go with prune --apply."""
+    a, kept = built_and_published(project, backend, keys, tmp_path)
     build(project, a, backend, keys, "fb")  # pushes fb's own seal, named by no image
     fb_seal = a.cache.ref("fb", "seal")
     plan = plan_prune(backend, 5)
@@ -290,13 +298,7 @@ def test_prune_removes_what_an_interrupted_push_left(
 ) -> None:
     """A blob without its record (push killed before the record) and a record whose blob is
     gone are orphans: prune lists and removes them; the sound layers stay usable."""
-    a = host(project, "a")
-    build(project, a, backend, keys)
-    kept = [a.cache.ref("fa", name) for name in LAYERS]
-    sealed = make_sealed_image(
-        tmp_path / "img", family="fa", extra={"layers": [{"name": "x", "key": k} for k in kept]}
-    )
-    publish_image(backend, sealed, keys.private_key, channel="stable")
+    a, kept = built_and_published(project, backend, keys, tmp_path)
     stack, harden = a.cache.ref("fa", "stack"), a.cache.ref("fa", "harden")
     assert stack is not None and harden is not None
     stray = layer_cache.blob_key(stack, "0" * 64)  # a lost push's image: no record names it
