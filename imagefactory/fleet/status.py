@@ -137,17 +137,20 @@ def destroy_vms(
             raise FleetError(f"{plan.fleet.path}: no node {node!r} in fleet {plan.fleet.name}")
     done = []
     with hvm.connections(conns) as pool:
+        # Every check first (hosts reachable, every domain ours): a refusal touches no VM.
+        steps = []
         for target in targets:
             hv = plan.fleet.hypervisors[target.host]
             conn = pool.get(hv)
-            files = storage_for(hv, conn)
             dom = hvm.lookup(conn, target.name)
+            if dom is not None and live_fleet_metadata(dom).get("fleet") != plan.fleet.name:
+                raise FleetError(
+                    f"{hv.name}: domain {target.name} is not managed by "
+                    f"fleet {plan.fleet.name}: nothing was touched"
+                )
+            steps.append((target, hv, storage_for(hv, conn), dom))
+        for target, hv, files, dom in steps:
             if dom is not None:
-                if live_fleet_metadata(dom).get("fleet") != plan.fleet.name:
-                    raise FleetError(
-                        f"{hv.name}: domain {target.name} is not managed by "
-                        f"fleet {plan.fleet.name}: not touched"
-                    )
                 hvm.stop(dom, shutdown_timeout_s, say)
                 hvm.undefine(dom)
                 say(f"  {target.name}: stopped and undefined on {hv.name}")

@@ -140,3 +140,24 @@ def test_resume_of_a_finished_switch_back_removes_the_booted_overlay(
     # The resume stopped that cluster; the next run moves pers-ms-01 on a fresh overlay.
     commands.rollout(path, only="pers-ms", conns=conns, health=Recorder(path, conns))
     assert versions(rec)["pers-ms-01"] == v2["persistence"]
+
+
+def test_destroy_checks_every_vm_before_it_stops_one(fleet) -> None:
+    """A group whose last VM is not this fleet's (same name, no fleet metadata): refused
+    before the first VM is stopped; every VM of the group still runs."""
+    path, conns, _, _ = fleet
+    rec = Recorder(path, conns)
+    foreign = rec.plan.nodes["pers-ms-03"]
+    conn = conns.get(rec.plan.fleet.hypervisors[foreign.host])
+    dom = lookup(conn, "pers-ms-03")
+    dom.destroy()
+    dom.undefine()
+    conn.defineXML(
+        "<domain type='test'><name>pers-ms-03</name><memory>1024</memory>"
+        "<os><type>hvm</type></os></domain>"
+    ).create()
+    with pytest.raises(FleetError, match="pers-ms-03 is not managed by fleet test"):
+        commands.destroy(path, only="pers-ms", conns=conns)
+    for name in ("pers-ms-01", "pers-ms-02"):
+        node = rec.plan.nodes[name]
+        assert is_running(lookup(conns.get(rec.plan.fleet.hypervisors[node.host]), name))
