@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagefactory.fleet import hypervisor as hvm
-from imagefactory.fleet.config import read_access_keys
 from imagefactory.fleet.disks import storage_for
 from imagefactory.fleet.domain import FLEET_NS, VmSpec, diff, observe, render_domain
 from imagefactory.fleet.hypervisor import Connections, FleetError
@@ -113,17 +112,10 @@ def live_fleet_metadata(dom: Any) -> dict[str, Any]:
 
 
 def apply_fleet(
-    plan: FleetPlan,
-    templates: dict[str, TemplateRef],
-    *,
-    host: str | None = None,
-    only: str | None = None,
-    dry_run: bool = False,
-    conns: Connections | None = None,
-    say: Callable[[str], None] = print,
+    run: ApplyRun, plan: FleetPlan, nodes: list[Node], conns: Connections | None = None
 ) -> ApplyReport:
-    fleet = plan.fleet
-    nodes = select(plan, host, only)
+    """Create or update `nodes` (a selection of `plan`, see select())."""
+    fleet, say, dry_run = plan.fleet, run.say, run.dry_run
     moved = sorted(set(plan.placement.moved) & {n.name for n in nodes})
     if moved:
         raise FleetError(
@@ -132,8 +124,6 @@ def apply_fleet(
             "away from its data disk. Bring the host back, or, to re-create a VM elsewhere "
             f"with a blank data disk, remove its entry from {fleet.placement_file}"
         )
-    keys = read_access_keys(fleet)
-    run = ApplyRun(fleet, templates, keys, dry_run, say)
     report = ApplyReport()
     with hvm.connections(conns) as pool:
         for name in sorted({n.host for n in nodes}):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from imagefactory.errors import FactoryError
 from imagefactory.fleet import galera
-from imagefactory.fleet.apply import ApplyReport, OnHost, apply_fleet, select
+from imagefactory.fleet.apply import ApplyReport, ApplyRun, OnHost, apply_fleet, select
 from imagefactory.fleet.config import load_fleet, read_access_keys
 from imagefactory.fleet.domain import render_domain
 from imagefactory.fleet.galera import GaleraMember
@@ -20,7 +20,7 @@ from imagefactory.fleet.health import Gate, HealthCheck, check_identity, ssh_gat
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.model import Fleet
 from imagefactory.fleet.nodes import FleetPlan, Node, plan_fleet
-from imagefactory.fleet.rollout import RolloutReport, describe_plan, rollout_fleet
+from imagefactory.fleet.rollout import RolloutReport, RolloutRun, describe_plan, rollout_fleet
 from imagefactory.fleet.rollout_state import RolloutState
 from imagefactory.fleet.sizing import plan_document, render_plan
 from imagefactory.fleet.status import destroy_vms, fleet_status, render_status
@@ -86,12 +86,13 @@ def apply(
     p = plan_fleet(fleet)
     nodes = select(p, host, only)
     families = {n.group.family for n in nodes}
+    keys = read_access_keys(fleet)
     if dry_run:
-        templates = local_templates(fleet, families)
-        return apply_fleet(p, templates, host=host, only=only, dry_run=True, conns=conns)
+        run = ApplyRun(fleet, local_templates(fleet, families), keys, True, print)
+        return apply_fleet(run, p, nodes, conns)
     with RolloutState(fleet).locked():  # never beside a rollout: it could redefine its VMs
-        templates = pull_templates(fleet, families)
-        report = apply_fleet(p, templates, host=host, only=only, conns=conns)
+        run = ApplyRun(fleet, pull_templates(fleet, families), keys, False, print)
+        report = apply_fleet(run, p, nodes, conns)
         for cluster in _new_galera_clusters(p, nodes, report):
             _form(fleet, [n for n in nodes if n.group.cluster == cluster], members)
         return report
@@ -177,7 +178,7 @@ def rollout(
         gate = ssh_gate(fleet, fleet.rollout.health_timeout_s, print)
     else:
         gate = health if isinstance(health, Gate) else Gate(health)
-    report = rollout_fleet(p, targets, gate, only=only, rollback=rollback, conns=conns)
+    report = rollout_fleet(RolloutRun(p, targets, gate, print), nodes, rollback, conns)
     if report.stopped:
         raise FleetError(
             "rollout stopped in cluster(s) "

@@ -331,24 +331,17 @@ class Rollout:
 
 
 def rollout_fleet(
-    plan: FleetPlan,
-    targets: dict[str, TemplateRef],
-    gate: Gate,
-    *,
-    only: str | None = None,
-    rollback: bool = False,
-    conns: Connections | None = None,
-    say: Callable[[str], None] = print,
+    run: RolloutRun, nodes: list[Node], rollback: bool = False, conns: Connections | None = None
 ) -> RolloutReport:
-    nodes = select(plan, None, only)
+    """Move `nodes` onto the run's targets (or, rollback, back where they were)."""
     report = RolloutReport()
-    with hvm.connections(conns) as pool, RolloutState(plan.fleet).locked():
-        run = Rollout(RolloutRun(plan, targets, gate, say), pool)
+    with hvm.connections(conns) as pool, RolloutState(run.plan.fleet).locked():
+        rollout = Rollout(run, pool)
         if rollback:
-            run.rollback(nodes, report)
+            rollout.rollback(nodes, report)
         else:
-            run.run(nodes, report)
-    say(report.summary())
+            rollout.run(nodes, report)
+    run.say(report.summary())
     return report
 
 
