@@ -88,6 +88,7 @@ def apply(
     families = {n.group.family for n in nodes}
     keys = read_access_keys(fleet)
     if dry_run:
+        channel_versions(fleet, families)  # as apply would: a missing or bad pointer fails here
         run = ApplyRun(fleet, local_templates(fleet, families), keys, True, print)
         return apply_fleet(run, p, nodes, conns)
     with RolloutState(fleet).locked():  # never beside a rollout: it could redefine its VMs

@@ -42,9 +42,21 @@ def _yaml_path(parts: Any) -> str:
     return "." + ".".join(str(p) for p in parts) if parts else "."
 
 
+def _whole_number(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 5.0 as an integer; the code reading the field does not (range(5.0)
+    # fails, <vcpu>4.0</vcpu> is refused by libvirt): a count is written without a point.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _whole_number),
+)
+
+
 def schema_problems(file: str, doc: Any, schema: str = "factory") -> list[Problem]:
     """Every JSON Schema violation of `doc` as a Problem with its YAML path and a hint."""
-    validator = jsonschema.Draft202012Validator(load_schema(schema), registry=schema_registry())
+    validator = _Validator(load_schema(schema), registry=schema_registry())
     problems = []
     for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
         path = _yaml_path(err.absolute_path)
@@ -58,6 +70,8 @@ def schema_problems(file: str, doc: Any, schema: str = "factory") -> list[Proble
             hint = "allowed: " + ", ".join(map(str, err.validator_value))
         elif err.validator == "pattern":
             hint = f"must match {err.validator_value}"
+        elif err.validator == "type" and "integer" in str(err.validator_value):
+            hint = "a whole number, written without a decimal point or quotes"
         problems.append(Problem(file, path, err.message, hint))
     return problems
 

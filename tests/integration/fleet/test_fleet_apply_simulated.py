@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from imagefactory.errors import FactoryError
 from imagefactory.fleet import commands
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.placement import PlacementError
@@ -230,3 +231,14 @@ def test_delete_data_needs_a_node_name(setup) -> None:
     path, conns = setup
     with pytest.raises(FleetError, match="only of a VM named with --node"):
         commands.destroy(path, only="pers-ms", delete_data=True, conns=conns)
+
+
+def test_dry_run_checks_the_channel_like_apply(setup, tmp_path: Path) -> None:
+    """A channel the store does not have: the dry run fails as apply would, nothing made."""
+    path, conns = setup
+    doc = yaml.safe_load(path.read_text())
+    doc["channel"] = "no-such-channel"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(FactoryError, match="no-such-channel"):
+        commands.apply(path, dry_run=True, conns=conns)
+    assert not list(tmp_path.glob("hv-*/vms"))

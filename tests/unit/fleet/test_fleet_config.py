@@ -61,6 +61,17 @@ def test_schema_problems_name_the_path(tmp_path: Path) -> None:
     )
 
 
+def test_counts_are_whole_numbers(tmp_path: Path) -> None:
+    """`count: 5.0` (a traceback before) and `vcpu: "4"` are refused, each with its path."""
+    path = write_fleet(
+        tmp_path, HOST, {"wrk-app": group("APP", "workers", 5.0, "independent", "w", vcpu="4")}
+    )
+    assert problems(path) == [
+        ".groups.wrk-app.count: 5.0 is not of type 'integer'",
+        ".groups.wrk-app.vcpu: '4' is not of type 'integer'",
+    ]
+
+
 def test_empty_file_says_empty(tmp_path: Path) -> None:
     """An empty fleet file is reported as empty, not as a type error."""
     (tmp_path / "fleet.yaml").write_text("")
