@@ -122,10 +122,33 @@ def simulated_host(directory: Path, name: str, cpus: int = 16, memory_gib: int =
     return f"test://{path}"
 
 
+def three_simulated_hosts(directory: Path) -> dict[str, Any]:
+    """hv-a, hv-b, hv-c: test:/// hypervisors of 16 CPUs and 64 GiB, storage in `directory`."""
+    return {
+        name: {
+            "uri": simulated_host(directory, name),
+            "storage_dir": str(directory / name),
+            "capacity": {"vcpu": 16, "memory_gib": 64, "storage_gb": 100},
+            "network": {"bridge": "br-fleet"},
+        }
+        for name in ("hv-a", "hv-b", "hv-c")
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class TemplateStore:
     settings: StoreSettings  # as a hypervisor sees it (no signing key needed)
     signing_key: Path
+
+    def store_section(self) -> dict[str, str]:
+        """The fleet file's store: section that reads this store."""
+        s = self.settings
+        return {
+            "kind": "fs",
+            "path": str(s.path),
+            "allowed_signers": str(s.allowed_signers),
+            "image_dir": str(s.image_dir),
+        }
 
     def publish(
         self, family: str, workdir: Path, seed: int = 0, channel: str = "stable", day: int = 24

@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from appcore.runner import Runner  # noqa: E402
 
 from appcore import galera  # noqa: E402
 from imagefactory.fleet.galera import Report  # noqa: E402
+from tests.prereq import missing  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,20 @@ wsrep_sst_method=mariabackup
 wsrep_sst_auth=root:
 wsrep_sst_receive_address={node.ip}:4444
 """
+
+
+@contextmanager
+def running_cluster(root: Path) -> Iterator[list[Node]]:
+    """make_cluster() for a test (the tools are checked first: missing fails in CI and
+    skips elsewhere); every member is stopped at the end, whatever happened."""
+    absent = tools_missing()
+    if absent:
+        missing(f"MariaDB Galera tools {absent}", "bootstrap.sh installs them (mariadb-server ...)")
+    made = make_cluster(root)
+    try:
+        yield made
+    finally:
+        stop_all(made)
 
 
 def stop_all(nodes: list[Node]) -> None:

@@ -5,6 +5,7 @@ power cut of every member from the member that committed most, never from a stal
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -16,8 +17,7 @@ from appcore.runner import Runner
 
 from appcore import galera
 from imagefactory.fleet.galera import ClusterError, Report, decide, form
-from tests.galerakit import LocalMember, Node, flavour, make_cluster, stop_all, tools_missing
-from tests.prereq import missing
+from tests.galerakit import LocalMember, Node, flavour, running_cluster, stop_all
 
 pytestmark = pytest.mark.integration
 APPCORE_SRC = Path(__file__).resolve().parents[3] / "appcore" / "src"
@@ -25,14 +25,8 @@ APPCORE_SRC = Path(__file__).resolve().parents[3] / "appcore" / "src"
 
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[list[Node]]:
-    absent = tools_missing()
-    if absent:
-        missing(f"MariaDB Galera tools {absent}", "bootstrap.sh installs them (mariadb-server ...)")
-    made = make_cluster(tmp_path / "galera")
-    try:
+    with running_cluster(tmp_path / "galera") as made:
         yield made
-    finally:
-        stop_all(made)
 
 
 def fleet_of(nodes: list[Node], runner: Runner) -> list[LocalMember]:
@@ -152,7 +146,7 @@ def test_appcore_cli_reports_position_and_readiness(nodes: list[Node]) -> None:
     env = {"PYTHONPATH": str(APPCORE_SRC), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     pos = subprocess.run([*argv, "position", *opts], capture_output=True, text=True, env=env)
     assert pos.returncode == 0, pos.stderr
-    assert Report.from_json(__import__("json").loads(pos.stdout)).label().startswith("no data")
+    assert Report.from_json(json.loads(pos.stdout)).label().startswith("no data")
     ready = subprocess.run(
         [*argv, "ready", *opts, "--members=3"], capture_output=True, text=True, env=env
     )

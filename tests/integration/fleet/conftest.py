@@ -10,7 +10,7 @@ import pytest
 from imagefactory.fleet import commands
 from imagefactory.fleet.hypervisor import Connections
 from imagefactory.store.settings import StoreSettings
-from tests.fleetkit import TemplateStore, group, simulated_host, write_fleet
+from tests.fleetkit import TemplateStore, group, three_simulated_hosts, write_fleet
 from tests.prereq import require_tools
 from tests.rolloutkit import SMALL
 from tests.storekit import make_signing_keys
@@ -32,16 +32,7 @@ def template_store(tmp_path: Path) -> TemplateStore:
 @pytest.fixture
 def fleet(tmp_path: Path, template_store: TemplateStore):
     """Applied on version 1 (day 24); version 2 (day 25) then on the stable channel."""
-    hosts = {
-        name: {
-            "uri": simulated_host(tmp_path, name),
-            "storage_dir": str(tmp_path / name),
-            "capacity": {"vcpu": 16, "memory_gib": 64, "storage_gb": 100},
-            "network": {"bridge": "br-fleet"},
-        }
-        for name in ("hv-a", "hv-b", "hv-c")
-    }
-    s = template_store.settings
+    hosts = three_simulated_hosts(tmp_path)
     path = write_fleet(
         tmp_path,
         hosts,
@@ -53,12 +44,7 @@ def fleet(tmp_path: Path, template_store: TemplateStore):
                 "APP", "workers", 4, "independent", "wrk-app", rollout_batch=2, **SMALL
             ),
         },
-        store={
-            "kind": "fs",
-            "path": str(s.path),
-            "allowed_signers": str(s.allowed_signers),
-            "image_dir": str(s.image_dir),
-        },
+        store=template_store.store_section(),
     )
     v1 = {
         f: template_store.publish(f, tmp_path / "sealed", day=24)

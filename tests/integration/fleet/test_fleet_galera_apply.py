@@ -14,10 +14,9 @@ from imagefactory.fleet.galera import GaleraMember
 from imagefactory.fleet.hypervisor import Connections
 from imagefactory.fleet.model import Fleet
 from imagefactory.fleet.nodes import Node
-from tests.fleetkit import TemplateStore, group, simulated_host, write_fleet
-from tests.galerakit import LocalMember, Runner, make_cluster, stop_all, tools_missing
+from tests.fleetkit import TemplateStore, group, three_simulated_hosts, write_fleet
+from tests.galerakit import LocalMember, Runner, running_cluster
 from tests.galerakit import Node as DbNode
-from tests.prereq import missing
 from tests.rolloutkit import SMALL
 
 pytestmark = pytest.mark.integration
@@ -25,14 +24,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def databases(tmp_path: Path) -> Iterator[list[DbNode]]:
-    absent = tools_missing()
-    if absent:
-        missing(f"MariaDB Galera tools {absent}", "bootstrap.sh installs them (mariadb-server ...)")
-    made = make_cluster(tmp_path / "galera")
-    try:
+    with running_cluster(tmp_path / "galera") as made:
         yield made
-    finally:
-        stop_all(made)
 
 
 def test_apply_forms_a_new_galera_cluster_once(
@@ -40,16 +33,7 @@ def test_apply_forms_a_new_galera_cluster_once(
 ) -> None:
     """Three MYSQL_MASTER VMs created: the first bootstraps, the others join; every member
     ready with three in. A second apply creates nothing and starts nothing."""
-    hosts = {
-        name: {
-            "uri": simulated_host(tmp_path, name),
-            "storage_dir": str(tmp_path / name),
-            "capacity": {"vcpu": 16, "memory_gib": 64, "storage_gb": 100},
-            "network": {"bridge": "br-fleet"},
-        }
-        for name in ("hv-a", "hv-b", "hv-c")
-    }
-    s = template_store.settings
+    hosts = three_simulated_hosts(tmp_path)
     path = write_fleet(
         tmp_path,
         hosts,
@@ -58,12 +42,7 @@ def test_apply_forms_a_new_galera_cluster_once(
                 "MYSQL_MASTER", "persistence", 3, "cluster", "pxc-x", ("DATA_DB", 2), **SMALL
             )
         },
-        store={
-            "kind": "fs",
-            "path": str(s.path),
-            "allowed_signers": str(s.allowed_signers),
-            "image_dir": str(s.image_dir),
-        },
+        store=template_store.store_section(),
     )
     template_store.publish("persistence", tmp_path / "sealed", day=24)
     reached: list[LocalMember] = []
