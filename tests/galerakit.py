@@ -128,10 +128,12 @@ def make_cluster(root: Path, count: int = 3, name: str = "ift") -> list[Node]:
     """`count` initialised members (data dirs made, nothing started) on 127.0.X.1..count."""
     net = random.randint(2, 250)  # its own 127.0.X.0/24, so two runs on one host do not meet
     nodes = [Node(f"n{i}", f"127.0.{net}.{i}", root / f"n{i}") for i in range(1, count + 1)]
-    peers = ",".join(f"{n.ip}:4567" for n in nodes)
+    # Its own ports too: the SST scripts look for their listener by port number alone.
+    ports = Ports(20000 + 4 * net)
+    peers = ",".join(f"{n.ip}:{ports.group}" for n in nodes)
     for node in nodes:
         node.root.mkdir(parents=True)
-        node.cnf.write_text(_cnf(node, peers, name))
+        node.cnf.write_text(_cnf(node, peers, name, ports))
         subprocess.run(
             [
                 "mariadb-install-db",
@@ -145,7 +147,30 @@ def make_cluster(root: Path, count: int = 3, name: str = "ift") -> list[Node]:
     return nodes
 
 
-def _cnf(node: Node, peers: str, name: str) -> str:
+@dataclass(frozen=True)
+class Ports:
+    """A test cluster's ports: SQL, group communication, IST and SST, from `base` on."""
+
+    base: int
+
+    @property
+    def sql(self) -> int:
+        return self.base
+
+    @property
+    def group(self) -> int:
+        return self.base + 1
+
+    @property
+    def ist(self) -> int:
+        return self.base + 2
+
+    @property
+    def sst(self) -> int:
+        return self.base + 3
+
+
+def _cnf(node: Node, peers: str, name: str, ports: Ports) -> str:
     socket = node.root / "mariadbd.sock"
     return f"""[client]
 socket={socket}
@@ -157,7 +182,7 @@ socket={socket}
 pid-file={node.pidfile}
 log-error={node.log}
 bind-address={node.ip}
-port=3306
+port={ports.sql}
 user=root
 skip-name-resolve
 binlog_format=ROW
@@ -171,10 +196,10 @@ wsrep_cluster_name={name}
 wsrep_cluster_address=gcomm://{peers}
 wsrep_node_address={node.ip}
 wsrep_node_name={node.name}
-wsrep_provider_options="gmcast.listen_addr=tcp://{node.ip}:4567;ist.recv_addr={node.ip}:4568;gcache.size=32M"
+wsrep_provider_options="gmcast.listen_addr=tcp://{node.ip}:{ports.group};ist.recv_addr={node.ip}:{ports.ist};gcache.size=32M"
 wsrep_sst_method=mariabackup
 wsrep_sst_auth=root:
-wsrep_sst_receive_address={node.ip}:4444
+wsrep_sst_receive_address={node.ip}:{ports.sst}
 """
 
 
