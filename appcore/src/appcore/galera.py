@@ -128,13 +128,17 @@ class Member:
         return os.path.join(self.datadir, "grastate.dat")
 
     def position(self) -> Position:
-        """From grastate.dat; after a crash (seqno -1) from `--wsrep-recover`, which reads the
-        storage engine and must only run while the server is stopped."""
-        if not os.path.exists(self.grastate):
-            return Position(ZERO_UUID, -1, False, "none")
-        with open(self.grastate) as fh:
-            saved = read_grastate(fh.read())
-        if saved.seqno >= 0 or saved.uuid == ZERO_UUID:
+        """From grastate.dat; when it has no seqno (a crash, or a crash so soon after a state
+        transfer that it still says "never joined") from `--wsrep-recover`, which reads the
+        storage engine and must only run while the server is stopped. A data directory with
+        no database in it at all has never joined."""
+        saved = Position(ZERO_UUID, -1, False, "none")
+        if os.path.exists(self.grastate):
+            with open(self.grastate) as fh:
+                saved = read_grastate(fh.read())
+        if saved.seqno >= 0:
+            return saved
+        if not any(os.path.exists(os.path.join(self.datadir, f)) for f in ("ibdata1", "mysql")):
             return saved
         if self.is_running():
             raise GaleraError("the server is running: its position comes from wsrep status")
