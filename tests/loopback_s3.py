@@ -107,22 +107,26 @@ class LoopbackS3:
         """A bucket name that this run never creates (and nobody else will have)."""
         return f"ift-{self.run_id}-absent"
 
+    def remove_bucket(self, name: str) -> None:
+        """Empty one bucket (objects, unfinished uploads) and delete it."""
+        client = self.client()
+        if not client.bucket_exists(name):
+            return
+        S3Backend(self.settings(name), self.credentials()).discard_abandoned("")
+        gone = [
+            DeleteObject(o.object_name or "") for o in client.list_objects(name, recursive=True)
+        ]
+        errors = list(client.remove_objects(name, gone))
+        if errors:
+            raise RuntimeError(f"{len(errors)} objects not deleted")
+        client.remove_bucket(name)
+
     def remove_buckets(self) -> list[str]:
-        """Empty (objects, unfinished uploads) and delete this run's buckets; what failed."""
-        client, failed = self.client(), []
+        """Empty and delete this run's buckets; what failed."""
+        failed = []
         for name in self.buckets:
             try:
-                if client.bucket_exists(name):
-                    backend = S3Backend(self.settings(name), self.credentials())
-                    backend.discard_abandoned("")
-                    gone = [
-                        DeleteObject(o.object_name or "")
-                        for o in client.list_objects(name, recursive=True)
-                    ]
-                    errors = list(client.remove_objects(name, gone))
-                    if errors:
-                        raise RuntimeError(f"{len(errors)} objects not deleted")
-                    client.remove_bucket(name)
+                self.remove_bucket(name)
             except Exception as exc:  # keep going: remove as much as possible
                 failed.append(f"{name}: {type(exc).__name__}: {exc}")
         return failed

@@ -316,8 +316,8 @@ def credentials_ini(server: LoopbackS3) -> str:
 
 
 @contextmanager
-def launched(kind: str) -> Iterator[tuple[LoopbackS3, dict[str, str]]]:
-    """A new server of `kind` and the environment that points the tests at it."""
+def launched(kind: str) -> Iterator[tuple[LoopbackS3, dict[str, str], Path]]:
+    """A new server of `kind`, the environment that points the tests at it, its work dir."""
     workdir = Path(tempfile.mkdtemp(prefix=f"ift-{kind}-"))
     server: LoopbackS3 | None = None
     ports = weed_ports() if kind == "seaweedfs" else {}
@@ -336,6 +336,7 @@ def launched(kind: str) -> Iterator[tuple[LoopbackS3, dict[str, str]]]:
                 ENV_CREDENTIALS: str(ini),
                 ENV_NAME: server.name,
             },
+            workdir,
         )
     finally:
         if server is not None:
@@ -343,6 +344,24 @@ def launched(kind: str) -> Iterator[tuple[LoopbackS3, dict[str, str]]]:
             server.stop(grace=5.0)
         remove_weed_sockets(ports)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report_server_errors(server: LoopbackS3, workdir: Path, lines: int = 20) -> None:
+    """Print whether the server still runs and the last error lines of its log."""
+    proc = server.process
+    if proc is not None and proc.poll() is not None:
+        print(
+            f"s3servers: {server.name} exited during the run (code {proc.returncode})",
+            file=sys.stderr,
+        )
+    log = workdir / "log" / "weed.out"
+    if not log.exists():
+        return
+    errors = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("E")]
+    if errors:
+        print(f"s3servers: last error lines of {server.name}'s log:", file=sys.stderr)
+        for line in errors[-lines:]:
+            print("  " + line[:400], file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -360,13 +379,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not cmd:
         ap.error("give the command to run after --")
     try:
-        with launched(args.kind) as (server, env):
+        with launched(args.kind) as (server, env, workdir):
             print(f"==> {server.name} S3 on {server.url}", file=sys.stderr, flush=True)
             try:
-                return subprocess.run(cmd, env={**os.environ, **env}).returncode
+                rc = subprocess.run(cmd, env={**os.environ, **env}).returncode
             except OSError as exc:
                 print(f"s3servers: cannot run {cmd[0]}: {exc.strerror}", file=sys.stderr)
                 return 127
+            if rc != 0:  # the server's own view of the failure, before its log is removed
+                report_server_errors(server, workdir)
+            return rc
     except ServerError as exc:
         print(f"s3servers: {exc}", file=sys.stderr)
         return 1
@@ -383,7 +405,7 @@ def open_bench_server(kind: str, work: Path, stack: ExitStack) -> LoopbackS3:
     """The server to measure against; `stack` removes its buckets and stops it at the end."""
     server: LoopbackS3
     if kind == "seaweedfs":
-        server, _ = stack.enter_context(launched("seaweedfs"))
+        server, _, _ = stack.enter_context(launched("seaweedfs"))
     elif kind == "moto":
         server = start_loopback_s3(log_path=work / "moto.log")
     else:

@@ -51,9 +51,12 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> SigningKeys:
 
 
 @pytest.fixture
-def new_bucket(s3_server: LoopbackS3) -> str:
-    """A fresh bucket per test, so tests never see each other's objects."""
-    return s3_server.new_bucket()
+def new_bucket(s3_server: LoopbackS3) -> Iterator[str]:
+    """A fresh bucket per test, so tests never see each other's objects; removed after it
+    (SeaweedFS gives each bucket its own volumes, and runs out of them after ~50 buckets)."""
+    name = s3_server.new_bucket()
+    yield name
+    s3_server.remove_bucket(name)
 
 
 @pytest.fixture(params=["fs", "s3"])
