@@ -14,6 +14,9 @@ APT_PACKAGES=(
 # A real Galera 4 cluster for the tests (several mariadbd on 127.0.X.n; the stand-in for PXC):
 # the server, the provider, mariabackup and socat for state transfers.
 GALERA_PACKAGES=(mariadb-server mariadb-client galera-4 mariadb-backup socat)
+# What the platform team's tools are checked with: a headless browser for the catalogue page,
+# promtool for metrics and alert rules, ansible-inventory for the fleet inventory.
+PLATFORM_PACKAGES=(chromium prometheus ansible-core)
 # The hypervisor side (fleet.*): libvirt without its recommends (they pull the default NAT
 # network package), the XML validator, and what the libvirt-python binding builds against.
 LIBVIRT_PACKAGES=(
@@ -30,14 +33,17 @@ if ! $python_only && [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 if ! $python_only; then
-  echo "==> apt: ${APT_PACKAGES[*]} ${LIBVIRT_PACKAGES[*]} ${GALERA_PACKAGES[*]}"
+  echo "==> apt: ${APT_PACKAGES[*]} ${LIBVIRT_PACKAGES[*]} ${GALERA_PACKAGES[*]} ${PLATFORM_PACKAGES[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
   apt-get install -y -qq --no-install-recommends "${LIBVIRT_PACKAGES[@]}" >/dev/null
   apt-get install -y -qq --no-install-recommends "${GALERA_PACKAGES[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "${PLATFORM_PACKAGES[@]}" >/dev/null
   # The tests start their own servers: none runs on this host for its own sake.
-  if [ -d /run/systemd/system ]; then systemctl disable --now mariadb.service >/dev/null 2>&1 || true; fi
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now mariadb.service prometheus.service >/dev/null 2>&1 || true
+  fi
 
   # libvirt's QEMU driver wants its user and groups even when it runs QEMU as root; Debian
   # creates them in libvirt-daemon-system, which we do not install (it pulls the NAT network).

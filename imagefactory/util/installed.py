@@ -35,6 +35,9 @@ SYSTEM_PACKAGES = (
     "mariadb-server",
     "galera-4",
     "mariadb-backup",
+    "chromium",
+    "prometheus",
+    "ansible-core",
 )
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 
