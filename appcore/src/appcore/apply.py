@@ -347,7 +347,8 @@ class Applier:
         hostname = self.set_hostname(wanted_host)
         self.render(role, params, hostname)
         if "peers" in params:  # readiness: every member of the cluster is in it
-            self.state["members"] = len([p for p in params["peers"].split(",") if p])
+            peers = [p for p in params["peers"].split(",") if p]
+            self.state.update(members=len(peers), peers=peers, ip=params.get("ip") or "")
         self.start_services(role)
         if old is not None or read_pin(self.host) is None:
             pin = {

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, NamedTuple, Optional
 
 from appcore.errors import CatalogueError
 from appcore.galera import FLAVOURS as GALERA_FLAVOURS
+from appcore.roleready import KINDS as READINESS_KINDS
 
 ROLE_ID = re.compile(r"^[A-Z][A-Z0-9_]{1,31}$")
 # A virtio-blk serial is cut at 20 bytes; the serial doubles as the XFS label (max 12 chars).
@@ -64,6 +65,8 @@ class Role(NamedTuple):
     # A Galera member ({"flavour", "datadir", "defaults_file"}): its database is started by
     # the fleet (bootstrap or join), never by App-Core at boot.
     galera: Optional[Dict[str, str]] = None
+    # A member whose readiness its cluster answers (appcore.roleready.KINDS), not systemd.
+    readiness: Optional[str] = None
 
 
 class Catalogue:
@@ -245,7 +248,7 @@ def _roles(
         "hostname_pattern",
         "hostname_example",
     )
-    optional = ("galera",)
+    optional = ("galera", "readiness")
     for role_id, info in raw.items():
         at = f"{where}: roles.{role_id}"
         if not ROLE_ID.match(role_id):
@@ -323,6 +326,7 @@ def _roles(
             str(info["hostname_example"]),
             where,
             _galera(info.get("galera"), at, problems),
+            _readiness(info.get("readiness"), info["params"], at, problems),
         )
     return out
 
@@ -343,6 +347,18 @@ def _galera(raw: Any, at: str, problems: List[str]) -> Optional[Dict[str, str]]:
         )
         return None
     return {k: str(raw[k]) for k in keys}
+
+
+def _readiness(raw: Any, params: Any, at: str, problems: List[str]) -> Optional[str]:
+    if raw is None:
+        return None
+    if raw not in READINESS_KINDS:
+        problems.append(at + f".readiness: must be one of {list(READINESS_KINDS)}")
+        return None
+    if not isinstance(params, dict) or not {"ip", "peers"} <= set(params):
+        problems.append(at + ".readiness: the role needs the params ip and peers to be asked")
+        return None
+    return str(raw)
 
 
 def _unknown_keys(info: Dict[str, Any], allowed: Any, at: str, problems: List[str]) -> None:

@@ -71,8 +71,15 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("validate", help="validate the role catalogue and templates")
     p = sub.add_parser("ready", help="is the role ready by its own meaning (exit 0 if so)")
     p.add_argument("--json", action="store_true")
-    sub.add_parser("poststart", help="after a planned start: a Galera member joins its cluster")
-    sub.add_parser("prestop", help="before a planned stop: a PXC member enters maintenance")
+    sub.add_parser(
+        "poststart",
+        help="after a planned start: a Galera member joins, a Redpanda broker leaves maintenance",
+    )
+    sub.add_parser(
+        "prestop",
+        help="before a planned stop: PXC maintenance, ScyllaDB drain, Redpanda maintenance, "
+        "Hazelcast cluster-safe",
+    )
     p = sub.add_parser("galera", help="this Galera member: position, bootstrap, join, ready")
     p.add_argument("action", choices=("position", "bootstrap", "join", "ready"))
     p.add_argument("--flavour", choices=sorted(galera.FLAVOURS), help="default: the role's")

@@ -4,7 +4,7 @@ the cluster's own health, not on systemd's "active"."""
 
 from typing import Any, Dict, List, Optional
 
-from appcore import galera
+from appcore import galera, roleready
 from appcore.catalogue import Catalogue, Role
 from appcore.errors import RoleError
 from appcore.hostfs import Host
@@ -21,8 +21,9 @@ def pinned_role(host: Host, catalogue: Catalogue) -> Role:
 
 def ready(host: Host, runner: Runner, catalogue: Catalogue) -> Dict[str, Any]:
     """{"ready": bool, "problems": [...], "role": ...}: configured this boot, and then what the
-    role means by ready (a Galera member: Primary, Synced, every member in; otherwise every
-    role service active)."""
+    role means by ready (a Galera member: Primary, Synced, every member in; a ScyllaDB, Redpanda
+    or Hazelcast member: what its cluster answers, appcore.roleready; and every role service
+    active)."""
     state = read_state(host) or {}
     if state.get("status") != "configured":
         problem = "appcore status {}{}".format(
@@ -36,6 +37,8 @@ def ready(host: Host, runner: Runner, catalogue: Catalogue) -> Dict[str, Any]:
         report.update(galera.ready_report(member.status(), int(state.get("members", 1))))
         return report
     problems: List[str] = []
+    if role.readiness is not None:  # the cluster's view first: "active" is not "in the cluster"
+        problems += role_member(runner, role, state).problems()
     for service in role.services:
         done = runner.run(["systemctl", "is-active", service], check=False)
         if done.returncode != 0:
@@ -44,10 +47,21 @@ def ready(host: Host, runner: Runner, catalogue: Catalogue) -> Dict[str, Any]:
     return report
 
 
+def role_member(runner: Runner, role: Role, state: Dict[str, Any]) -> roleready.Member:
+    """This VM's ScyllaDB/Redpanda/Hazelcast member, with the address and peers of this boot."""
+    peers = state.get("peers")
+    if not isinstance(peers, list) or not state.get("ip"):
+        raise RoleError("appcore state has no ip and peers for this member (apply at boot?)")
+    return roleready.Member(str(role.readiness), runner, str(state["ip"]), peers)
+
+
 def poststart(host: Host, runner: Runner, catalogue: Catalogue) -> Optional[str]:
     """After the fleet started this VM on a new version: a Galera member joins the running
-    Primary component (the fleet checked that it exists). Returns what was done."""
+    Primary component (the fleet checked that it exists); a Redpanda broker leaves maintenance
+    mode. Returns what was done."""
     role = pinned_role(host, catalogue)
+    if role.readiness is not None:
+        return role_member(runner, role, read_state(host) or {}).poststart()
     if role.galera is None:
         return None
     galera.member_of(runner, role.galera, host.path).join()
@@ -56,8 +70,11 @@ def poststart(host: Host, runner: Runner, catalogue: Catalogue) -> Optional[str]
 
 def prestop(host: Host, runner: Runner, catalogue: Catalogue) -> Optional[str]:
     """Before the fleet stops this VM: a PXC member goes into maintenance, so that proxies
-    stop sending it work before it leaves."""
+    stop sending it work before it leaves; ScyllaDB drains, a Redpanda broker enters
+    maintenance mode, Hazelcast waits until its partitions are safe."""
     role = pinned_role(host, catalogue)
+    if role.readiness is not None:
+        return role_member(runner, role, read_state(host) or {}).prestop()
     if role.galera is None:
         return None
     member = galera.member_of(runner, role.galera, host.path)
