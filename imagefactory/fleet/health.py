@@ -86,6 +86,10 @@ def _look(client: paramiko.SSHClient, node: Node, timeout: float) -> Health:
     if problems == ["the server is not running"] and "cluster_size" in report:
         run_command(client, "sudo -n appcore poststart", timeout)
         return Health(False, "its database was started to join the Galera cluster")
+    if report.get("poststart"):  # e.g. a Redpanda broker still in maintenance mode
+        rc, out = run_command(client, "sudo -n appcore poststart 2>&1", timeout)
+        done = "done" if rc == 0 else f"failed (exit {rc}): {out.strip()[-300:]}"
+        return Health(False, f"{report['poststart']}: appcore poststart {done}")
     final = any(p.startswith("appcore status failed") for p in problems)
     return Health(False, "not ready: " + "; ".join(problems or ["no reason given"]), final)
 
@@ -139,6 +143,10 @@ def check_identity(fleet: Fleet) -> None:
             raise FleetError(f"{where}: {key} is not a usable private key ({exc})") from None
 
 
+# App-Core waits up to 600 s for a drain or a maintenance-mode transfer (appcore.roleready).
+PRESTOP_TIMEOUT_S = 660.0
+
+
 def ssh_gate(fleet: Fleet, timeout_s: float, say: Callable[[str], None]) -> Gate:
     """The production gate: SSH as `ops` to the node's fleet address."""
     key = fleet.rollout.ssh_identity
@@ -149,16 +157,24 @@ def ssh_gate(fleet: Fleet, timeout_s: float, say: Callable[[str], None]) -> Gate
         return probe(fleet, node, key)
 
     def prestop(node: Node) -> None:
+        """The role's pre-stop step; a refusal stops the cluster's rollout with the node
+        still running its old version (a drain that did not finish is no time to stop)."""
         if key is None:
             return
         try:
             client = open_ssh(ssh_address(fleet, node), ADMIN_USER, key, 15.0)
-            try:  # an App-Core without `prestop` (an older image) has nothing to do here
-                run_command(client, "sudo -n appcore prestop", 60.0)
+            try:
+                rc, out = run_command(client, "sudo -n appcore prestop 2>&1", PRESTOP_TIMEOUT_S)
             finally:
                 client.close()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             say(f"  {node.name}: pre-stop step not run ({type(exc).__name__}: {exc})")
+            return
+        if rc != 0 and "invalid choice" not in out:  # an App-Core from before prestop: none
+            raise FleetError(
+                f"{node.name}: appcore prestop failed (exit {rc}): {out.strip()[-400:]}; "
+                "the node was not stopped"
+            )
 
     return Gate(ssh_health_check(fleet, timeout_s, say), look, prestop)
 

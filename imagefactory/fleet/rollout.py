@@ -177,9 +177,9 @@ class Rollout:
     def replace(self, node: Node, old: str) -> bool:
         """Switch the node to the target; False if it had to be powered off."""
         new = self.targets[node.group.family]
-        self.state.set(node, "replacing", (old, new.version))
-        if self.gate.prestop is not None:
+        if self.gate.prestop is not None:  # before any record: a refusal leaves nothing to resume
             self.gate.prestop(node)
+        self.state.set(node, "replacing", (old, new.version))
         self.say(f"  {node.name}: {old} -> {new.version} on {node.host}: shutting down")
         clean = self.restart_on(node, new)
         self.state.set(node, "health", (old, new.version))

@@ -38,7 +38,11 @@ def ready(host: Host, runner: Runner, catalogue: Catalogue) -> Dict[str, Any]:
         return report
     problems: List[str] = []
     if role.readiness is not None:  # the cluster's view first: "active" is not "in the cluster"
-        problems += role_member(runner, role, state).problems()
+        member = role_member(runner, role, state)
+        problems += member.problems()
+        due = member.poststart_needed()
+        if due:  # the fleet runs `appcore poststart` when it sees this
+            report["poststart"] = due
     for service in role.services:
         done = runner.run(["systemctl", "is-active", service], check=False)
         if done.returncode != 0:

@@ -74,6 +74,13 @@ class Member:
         except Unanswered as exc:
             return [str(exc)]
 
+    def poststart_needed(self) -> str:
+        """poststart_due, with a server that does not answer counted as not due."""
+        try:
+            return self.poststart_due()
+        except Unanswered:
+            return ""
+
     def _scylla_problems(self) -> List[str]:
         done = self.runner.run(["nodetool", "status"], check=False)
         if done.returncode != 0:
@@ -96,7 +103,20 @@ class Member:
         problems = probes.redpanda_ready(overview, registered)
         if len(registered) != len(self.peers):
             problems.append(f"{len(registered)} of {len(self.peers)} brokers registered")
-        return problems
+        due = self.poststart_due()
+        return problems + ([due] if due else [])
+
+    def poststart_due(self) -> str:
+        """Why `poststart` must run now ("" if not): a Redpanda broker still in the
+        maintenance mode its pre-stop step put it in (the cluster keeps it across restarts)."""
+        if self.kind != "redpanda":
+            return ""
+        broker = self._redpanda_node_id()
+        answer = self.fetch("GET", f"{REDPANDA_ADMIN}/v1/brokers/{broker}")
+        status = answer.get("maintenance_status") if isinstance(answer, dict) else None
+        if isinstance(status, dict) and status.get("draining"):
+            return f"broker {broker} is in maintenance mode"
+        return ""
 
     def _hazelcast_problems(self) -> List[str]:
         health = self.fetch("GET", HAZELCAST_REST + "/hazelcast/health")
@@ -150,7 +170,7 @@ class Member:
         config = self.fetch("GET", REDPANDA_ADMIN + "/v1/node_config")
         node = config.get("node_id") if isinstance(config, dict) else None
         if not isinstance(node, int):
-            raise RoleError("Redpanda's /v1/node_config gives no node_id: cannot name this broker")
+            raise Unanswered("Redpanda's /v1/node_config gives no node_id: cannot name this broker")
         return node
 
     def _wait(self, step: str, problems_now: Callable[[], List[str]]) -> None:

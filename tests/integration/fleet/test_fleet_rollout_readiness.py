@@ -79,6 +79,31 @@ def test_prestop_runs_on_a_running_node_with_every_member_ready(fleet) -> None:
     }
 
 
+def test_a_refused_prestop_stops_the_cluster_with_the_node_untouched(fleet) -> None:
+    """A drain that did not finish: pers-ms-02 keeps running its version, never switched."""
+    path, conns, v1, v2 = fleet
+    rec = Recorder(path, conns)
+
+    def prestop(node: Node) -> None:
+        if node.name == "pers-ms-02":
+            raise FleetError("pers-ms-02: appcore prestop failed (exit 1): drain not finished")
+
+    with pytest.raises(FactoryError, match="ms-main.*drain not finished"):
+        commands.rollout(path, only="pers-ms", conns=conns, health=Gate(rec, Looks(set()), prestop))
+    now = {n: v for n, v in versions(rec).items() if n.startswith("pers-ms")}
+    assert now == {
+        "pers-ms-01": v2["persistence"],
+        "pers-ms-02": v1["persistence"],
+        "pers-ms-03": v1["persistence"],
+    }
+    dom = lookup(
+        conns.get(rec.plan.fleet.hypervisors[rec.plan.nodes["pers-ms-02"].host]), "pers-ms-02"
+    )
+    assert is_running(dom)
+    state = RolloutState(rec.plan.fleet)
+    assert (state.get(rec.plan.nodes["pers-ms-02"]) or {}).get("phase") == "prepared"
+
+
 def test_a_node_its_peers_do_not_see_is_rolled_back(fleet) -> None:
     """pers-ms-01 passes its own gate, but pers-ms-02 is not ready with it afterwards: the
     node goes back to the old version and the cluster's rollout stops."""

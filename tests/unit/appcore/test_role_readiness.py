@@ -109,6 +109,12 @@ def configured_node(tmp_path: Path, kind: str) -> Host:
     return host
 
 
+def redpanda_broker(answers: Answers, maintenance: str = "maintenance_not_enabled") -> None:
+    """This VM is broker 2; its maintenance status is the one recorded in `maintenance`."""
+    answers.by_request["GET /v1/node_config"] = [{"node_id": 2}]
+    answers.load("redpanda", maintenance)
+
+
 def ready(tmp_path: Path, kind: str, runner: NodetoolRunner) -> dict[str, Any]:
     host = configured_node(tmp_path, kind)
     return lifecycle.ready(host, runner, load_catalogue(str(CATALOGUE)))
@@ -144,6 +150,7 @@ def test_scylla_without_nodetool_answer_is_not_ready(tmp_path: Path, local_apis:
 def test_redpanda_healthy_cluster_is_ready(tmp_path: Path, local_apis: Answers) -> None:
     """A healthy Redpanda cluster with all three brokers registered is ready."""
     local_apis.load("redpanda", "healthy")
+    redpanda_broker(local_apis)
     report = ready(tmp_path, "redpanda", NodetoolRunner(["redpanda.service"]))
     assert (report["ready"], report["problems"]) == (True, [])
 
@@ -153,6 +160,7 @@ def test_redpanda_leaderless_is_not_ready_though_active(
 ) -> None:
     """Leaderless partitions make the broker not ready while systemd says active."""
     local_apis.load("redpanda", "leaderless")
+    redpanda_broker(local_apis)
     report = ready(tmp_path, "redpanda", NodetoolRunner(["redpanda.service"]))
     assert report["ready"] is False
     assert report["problems"] == [
@@ -164,8 +172,23 @@ def test_redpanda_leaderless_is_not_ready_though_active(
 def test_redpanda_missing_broker_is_counted(tmp_path: Path, local_apis: Answers) -> None:
     """A broker that never registered shows as fewer brokers than peers."""
     local_apis.load("redpanda", "broker_not_registered")
+    redpanda_broker(local_apis)
     report = ready(tmp_path, "redpanda", NodetoolRunner(["redpanda.service"]))
     assert "2 of 3 brokers registered" in report["problems"]
+
+
+def test_redpanda_broker_left_in_maintenance_asks_for_poststart(
+    tmp_path: Path, local_apis: Answers
+) -> None:
+    """A restarted broker still in maintenance mode is not ready, and poststart is asked for."""
+    local_apis.load("redpanda", "healthy")
+    redpanda_broker(local_apis, "maintenance_draining")
+    report = ready(tmp_path, "redpanda", NodetoolRunner(["redpanda.service"]))
+    assert (report["ready"], report["problems"], report["poststart"]) == (
+        False,
+        ["broker 2 is in maintenance mode"],
+        "broker 2 is in maintenance mode",
+    )
 
 
 def test_hazelcast_healthy_member_is_ready(tmp_path: Path, local_apis: Answers) -> None:
