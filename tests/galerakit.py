@@ -99,7 +99,12 @@ class Node:
 def flavour(node: Node) -> galera.Flavour:
     """MariaDB's, with the launcher standing in for systemctl (no systemd here)."""
     return galera.Flavour(
-        "mariadb", node.start_argv(), node.start_argv(new_cluster=True), "mariadbd", False
+        "mariadb",
+        node.start_argv(),
+        node.start_argv(new_cluster=True),
+        "mariadbd",
+        False,
+        galera.FLAVOURS["mariadb"].initialize,
     )
 
 
@@ -124,8 +129,11 @@ class LocalMember:
         return galera.readiness(self.member.status(), self.members)
 
 
-def make_cluster(root: Path, count: int = 3, name: str = "ift") -> list[Node]:
-    """`count` initialised members (data dirs made, nothing started) on 127.0.X.1..count."""
+def make_cluster(
+    root: Path, count: int = 3, name: str = "ift", initialised: bool = True
+) -> list[Node]:
+    """`count` members on 127.0.X.1..count, nothing started; data directories initialised,
+    or (initialised=False) not there at all, as on a fresh data disk."""
     net = random.randint(2, 250)  # its own 127.0.X.0/24, so two runs on one host do not meet
     nodes = [Node(f"n{i}", f"127.0.{net}.{i}", root / f"n{i}") for i in range(1, count + 1)]
     # Its own ports too: the SST scripts look for their listener by port number alone.
@@ -134,6 +142,8 @@ def make_cluster(root: Path, count: int = 3, name: str = "ift") -> list[Node]:
     for node in nodes:
         node.root.mkdir(parents=True)
         node.cnf.write_text(_cnf(node, peers, name, ports))
+        if not initialised:
+            continue
         subprocess.run(
             [
                 "mariadb-install-db",
@@ -204,13 +214,13 @@ wsrep_sst_receive_address={node.ip}:{ports.sst}
 
 
 @contextmanager
-def running_cluster(root: Path) -> Iterator[list[Node]]:
+def running_cluster(root: Path, initialised: bool = True) -> Iterator[list[Node]]:
     """make_cluster() for a test (the tools are checked first: missing fails in CI and
     skips elsewhere); every member is stopped at the end, whatever happened."""
     absent = tools_missing()
     if absent:
         missing(f"MariaDB Galera tools {absent}", "bootstrap.sh installs them (mariadb-server ...)")
-    made = make_cluster(root)
+    made = make_cluster(root, initialised=initialised)
     try:
         yield made
     finally:

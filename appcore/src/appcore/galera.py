@@ -9,6 +9,7 @@ re-reads the position right before it acts and refuses when it is not the one th
 """
 
 import os
+import pwd
 import re
 import tempfile
 from typing import Callable, Dict, List, NamedTuple, Optional
@@ -37,6 +38,9 @@ class Flavour(NamedTuple):
     bootstrap: List[str]  # starts it as the first member of a new Primary component
     server: str
     maint_mode: bool
+    # Makes the system tables in an empty data directory before a bootstrap (None: the
+    # flavour's own unit does it, as PXC's mysqld_pre_systemd does); {defaults} is the config.
+    initialize: Optional[List[str]] = None
 
 
 FLAVOURS = {
@@ -54,6 +58,13 @@ FLAVOURS = {
         ["galera_new_cluster"],
         "mariadbd",
         False,
+        [
+            "mariadb-install-db",
+            "--defaults-file={defaults}",
+            "--user=mysql",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+        ],
     ),
 }
 
@@ -138,7 +149,7 @@ class Member:
                 saved = read_grastate(fh.read())
         if saved.seqno >= 0:
             return saved
-        if not any(os.path.exists(os.path.join(self.datadir, f)) for f in ("ibdata1", "mysql")):
+        if not self.has_database():
             return saved
         if self.is_running():
             raise GaleraError("the server is running: its position comes from wsrep status")
@@ -208,6 +219,11 @@ class Member:
                 f"refusing to bootstrap: the fleet chose this member at {expect.label()}, "
                 f"it is now at {now.label()}"
             )
+        self.prepare()
+        if now.source == "none" and self.flavour.initialize and not self.has_database():
+            self.runner.run(
+                [a.format(defaults=self.defaults_file) for a in self.flavour.initialize]
+            )
         if now.uuid != ZERO_UUID:
             # After a crash grastate.dat says seqno -1 and nobody is safe to bootstrap: the
             # recovered position keeps the cluster's history (peers catch up by IST), and
@@ -220,10 +236,30 @@ class Member:
         there); a member that finds none fails to start rather than forming its own."""
         if self.is_running():
             return
+        self.prepare()  # a joiner's empty data directory is filled by the state transfer
         now = self.position()
         if now.uuid != ZERO_UUID and now.source == "wsrep-recover":
             self._write_grastate(now)  # what the distributions' start scripts pass as a flag
         self.runner.run(self.flavour.start)
+
+    def has_database(self) -> bool:
+        return any(os.path.exists(os.path.join(self.datadir, f)) for f in ("ibdata1", "mysql"))
+
+    def prepare(self) -> None:
+        """The data directory and the tmp and log directories the role's config puts beside
+        it (mysql-cluster.cnf.tmpl), made for the server's user: a fresh data disk has none.
+        Directories that exist are left as they are."""
+        try:
+            user = pwd.getpwnam("mysql")
+        except KeyError:
+            user = None  # no server package here (unit tests): ownership is not ours to set
+        parent = os.path.dirname(self.datadir.rstrip("/"))
+        for path in (self.datadir, os.path.join(parent, "tmp"), os.path.join(parent, "log")):
+            if os.path.isdir(path):
+                continue
+            os.makedirs(path, 0o750)
+            if user is not None:
+                os.chown(path, user.pw_uid, user.pw_gid)
 
     def _write_grastate(self, position: Position) -> None:
         safe = 1 if position.safe_to_bootstrap else 0

@@ -67,6 +67,29 @@ def test_a_new_cluster_forms_from_exactly_one_bootstrap(nodes: list[Node]) -> No
     assert again.bootstrap is None and len(bootstraps(runner)) == 1
 
 
+def test_a_cluster_forms_on_fresh_data_disks(tmp_path: Path) -> None:
+    """No data directory at all (a fresh data disk): App-Core makes it, initialises the
+    bootstrap member's system tables, and the others are filled by the state transfer."""
+    with running_cluster(tmp_path / "galera", initialised=False) as fresh:
+        assert not any(n.datadir.exists() for n in fresh)
+        runner = Runner()
+        decision = form(fleet_of(fresh, runner), timeout_s=240, say=lambda _: None)
+        assert (decision.bootstrap, decision.joins) == ("n1", ("n2", "n3"))
+        inits = [a for a in runner.history if a[0] == "mariadb-install-db"]
+        assert inits == [
+            [
+                "mariadb-install-db",
+                f"--defaults-file={fresh[0].cnf}",
+                "--user=mysql",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ]
+        ]
+        fresh[0].sql("CREATE DATABASE t; CREATE TABLE t.r (id INT PRIMARY KEY) ENGINE=InnoDB")
+        write_rows(fresh[0], 1, 3)
+        assert [rows(n) for n in fresh] == [[1, 2, 3]] * 3
+
+
 def test_power_cut_recovers_from_the_member_that_committed_most(nodes: list[Node]) -> None:
     """n1 dies first (stale), n2 stops cleanly later, n3 commits more and then every member
     loses power: the fleet bootstraps n3 (never n1 or n2) and no acknowledged row is lost."""
