@@ -125,6 +125,20 @@ def promote(c: Context, family: str, version: str, channel: str, config: str | N
 
 @task(
     help={
+        "family": "family",
+        "version": "published version to revoke",
+        "reason": "why (one line; shown by images and in every refusal)",
+        "config": STORE_CONFIG_HELP,
+    }
+)
+@run_task
+def revoke(c: Context, family: str, version: str, reason: str, config: str | None = None) -> None:
+    """Mark a published version revoked (signed record): promote and the fleet refuse it."""
+    print(commands.revoke(_paths(c, config)[0], family, version, reason))
+
+
+@task(
+    help={
         "keep": "versions to keep per family (plus every channel target)",
         "apply": "really delete (default: dry run)",
         "config": STORE_CONFIG_HELP,
@@ -433,6 +447,7 @@ ns = Collection(
     publish,
     images,
     promote,
+    revoke,
     prune,
     pull,
     nightly,

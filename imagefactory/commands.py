@@ -256,6 +256,13 @@ def promote(config: Path, family: str, version: str, channel: str) -> str:
     return api.promote_version(load_store_settings(config), family, version, channel)
 
 
+def revoke(config: Path, family: str, version: str, reason: str) -> str:
+    """Mark a published version revoked (a signed record): promote and the fleet refuse it."""
+    from imagefactory.store import api
+
+    return api.revoke_version(load_store_settings(config), family, version, reason)
+
+
 def prune(config: Path, keep: int, apply: bool) -> str:
     """Plan (or with apply, do) the removal of old versions no channel points to."""
     from imagefactory.store import api

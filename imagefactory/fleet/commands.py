@@ -25,7 +25,13 @@ from imagefactory.fleet.rollout_state import RolloutState
 from imagefactory.fleet.sizing import plan_document, render_plan
 from imagefactory.fleet.status import destroy_vms, fleet_status, render_status
 from imagefactory.fleet.storage import layout_for
-from imagefactory.fleet.templates import channel_versions, local_templates, pull_templates
+from imagefactory.fleet.templates import (
+    channel_versions,
+    deployable_versions,
+    local_templates,
+    pull_templates,
+    revoked_versions,
+)
 from imagefactory.util.fsutil import write_atomic
 
 
@@ -88,7 +94,7 @@ def apply(
     families = {n.group.family for n in nodes}
     keys = read_access_keys(fleet)
     if dry_run:
-        channel_versions(fleet, families)  # as apply would: a missing or bad pointer fails here
+        deployable_versions(fleet, families)  # as apply would: a bad or revoked target fails
         run = ApplyRun(fleet, local_templates(fleet, families), keys, True, print)
         return apply_fleet(run, p, nodes, conns)
     with RolloutState(fleet).locked():  # never beside a rollout: it could redefine its VMs
@@ -139,13 +145,21 @@ def status(
     """Per VM: state, template version, the channel's version, drift from the plan."""
     fleet = load_fleet(fleet_file)
     channel: dict[str, str] = {}
+    revoked: dict[tuple[str, str], str] = {}
     note = ""
     if fleet.store is not None:
+        families = {g.family for g in fleet.groups.values()}
         try:
-            channel = channel_versions(fleet, {g.family for g in fleet.groups.values()})
+            channel = channel_versions(fleet, families)
         except FactoryError as exc:
             note = f"\n(channel {fleet.channel} not read: {exc})"
-    rows = fleet_status(plan_fleet(fleet), host=host, only=only, conns=conns, channel=channel)
+        try:
+            revoked = revoked_versions(fleet, families)
+        except FactoryError as exc:
+            note += f"\n(revocations not read: {exc})"
+    rows = fleet_status(
+        plan_fleet(fleet), host=host, only=only, conns=conns, channel=channel, revoked=revoked
+    )
     return render_status(rows) + note
 
 
@@ -165,7 +179,7 @@ def rollout(
     nodes = select(p, None, only)
     families = {n.group.family for n in nodes}
     if dry_run:
-        versions = channel_versions(fleet, families, channel)
+        versions = deployable_versions(fleet, families, channel)
         current = {r.node: r.version for r in fleet_status(p, only=only, conns=conns)}
         return describe_plan(p, versions, current, only)
     if health is None:

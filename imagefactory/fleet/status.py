@@ -3,7 +3,7 @@ while keeping their data unless the operator asks, by name, for it to go."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from imagefactory.fleet import hypervisor as hvm
@@ -26,12 +26,14 @@ class VmStatus:
     version: str
     drift: tuple[str, ...] = ()
     channel: str = "?"  # the version the fleet's channel points at for its family
+    revoked: str = ""  # why its template version is revoked (or its record untrusted)
 
     def line(self) -> str:
         drift = "; ".join(self.drift) if self.drift else "none"
+        mark = "REVOKED" if self.revoked else "-"
         return (
             f"{self.host:<10} {self.node:<24} {self.state:<12} {self.version:<30} "
-            f"{self.channel:<30} {drift}"
+            f"{mark:<8} {self.channel:<30} {drift}"
         )
 
 
@@ -42,9 +44,12 @@ def fleet_status(
     only: str | None = None,
     conns: Connections | None = None,
     channel: dict[str, str] | None = None,
+    revoked: Mapping[tuple[str, str], str] | None = None,
 ) -> list[VmStatus]:
-    """Per VM: state, template version, the channel's version, and drift from the plan."""
+    """Per VM: state, template version, the channel's version, and drift from the plan;
+    `revoked` maps (family, version) to why that version is revoked."""
     channel = channel or {}
+    revoked = revoked or {}
     fleet = plan.fleet
     nodes = select(plan, host, only)
     keys = read_access_keys(fleet)
@@ -91,6 +96,7 @@ def fleet_status(
                         version,
                         tuple(drift),
                         channel.get(node.group.family, "?"),
+                        revoked.get((node.group.family, version), ""),
                     )
                 )
             if only is None:
@@ -108,10 +114,17 @@ def fleet_status(
 
 def render_status(rows: list[VmStatus]) -> str:
     head = (
-        f"{'host':<10} {'VM':<24} {'state':<12} {'template':<30} {'channel has':<30} "
-        "drift from plan"
+        f"{'host':<10} {'VM':<24} {'state':<12} {'template':<30} {'revoked':<8} "
+        f"{'channel has':<30} drift from plan"
     )
-    return "\n".join([head, *(r.line() for r in rows)])
+    lines = [head, *(r.line() for r in rows)]
+    if bad := [r for r in rows if r.revoked]:
+        lines += [
+            "",
+            "VMs on a revoked template (promote another version, then fleet.rollout):",
+            *(f"  {r.node} ({r.host}) on {r.version}: {r.revoked}" for r in bad),
+        ]
+    return "\n".join(lines)
 
 
 def destroy_vms(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory.errors import ConfigError, Problem
+from imagefactory.fleet.hypervisor import FleetError
 from imagefactory.fleet.model import Fleet
 from imagefactory.store.settings import StoreSettings
 
@@ -50,13 +51,21 @@ def pull_templates(
     channel: str | None = None,
 ) -> dict[str, TemplateRef]:
     """Pull (signature and sha256 checked) the version the fleet's channel points at, once
-    per family; an installed version is not downloaded again."""
+    per family; an installed version is not downloaded again. A revoked version is refused
+    before anything is pulled (deployable_versions)."""
     from imagefactory.store import api
 
     settings = _store(fleet)
+    wanted = deployable_versions(fleet, families, channel)  # nothing downloaded if refused
     out = {}
     for family in sorted(set(families)):
         result = api.pull(settings, family, channel=channel or fleet.channel, show_progress=False)
+        if result.version != wanted[family]:
+            raise FleetError(
+                f"template {family}: channel {channel or fleet.channel} moved from "
+                f"{wanted[family]} to {result.version} while pulling; nothing deployed "
+                "(run the command again)"
+            )
         how = (
             "already here"
             if result.already_installed
@@ -95,3 +104,34 @@ def channel_versions(
     from imagefactory.store import api
 
     return api.channel_versions(_store(fleet), families, channel or fleet.channel)
+
+
+def deployable_versions(
+    fleet: Fleet, families: Iterable[str], channel: str | None = None
+) -> dict[str, str]:
+    """channel_versions, refused (RevokedError, naming family, version and reason) if any is
+    revoked or has a revocation record that does not verify: no VM is moved onto it."""
+    from imagefactory.store import api
+
+    versions = channel_versions(fleet, families, channel)
+    api.check_not_revoked(
+        _store(fleet),
+        versions,
+        f"deploying it (channel {channel or fleet.channel}; hint: promote another version)",
+    )
+    return versions
+
+
+def revoked_versions(fleet: Fleet, families: Iterable[str]) -> dict[tuple[str, str], str]:
+    """(family, version) -> why it is revoked, or that its revocation record does not
+    verify (status marks VMs on either)."""
+    from imagefactory.store import api
+
+    settings = _store(fleet)
+    out = {}
+    for family in sorted(set(families)):
+        for version, rec in api.revocations(settings, family).items():
+            out[(family, version)] = (
+                rec.reason if rec.verified else f"revocation record does not verify: {rec.problem}"
+            )
+    return out

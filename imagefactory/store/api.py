@@ -1,8 +1,10 @@
 """The store's operations from StoreSettings alone, for code outside imagefactory.store.
 
 Each call opens the configured backend (checked to be reachable) and runs one operation on it:
-publish, pull, list images, promote, prune; describe_publish / describe_pull make one line of
-a result. Callers: the commands behind the invoke tasks and doctor (imagefactory.commands),
+publish, pull, list images, promote, revoke, prune; describe_publish / describe_pull make one
+line of a result. Revocation records are read through revocations and check_not_revoked (or
+read_revocations on an open backend). Callers: the commands behind the invoke tasks and doctor
+(imagefactory.commands),
 the fleet, which pulls the templates of its VMs through it (imagefactory.fleet.templates),
 the changelogs (imagefactory.report.published: the manifests they compare) and the build
 (imagefactory.engine.remote: the remote layer cache, layer_cache). Code outside the store
@@ -20,7 +22,7 @@ from imagefactory.store import layer_cache as layer_cache
 from imagefactory.store.audit import StoreAudit, VersionAudit, audit_store
 from imagefactory.store.backend import StoreBackend as StoreBackend
 from imagefactory.store.backend import StoreError as StoreError
-from imagefactory.store.channels import promote, read_signed_channel
+from imagefactory.store.channels import channels_at, promote, read_signed_channel
 from imagefactory.store.compare import channel_manifest as channel_manifest
 from imagefactory.store.compare import version_manifests as version_manifests
 from imagefactory.store.fs_backend import FsBackend
@@ -31,6 +33,10 @@ from imagefactory.store.listing import images_report
 from imagefactory.store.prune import apply_prune, plan_prune, plan_removal
 from imagefactory.store.publish import PublishResult, publish_image
 from imagefactory.store.pull import PullResult, pull_image, resolve_version
+from imagefactory.store.revocation import Revocation as Revocation
+from imagefactory.store.revocation import RevokedError as RevokedError
+from imagefactory.store.revocation import read_revocation, refuse_revoked, revoke
+from imagefactory.store.revocation import read_revocations as read_revocations
 from imagefactory.store.s3_backend import S3Backend
 from imagefactory.store.settings import Credentials, StoreKind, StoreSettings, load_credentials
 from imagefactory.store.trust import fetch_verified_manifest
@@ -147,6 +153,49 @@ def promote_version(settings: StoreSettings, family: str, version: str, channel:
         allowed_signers=settings.allowed_signers.expanduser(),
     )
     return f"{family}: {channel} -> {doc['version']} (sequence {doc['sequence']})"
+
+
+def revoke_version(settings: StoreSettings, family: str, version: str, reason: str) -> str:
+    """`invoke revoke`: a record signed by store.signing_key that `version` must not be
+    deployed; says so if it already was, and warns of channels still pointing at it."""
+    backend = open_store(settings)
+    res = revoke(
+        backend,
+        family,
+        version,
+        reason,
+        settings.signing_key.expanduser(),
+        allowed_signers=settings.allowed_signers.expanduser(),
+    )
+    rec = res.record
+    if res.already:
+        lines = [f"{family} {version} is already revoked: {rec.reason} (at {rec.revoked_at})"]
+    else:
+        lines = [f"revoked {family} {version}: {rec.reason}"]
+    if res.replaced:
+        lines.append(f"  replaced a record that did not verify: {res.replaced}")
+    pointing = channels_at(backend, family, version)
+    if pointing:
+        lines.append(
+            f"warning: channel(s) {', '.join(pointing)} of {family} still point at {version}; "
+            f"promote another version (invoke promote --family={family} --version=... "
+            "--channel=...): promote and the fleet refuse this one"
+        )
+    return "\n".join(lines)
+
+
+def revocations(settings: StoreSettings, family: str) -> dict[str, Revocation]:
+    """version -> revocation record of `family`, each checked against store.allowed_signers."""
+    return read_revocations(open_store(settings), family, settings.allowed_signers.expanduser())
+
+
+def check_not_revoked(settings: StoreSettings, versions: Mapping[str, str], action: str) -> None:
+    """Raise RevokedError if any family's version (family -> version) has a revocation
+    record, valid or not; `action` names what is refused (e.g. "deploying it")."""
+    backend = open_store(settings)
+    signers = settings.allowed_signers.expanduser()
+    for family, version in sorted(versions.items()):
+        refuse_revoked(read_revocation(backend, family, version, signers), action)
 
 
 def prune(settings: StoreSettings, keep: int = 5, apply: bool = False) -> str:

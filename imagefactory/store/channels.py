@@ -19,6 +19,7 @@ from typing import Any
 
 from imagefactory.store import layout
 from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
+from imagefactory.store.revocation import read_revocation, refuse_revoked
 from imagefactory.store.signing import SignatureError, SignatureMismatch, sign_bytes, verify_bytes
 from imagefactory.store.trust import trusted_manifest
 
@@ -155,7 +156,7 @@ def promote(
 ) -> dict[str, Any]:
     """Point `channel` of `family` at a published version whose manifest signature checks
     out against `allowed_signers`, with a newly signed pointer (never vouch for a manifest
-    that was changed after it was signed).
+    that was changed after it was signed), and never at a revoked version.
 
     The previous target goes to history when the version changes. Promoting the current
     target again re-signs it with a higher sequence (that is how an unsigned or damaged
@@ -169,6 +170,8 @@ def promote(
             f"{backend.describe()}: {family} {version} is not a complete "
             "published image; cannot promote it"
         )
+    record = read_revocation(backend, family, version, allowed_signers)
+    refuse_revoked(record, f"promoting it to {channel} (hint: promote another version)")
     _, data = trusted_manifest(backend, family, version, allowed_signers, "promoting")
     return write_pointer(
         backend, family, version, channel, signing_key, hashlib.sha256(data).hexdigest()
@@ -221,6 +224,21 @@ def all_channels(backend: StoreBackend) -> dict[tuple[str, str], str]:
         if doc is not None:
             out.setdefault((family, str(doc["version"])), []).append(channel)
     return {k: ",".join(sorted(v)) for k, v in out.items()}
+
+
+def channels_at(backend: StoreBackend, family: str, version: str) -> list[str]:
+    """The channels of `family` whose pointer (UNVERIFIED: for a warning) names `version`; an
+    unreadable pointer is listed too, marked, as it might."""
+    out = []
+    for _, channel in _channel_names(backend, family):
+        try:
+            doc = read_channel(backend, family, channel)
+        except StoreError:
+            out.append(f"{channel} (unreadable pointer)")
+            continue
+        if doc is not None and doc["version"] == version:
+            out.append(channel)
+    return sorted(out)
 
 
 def _channel_names(backend: StoreBackend, family: str | None) -> list[tuple[str, str]]:

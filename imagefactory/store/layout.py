@@ -7,6 +7,8 @@ images/<family>/<version>/manifest.json.sig           OpenSSH signature (namespa
 images/<family>/<version>/manifest.json               written last: makes the version visible
 channels/<family>/<channel>.json                      signed pointer to a version, with history
 channels/<family>/<channel>.json.sig                  OpenSSH signature of the pointer
+revocations/<family>/<version>.json                   signed record: version revoked, and why
+revocations/<family>/<version>.json.sig               OpenSSH signature of the record
 sha256/<hex>                                          dedupe index: which blob has this content
 """
 
@@ -90,6 +92,14 @@ def channel_key(family: str, channel: str) -> str:
 
 def channel_signature_key(family: str, channel: str) -> str:
     return channel_key(family, channel) + ".sig"
+
+
+def revocation_key(family: str, version: str) -> str:
+    return f"revocations/{family}/{version}.json"
+
+
+def revocation_signature_key(family: str, version: str) -> str:
+    return revocation_key(family, version) + ".sig"
 
 
 def index_key(sha256: str) -> str:

@@ -2,17 +2,20 @@
 
 Manifest and pointer signatures are checked against allowed_signers, as pull checks them;
 a manifest that fails is still listed (so it can be found and repaired) but marked, and its
-content (score, verification) is shown as unverified.
+content (score, verification) is shown as unverified. A revoked version is marked with its
+reason; a revocation record that does not verify is marked BAD and explained, never taken as
+a valid revocation nor left out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagefactory.store import layout
 from imagefactory.store.backend import StoreBackend
 from imagefactory.store.channels import ChannelStatus, channel_statuses
+from imagefactory.store.revocation import Revocation, read_revocations
 from imagefactory.store.transfer_meter import human_bytes
 from imagefactory.store.trust import manifest_problems
 
@@ -26,6 +29,7 @@ class ImageRow:
     score: float | None
     verified: str  # "yes" | "no" | "override"
     signed: str  # "yes" | "BAD" (manifest signature fails) | "-" (not checked)
+    revoked: str = "-"  # "yes" | "BAD" (a record whose signature fails) | "-" (no record)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Listing:
     rows: list[ImageRow]
     channels: list[ChannelStatus]
     bad_manifests: dict[tuple[str, str], str]
+    revocations: dict[tuple[str, str], Revocation] = field(default_factory=dict)
 
 
 def _rows(
@@ -40,6 +45,7 @@ def _rows(
     statuses: list[ChannelStatus],
     bad: dict[tuple[str, str], str],
     checked: bool,
+    revoked: dict[tuple[str, str], Revocation],
 ) -> list[ImageRow]:
     names: dict[tuple[str, str], list[str]] = {}
     for st in statuses:
@@ -52,6 +58,8 @@ def _rows(
         if rec.manifest.get("store", {}).get("unverified_override"):
             verified = "override"
         signed = "-" if not checked else ("BAD" if (rec.family, rec.version) in bad else "yes")
+        revocation = revoked.get((rec.family, rec.version))
+        mark = "-" if revocation is None else ("yes" if revocation.verified else "BAD")
         rows.append(
             ImageRow(
                 rec.family,
@@ -61,6 +69,7 @@ def _rows(
                 rec.score,
                 verified,
                 signed,
+                mark,
             )
         )
     return rows
@@ -79,22 +88,30 @@ def collect(backend: StoreBackend, family: str | None, allowed_signers: Path | N
     bad = manifest_problems(backend, records, allowed_signers) if allowed_signers else {}
     why = dict.fromkeys(bad, "its manifest is not trusted")
     statuses = channel_statuses(backend, records, allowed_signers, family, why)
-    return Listing(_rows(records, statuses, bad, allowed_signers is not None), statuses, bad)
+    revoked = {
+        (fam, version): rec
+        for fam in sorted({r.family for r in records})
+        for version, rec in read_revocations(backend, fam, allowed_signers).items()
+    }
+    rows = _rows(records, statuses, bad, allowed_signers is not None, revoked)
+    return Listing(rows, statuses, bad, revoked)
 
 
 def images_report(backend: StoreBackend, family: str | None, allowed_signers: Path | None) -> str:
     """The `invoke images` text: the table, then why any manifest or channel is untrusted."""
     listing = collect(backend, family, allowed_signers)
-    return format_images(listing.rows, listing.channels, listing.bad_manifests)
+    return format_images(listing.rows, listing.channels, listing.bad_manifests, listing.revocations)
 
 
 def format_images(
     rows: list[ImageRow],
     statuses: list[ChannelStatus] | None = None,
     bad_manifests: dict[tuple[str, str], str] | None = None,
+    revocations: dict[tuple[str, str], Revocation] | None = None,
 ) -> str:
-    """A plain table for `invoke images`, then one line per untrusted manifest and pointer."""
-    header = ("FAMILY", "VERSION", "CHANNELS", "SIZE", "SCORE", "VERIFIED", "SIGNED")
+    """A plain table for `invoke images`, then one line per untrusted manifest and pointer,
+    revoked version and untrusted revocation record."""
+    header = ("FAMILY", "VERSION", "CHANNELS", "SIZE", "SCORE", "VERIFIED", "SIGNED", "REVOKED")
     table = [header] + [
         (
             r.family,
@@ -104,6 +121,7 @@ def format_images(
             ("-" if r.score is None else f"{r.score:.1f}") + ("?" if r.signed == "BAD" else ""),
             r.verified + ("?" if r.signed == "BAD" else ""),
             r.signed,
+            r.revoked,
         )
         for r in rows
     ]
@@ -118,6 +136,18 @@ def format_images(
             "\n\nunverified manifests (their SCORE and VERIFIED are not trusted; pull and "
             "promote refuse them; see `invoke store.verify`):\n"
             + "\n".join(f"  {f}/{v}: {why}" for (f, v), why in sorted(bad_manifests.items()))
+        )
+    listed = {(r.family, r.version) for r in rows}
+    shown = [rec for key, rec in sorted((revocations or {}).items()) if key in listed]
+    if good := [rec for rec in shown if rec.verified]:
+        out += "\n\nrevoked versions (promote and the fleet refuse them):\n" + "\n".join(
+            f"  {r.family}/{r.version}: {r.reason} (at {r.revoked_at} by {r.by})" for r in good
+        )
+    if untrusted := [rec for rec in shown if not rec.verified]:
+        out += (
+            "\n\nrevocation records that do not verify (promote and the fleet refuse these "
+            "versions until `invoke revoke` signs them again):\n"
+            + "\n".join(f"  {r.family}/{r.version}: {r.problem}" for r in untrusted)
         )
     bad = [st for st in statuses or [] if st.problem]
     if bad:

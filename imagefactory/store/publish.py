@@ -249,6 +249,12 @@ def publish_image(
     if existing is not None:
         if existing.sha256 != sealed.sha256:
             raise StoreError(f"{backend.describe()}: {family} {version} exists with other content")
+        if channel is not None and backend.size(layout.revocation_key(family, version)) is not None:
+            # No allowed_signers here to judge the record: any record stops the channel move.
+            raise StoreError(
+                f"{family} {version} is already published and has a revocation record; not "
+                f"moving {channel} to it (hint: invoke images)"
+            )
         repaired = _repair_blob(backend, sealed, existing, notes, show_progress)
         return result(repaired, "" if repaired else "same version", existing.manifest_sha256)
     prefix = layout.image_prefix(family, version)
