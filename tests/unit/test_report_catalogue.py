@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from imagefactory.errors import FactoryError
-from imagefactory.report.catalogue.html import render_family, render_index
+from imagefactory.report.catalogue.html import render_family, render_index, when
 from imagefactory.report.catalogue.model import (
     Catalogue,
     ChannelEntry,
@@ -181,7 +181,7 @@ def test_channels_history_and_changelog() -> None:
     fam = FamilyEntry("persistence", (version(), version(V2, changes=changes)), (channel,))
     page = render_family(catalogue(fam), fam)
     assert "<caption>Earlier versions of channel stable, newest first</caption>" in page
-    assert f'<tr><th scope="row">{V1}</th><td>2026-11-24T12:00:00+00:00</td>' in page
+    assert f'<tr><th scope="row">{V1}</th><td>2026-11-24 12:00:00 UTC</td>' in page
     assert "verified (signed by builder@imagefactory.test)" in page
     assert "<li>bash (x86_64): 4.4.20-4.el8 to 4.4.20-5.el8</li>" in page
     assert f"<h3>{V2} since {V1}</h3>" in page
@@ -202,6 +202,10 @@ def test_verification_and_build_time_words() -> None:
     started, finished = "2026-11-24T10:00:00+00:00", "2026-11-24T10:15:00Z"
     assert build_seconds({"build": {"started": started, "finished": finished}}) == 900.0
     assert build_seconds({"build": {"finished": finished}}) is None
+    assert when("2026-11-24T10:15:00+00:00") == when("2026-11-24T10:15:00Z")
+    assert when("2026-11-24T10:15:00Z") == "2026-11-24 10:15:00 UTC"
+    assert when("2026-11-24T11:15:00+01:00") == "2026-11-24T11:15:00+01:00"
+    assert when("") == "-"
 
 
 def test_write_site_replaces_only_a_catalogue(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ body { font-family: sans-serif; margin: 1.5rem; color: #111; max-width: 90rem; }
 table { border-collapse: collapse; margin: 1rem 0; }
 caption { text-align: left; font-weight: bold; padding: .3rem 0; }
 th, td { border: 1px solid #999; padding: .3rem .5rem; vertical-align: top; text-align: left; }
+.bad { overflow-wrap: anywhere; }
 thead th { background: #e8e8e8; }
 code { font-size: .85em; word-break: break-all; }
 .bad, .revoked { color: #a00000; font-weight: bold; }
@@ -55,6 +56,15 @@ def human_size(count: float) -> str:
     return f"{count:.1f} TiB"
 
 
+def when(text: str) -> str:
+    """An ISO time as "2026-11-24 10:15:00 UTC" (room to wrap in a table cell); as given if
+    it is not one in UTC."""
+    for utc in ("+00:00", "Z"):
+        if text.endswith(utc) and "T" in text:
+            return text[: -len(utc)].replace("T", " ", 1) + " UTC"
+    return text or "-"
+
+
 def _page(title: str, body: str, cat: Catalogue, nav: bool) -> str:
     back = '<nav><a href="index.html">All families</a></nav>' if nav else ""
     return (
@@ -62,7 +72,7 @@ def _page(title: str, body: str, cat: Catalogue, nav: bool) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{e(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
         f"<header>{back}<h1>{e(title)}</h1></header>\n<main>\n{body}</main>\n"
-        f"<footer><p>Made {e(cat.generated)} from the store {e(cat.store)}. Only what "
+        f"<footer><p>Made {e(when(cat.generated))} from the store {e(cat.store)}. Only what "
         "verified against the store's allowed signers is shown as verified.</p></footer>\n"
         "</body>\n</html>\n"
     )
@@ -126,7 +136,7 @@ def render_index(cat: Catalogue) -> str:
             "Channels",
             ["Family", "Channel", "Version", "Promoted", "Pointer signature"],
             [
-                [e(c.family), e(c.channel), _channel_version(c), e(c.promoted or "-"), _pointer(c)]
+                [e(c.family), e(c.channel), _channel_version(c), e(when(c.promoted)), _pointer(c)]
                 for c in channels
             ],
         )
@@ -168,8 +178,8 @@ def _version_row(v: VersionEntry) -> list[str]:
     )
     return [
         f'<span id="v-{e(v.version)}">{e(v.version)}</span>',
-        e(v.built or "-"),
-        e(v.published or "-"),
+        e(when(v.built)),
+        e(when(v.published)),
         human_size(v.size),
         f"<code>{e(v.sha256)}</code>",
         _claim(score, v),
@@ -206,7 +216,7 @@ def _channels(fam: FamilyEntry) -> str:
         f"Channels of {fam.name}",
         ["Channel", "Version", "Promoted", "By", "Pointer signature"],
         [
-            [e(c.channel), _channel_version(c), e(c.promoted or "-"), e(c.by or "-"), _pointer(c)]
+            [e(c.channel), _channel_version(c), e(when(c.promoted)), e(c.by or "-"), _pointer(c)]
             for c in fam.channels
         ],
     )
@@ -218,7 +228,7 @@ def _channels(fam: FamilyEntry) -> str:
         out += _table(
             f"Earlier versions of channel {c.channel}, newest first",
             ["Version", "Promoted", "By"],
-            [[e(h.version), e(h.promoted or "-"), e(h.by or "-")] for h in c.history],
+            [[e(h.version), e(when(h.promoted)), e(h.by or "-")] for h in c.history],
         )
     return out
 
