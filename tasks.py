@@ -26,6 +26,7 @@ def _paths(c: Context, config: str | None) -> tuple[Path, Path]:
     return Path(config or c.config.factory.config), Path(c.config.factory.artifacts)
 
 
+CATALOGUE_HELP = "afterwards, upload the catalogue page to the store (catalogue/index.html)"
 NO_REMOTE_HELP = "do not use the store's layer cache (store.layer_cache) for this run"
 
 
@@ -78,6 +79,7 @@ def doctor(c: Context, config: str | None = None) -> None:
         "family": "family to publish",
         "channel": "channel to point at it (default nightly)",
         "allow_unverified": "publish although verification did not pass (recorded)",
+        "catalogue": CATALOGUE_HELP,
         "config": STORE_CONFIG_HELP,
     }
 )
@@ -87,11 +89,12 @@ def publish(
     family: str,
     channel: str = "nightly",
     allow_unverified: bool = False,
+    catalogue: bool = False,
     config: str | None = None,
 ) -> None:
     """Publish a family's verified sealed image to the store, signed, and move a channel."""
     cfg, art = _paths(c, config)
-    print(commands.publish(cfg, family, art, channel, allow_unverified))
+    print(commands.publish(cfg, family, art, channel, allow_unverified, catalogue))
 
 
 @task(
@@ -114,13 +117,34 @@ def images(
         "family": "family",
         "version": "published version",
         "channel": "channel to move",
+        "catalogue": CATALOGUE_HELP,
         "config": STORE_CONFIG_HELP,
     }
 )
 @run_task
-def promote(c: Context, family: str, version: str, channel: str, config: str | None = None) -> None:
+def promote(
+    c: Context,
+    family: str,
+    version: str,
+    channel: str,
+    catalogue: bool = False,
+    config: str | None = None,
+) -> None:
     """Point a channel (nightly, stable, ...) at a published version; history is kept."""
-    print(commands.promote(_paths(c, config)[0], family, version, channel))
+    print(commands.promote(_paths(c, config)[0], family, version, channel, catalogue))
+
+
+@task(
+    help={
+        "out": "directory to write the site to (default: artifacts/catalogue)",
+        "config": STORE_CONFIG_HELP,
+    }
+)
+@run_task
+def catalogue(c: Context, out: str | None = None, config: str | None = None) -> None:
+    """Write the store's catalogue as a static site: versions, channels, changelogs, plots."""
+    cfg, art = _paths(c, config)
+    print(commands.catalogue(cfg, Path(out) if out else art / "catalogue"))
 
 
 @task(
@@ -451,6 +475,7 @@ ns = Collection(
     prune,
     pull,
     nightly,
+    catalogue,
     Collection("hardening", tailor, coverage),
     Collection("store", store_verify, store_remove),
     Collection("cache", cache_verify, cache_evict),

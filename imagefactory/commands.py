@@ -202,10 +202,16 @@ def hardening_coverage(out_dir: Path) -> str:
 
 
 def publish(
-    config: Path, family: str, artifacts: Path, channel: str | None, allow_unverified: bool
+    config: Path,
+    family: str,
+    artifacts: Path,
+    channel: str | None,
+    allow_unverified: bool,
+    catalogue: bool = False,
 ) -> str:
-    """Publish the family's sealed image dir to the configured store and move `channel`.
-    Reads only the config's store section: the sealed image is all that is published."""
+    """Publish the family's sealed image dir to the configured store and move `channel`;
+    with `catalogue`, upload the catalogue page afterwards. Reads only the config's store
+    section: the sealed image is all that is published."""
     from imagefactory.store import api
 
     settings = load_store_settings(config)
@@ -215,9 +221,33 @@ def publish(
             f"no sealed image for {family} in {sealed}; run: invoke build "
             f"--family={family} && invoke verify --family={family}"
         )
-    return api.describe_publish(
+    done = api.describe_publish(
         api.publish(settings, sealed, channel=channel, allow_unverified=allow_unverified)
     )
+    return _with_catalogue(config, done, catalogue)
+
+
+def _with_catalogue(config: Path, done: str, catalogue: bool) -> str:
+    """`done` (what a store change did), then the catalogue upload's line; a failed upload
+    says the change itself stands."""
+    if not catalogue:
+        return done
+    from imagefactory.report import catalogue as site
+
+    try:
+        return f"{done}\n{site.upload_catalogue(load_store_settings(config))}"
+    except FactoryError as exc:
+        raise FactoryError(
+            f"{done}\nbut the catalogue page was not uploaded: {exc} "
+            "(hint: run the same task again, or `invoke catalogue` to see the page)"
+        ) from None
+
+
+def catalogue(config: Path, out: Path) -> str:
+    """The catalogue site (index.html, a page per family, their reports) written to `out`."""
+    from imagefactory.report import catalogue as site
+
+    return site.write_catalogue(load_store_settings(config), out)
 
 
 # The store tasks below read only the config's store section (config/store_only.py), so a
@@ -249,11 +279,13 @@ def _diff_versions(spec: str) -> tuple[str, str]:
     return old, new
 
 
-def promote(config: Path, family: str, version: str, channel: str) -> str:
-    """Point a channel at a published version (the pointer keeps its history)."""
+def promote(config: Path, family: str, version: str, channel: str, catalogue: bool = False) -> str:
+    """Point a channel at a published version (the pointer keeps its history); with
+    `catalogue`, upload the catalogue page afterwards."""
     from imagefactory.store import api
 
-    return api.promote_version(load_store_settings(config), family, version, channel)
+    done = api.promote_version(load_store_settings(config), family, version, channel)
+    return _with_catalogue(config, done, catalogue)
 
 
 def revoke(config: Path, family: str, version: str, reason: str) -> str:

@@ -44,6 +44,7 @@ TEST_TOOL_HINTS: dict[str, str] = {
     "gpg": "apt-get install gnupg",
     "gpgconf": "apt-get install gnupg",
     "curl": "apt-get install curl",
+    "chromium": "apt-get install chromium (bootstrap.sh installs it)",
     "systemctl": "apt-get install systemd",
     "systemd-analyze": "apt-get install systemd",
 }

@@ -6,7 +6,8 @@ line of a result. Revocation records are read through revocations and check_not_
 read_revocations on an open backend). Callers: the commands behind the invoke tasks and doctor
 (imagefactory.commands),
 the fleet, which pulls the templates of its VMs through it (imagefactory.fleet.templates),
-the changelogs (imagefactory.report.published: the manifests they compare) and the build
+the changelogs (imagefactory.report.published: the manifests they compare), the catalogue
+page (imagefactory.report.catalogue: what it lists, read through the trust chain) and the build
 (imagefactory.engine.remote: the remote layer cache, layer_cache). Code outside the store
 imports only this module and the store's settings (a test keeps it so).
 """
@@ -20,15 +21,22 @@ from pathlib import Path
 
 from imagefactory.store import layer_cache as layer_cache
 from imagefactory.store.audit import StoreAudit, VersionAudit, audit_store
+from imagefactory.store.backend import ObjectMissing as ObjectMissing
 from imagefactory.store.backend import StoreBackend as StoreBackend
 from imagefactory.store.backend import StoreError as StoreError
+from imagefactory.store.channels import ChannelStatus as ChannelStatus
+from imagefactory.store.channels import channel_statuses as channel_statuses
 from imagefactory.store.channels import channels_at, promote, read_signed_channel
+from imagefactory.store.channels import read_channel as read_channel
 from imagefactory.store.compare import channel_manifest as channel_manifest
 from imagefactory.store.compare import version_manifests as version_manifests
 from imagefactory.store.fs_backend import FsBackend
 from imagefactory.store.layout import VERSION_RE as VERSION_RE
+from imagefactory.store.layout import ImageRecord as ImageRecord
 from imagefactory.store.layout import check_name as check_name
 from imagefactory.store.layout import derive_version as derive_version
+from imagefactory.store.layout import image_prefix as image_prefix
+from imagefactory.store.layout import visible_images as visible_images
 from imagefactory.store.listing import images_report
 from imagefactory.store.prune import apply_prune, plan_prune, plan_removal
 from imagefactory.store.publish import PublishResult, publish_image
@@ -39,7 +47,8 @@ from imagefactory.store.revocation import read_revocation, refuse_revoked, revok
 from imagefactory.store.revocation import read_revocations as read_revocations
 from imagefactory.store.s3_backend import S3Backend
 from imagefactory.store.settings import Credentials, StoreKind, StoreSettings, load_credentials
-from imagefactory.store.trust import fetch_verified_manifest
+from imagefactory.store.signing import SignatureError as SignatureError
+from imagefactory.store.trust import fetch_verified_manifest as fetch_verified_manifest
 
 
 def open_backend(settings: StoreSettings, creds: Credentials | None = None) -> StoreBackend:

@@ -35,6 +35,13 @@ from imagefactory.store.transfer_meter import Progress
 T = TypeVar("T")
 
 _MAX_PARTS = 10_000
+# By name, so a browser shows the catalogue's pages (catalogue/) served from the bucket.
+_CONTENT_TYPES = {
+    ".json": "application/json",
+    ".html": "text/html; charset=utf-8",
+    ".xml": "application/xml",
+    ".svg": "image/svg+xml",
+}
 _AUTH_CODES = {
     "AccessDenied",
     "InvalidAccessKeyId",
@@ -246,7 +253,7 @@ class S3Backend(StoreBackend):
                 key,
                 io.BytesIO(data),
                 len(data),
-                content_type="application/json" if key.endswith(".json") else "text/plain",
+                content_type=_CONTENT_TYPES.get(Path(key).suffix, "text/plain"),
             ),
         )
 
