@@ -38,9 +38,9 @@ def ready(host: Host, runner: Runner, catalogue: Catalogue) -> Dict[str, Any]:
         return report
     problems: List[str] = []
     if role.readiness is not None:  # the cluster's view first: "active" is not "in the cluster"
-        member = role_member(runner, role, state)
-        problems += member.problems()
-        due = member.poststart_needed()
+        asked = role_member(runner, role, state)
+        problems += asked.problems()
+        due = asked.poststart_needed()
         if due:  # the fleet runs `appcore poststart` when it sees this
             report["poststart"] = due
     for service in role.services:

@@ -24,7 +24,7 @@ from imagefactory.store import api
 
 COPY_LIMIT = 8 * 1024 * 1024  # report files up to this size are copied into the site
 _FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-# family -> version -> reason; imagefactory.store's revocations, once they exist, map onto it
+# family -> version -> reason (store_revocations reads them from the store)
 Revocations = Mapping[str, Mapping[str, str]]
 
 
@@ -225,6 +225,20 @@ def _channel(backend: api.StoreBackend, st: api.ChannelStatus) -> ChannelEntry:
     )
 
 
+def store_revocations(
+    backend: api.StoreBackend, families: list[str], allowed_signers: Path
+) -> dict[str, dict[str, str]]:
+    """family -> version -> what the page says: the reason of a verified record; a record
+    that does not verify still marks the version (promote and the fleet refuse it too)."""
+    out: dict[str, dict[str, str]] = {}
+    for family in families:
+        for version, rec in api.read_revocations(backend, family, allowed_signers).items():
+            out.setdefault(family, {})[version] = (
+                rec.reason if rec.verified else f"record does not verify ({rec.problem})"
+            )
+    return out
+
+
 def collect(
     backend: api.StoreBackend,
     allowed_signers: Path,
@@ -232,7 +246,8 @@ def collect(
     now: datetime | None = None,
 ) -> Catalogue:
     """Every visible version and channel pointer of the store, checked against allowed_signers;
-    `revocations` (family -> version -> reason) marks revoked versions."""
+    revoked versions are marked from the store's revocation records, or from `revocations`
+    (family -> version -> reason) when given."""
     if not allowed_signers.is_file():
         raise api.SignatureError(
             f"allowed_signers file {allowed_signers} does not exist "
@@ -247,7 +262,11 @@ def collect(
     for ch in channels:
         if ch.trusted:
             pointing.setdefault((ch.family, ch.version), []).append(ch.channel)
-    revoked = revocations or {}
+    revoked = (
+        revocations
+        if revocations is not None
+        else store_revocations(backend, sorted({r.family for r in records}), allowed_signers)
+    )
     by_family: dict[str, list[VersionEntry]] = {}
     previous: dict[str, tuple[str, dict[str, Any] | None]] = {}
     for rec in records:  # sorted by family, then version: oldest first

@@ -139,10 +139,18 @@ def test_catalogue_site_in_a_browser(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     site = tmp_path / "site"
     assert "catalogue: 2 families, 4 version(s), 15 file(s):" in run.stdout
-    # the same site from the builder with a revocation passed in (not yet read from the store)
+    # v1 revoked through the CLI: the next site reads the signed record from the store
+    revoke = run_task(
+        "revoke",
+        f"--config={conf}",
+        "--family=persistence",
+        f"--version={v1}",
+        "--reason=CVE-2026-0001 in openssh",
+        cwd=tmp_path,
+    )
+    assert revoke.returncode == 0, revoke.stdout + revoke.stderr
     revoked_site = tmp_path / "revoked-site"
-    settings = load_store_settings(conf)
-    write_catalogue(settings, revoked_site, {"persistence": {v1: "CVE-2026-0001 in openssh"}})
+    write_catalogue(load_store_settings(conf), revoked_site)
 
     index = chromium(tmp_path, "--dump-dom", (site / "index.html").as_uri()).stdout
     family_page = revoked_site / "family-persistence.html"
