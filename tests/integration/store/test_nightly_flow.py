@@ -116,10 +116,23 @@ def test_a_fresh_runner_fetches_and_boots_nothing(project: Path, boots: list[str
     assert boots == ["fa", "fb"] and len(layout.visible_images(FsBackend(project / "store"))) == 2
 
 
-def test_a_night_writes_metrics_that_promtool_accepts(project: Path) -> None:
-    """With a metrics directory: success times, no failure (0), image size and layer build
-    times per family and version; the file passes promtool."""
+def test_a_night_writes_metrics_that_promtool_accepts(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a metrics directory: success times, no failure (0), image size, CIS score and
+    layer build times per family and version; the file passes promtool."""
     (project / "metrics").mkdir()
+    verify = commands.verify
+
+    def scanned(config: Path, family: str, artifacts: Path) -> VerifyResult:
+        """The fake verify, and a compliance scan's score as verify records it."""
+        result = verify(config, family, artifacts)
+        doc = json.loads(result.report.read_text())
+        doc["compliance"] = {"profile": "cis", "score": 87.25 if family == "fa" else 91.5}
+        result.report.write_text(json.dumps(doc))
+        return result
+
+    monkeypatch.setattr(commands, "verify", scanned)
     text = commands.nightly(
         project / "f.yaml",
         project / "artifacts",
@@ -138,6 +151,7 @@ def test_a_night_writes_metrics_that_promtool_accepts(project: Path) -> None:
     size = got[f'imagefactory_image_size_bytes{{family="fa",version="{version}"}}']
     sealed = json.loads((project / "artifacts/images/fa/manifest.json").read_text())
     assert size == sealed["image"]["size"]
+    assert got[f'imagefactory_image_cis_score{{family="fa",version="{version}"}}'] == 87.25
     assert (
         f'imagefactory_image_layer_build_seconds{{family="fa",layer="seal",version="{version}"}}'
         in got
