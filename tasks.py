@@ -27,6 +27,14 @@ def _paths(c: Context, config: str | None) -> tuple[Path, Path]:
 
 
 CATALOGUE_HELP = "afterwards, upload the catalogue page to the store (catalogue/index.html)"
+
+
+def _metrics_dir(c: Context) -> Path | None:
+    """factory.metrics_dir, the one metrics setting (per machine, as node_exporter is)."""
+    value = c.config.factory.get("metrics_dir")
+    return Path(value) if value else None
+
+
 NO_REMOTE_HELP = "do not use the store's layer cache (store.layer_cache) for this run"
 
 
@@ -215,7 +223,8 @@ def nightly(
     """Nightly: plan, build, verify, publish and move the channel for each family; a summary."""
     cfg, art = _paths(c, config)
     where = Path(reports) if reports else None
-    print(commands.nightly(cfg, art, family, channel, where, remote=not no_remote_cache))
+    remote = not no_remote_cache
+    print(commands.nightly(cfg, art, family, channel, where, remote, _metrics_dir(c)))
 
 
 @task(
@@ -335,6 +344,20 @@ def fleet_status(
     print(fleet_commands.status(_fleet(c, fleet), host, only))
 
 
+@task(name="metrics", help={"fleet": FLEET_HELP})
+@run_task
+def fleet_metrics(c: Context, fleet: str | None = None) -> None:
+    """Write fleet.status as Prometheus metrics to factory.metrics_dir (for node_exporter)."""
+    print(fleet_commands.metrics(_fleet(c, fleet), _metrics_dir(c)))
+
+
+@task(name="inventory", help={"fleet": FLEET_HELP})
+@run_task
+def fleet_inventory(c: Context, fleet: str | None = None) -> None:
+    """Print the fleet as an Ansible dynamic inventory (JSON, --list format); no libvirt."""
+    print(fleet_commands.inventory(_fleet(c, fleet)))
+
+
 @task(
     name="destroy",
     help={
@@ -376,7 +399,9 @@ def fleet_rollout(
     fleet: str | None = None,
 ) -> None:
     """Move running VMs onto the channel's template, one node per cluster at a time."""
-    result = fleet_commands.rollout(_fleet(c, fleet), channel, only, dry_run, rollback)
+    result = fleet_commands.rollout(
+        _fleet(c, fleet), channel, only, dry_run, rollback, metrics_dir=_metrics_dir(c)
+    )
     if isinstance(result, str):  # the dry run's order; a real run has printed its summary
         print(result)
 
@@ -486,6 +511,8 @@ ns = Collection(
         fleet_render,
         fleet_apply,
         fleet_status,
+        fleet_metrics,
+        fleet_inventory,
         fleet_destroy,
         fleet_rollout,
         fleet_gc,

@@ -329,12 +329,23 @@ def store_remove(config: Path, family: str, version: str, apply: bool) -> str:
 
 
 def nightly(
-    config: Path, artifacts: Path, family: str, channel: str, reports: Path | None, remote: bool
+    config: Path,
+    artifacts: Path,
+    family: str,
+    channel: str,
+    reports: Path | None,
+    remote: bool,
+    metrics_dir: Path | None = None,
 ) -> str:
     """plan -> build -> verify -> publish -> channel for each family; the summary. Raises
-    (exit 1) with the summary when any family failed."""
+    (exit 1) with the summary when any family failed. With metrics_dir, the night's metrics
+    go there (imagefactory_nightly.prom)."""
     from imagefactory import nightly as night
+    from imagefactory.report.metrics import check_directory
     from imagefactory.store import api
+
+    if metrics_dir is not None:  # before the night, not after hours of building
+        check_directory(metrics_dir)
 
     names = [f.strip() for f in family.split(",") if f.strip()]
     if not names:
@@ -342,7 +353,7 @@ def nightly(
     api.check_name("channel", channel)
     art = _artifacts(artifacts)
     where = reports or night.default_reports_dir(art.root)
-    run = night.Night(config, art.root, channel, where, remote, verify)
+    run = night.Night(config, art.root, channel, where, remote, verify, metrics_dir)
     report = night.run_nightly(run, names)
     if not report.ok:
         raise FactoryError(report.summary())

@@ -26,6 +26,7 @@ from imagefactory.engine.plan import Plan
 from imagefactory.engine.remote import RemoteCache
 from imagefactory.errors import FactoryError
 from imagefactory.report import published
+from imagefactory.report.nightlymetrics import FamilyNight, ImageFacts, nightly_metrics
 from imagefactory.store import api
 from imagefactory.util import progress
 from imagefactory.util.fsutil import write_atomic
@@ -41,6 +42,7 @@ class Outcome:
     state: str  # "no-op" | "published" | "failed"
     detail: str
     version: str = ""
+    image: ImageFacts | None = None  # the image the channel has after the night (metrics)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Night:
     reports: Path
     remote: bool  # use the store as a remote layer cache
     verify: Verify  # verify(config, family, artifacts): boots and checks a sealed image
+    metrics_dir: Path | None = None  # node_exporter's textfile directory; None: no metrics
 
 
 def default_reports_dir(artifacts: Path) -> Path:
@@ -98,12 +101,20 @@ def run_nightly(night: Night, families: list[str]) -> NightlyReport:
     names = sorted(cfg.families) if families in ([], ["all"]) else families
     fams = [cfg.family(name) for name in names]  # an unknown one fails before anything starts
     night.reports.mkdir(parents=True, exist_ok=True)
-    outcomes = []
+    outcomes, times = [], []
     for fam in fams:
+        began = time.monotonic()
         with progress.prefixed(fam.name):
             outcomes.append(_one_family(night, cfg, fam))
+        times.append((time.monotonic() - began, time.time()))
     report = NightlyReport(tuple(outcomes), night.reports, time.monotonic() - start)
     write_atomic(night.reports / "summary.md", report.markdown())
+    if night.metrics_dir is not None:
+        nights = [
+            FamilyNight(o.family, o.state != "failed", took, ended, o.image)
+            for o, (took, ended) in zip(outcomes, times, strict=True)
+        ]
+        nightly_metrics(night.metrics_dir, nights, report.seconds, time.time())
     return report
 
 
@@ -124,11 +135,13 @@ def _one_family(night: Night, cfg: Config, fam: Family) -> Outcome:
         if current == sha:  # published (so verified) before: nothing to boot or upload
             _copy_reports(sealed, reports / family)
             what = "nothing changed" if not (result.built or result.fetched) else why
+            version = api.channel_versions(store, [family], channel)[family]
             return Outcome(
                 family,
                 "no-op",
                 f"{what}; {channel} already has this image (sha256 {sha[:12]}), "
                 "not verified again, nothing published",
+                image=_facts(version, sealed),
             )
         step = "verify"
         if not _verified(sealed):
@@ -142,7 +155,11 @@ def _one_family(night: Night, cfg: Config, fam: Family) -> Outcome:
             (reports / family / name).write_bytes(data)
         res = api.publish(store, sealed, channel=channel, extra_reports=extra)
         return Outcome(
-            family, "published", f"{why}; published, {channel} -> {res.version}", res.version
+            family,
+            "published",
+            f"{why}; published, {channel} -> {res.version}",
+            res.version,
+            _facts(res.version, sealed),
         )
     except FactoryError as exc:
         return Outcome(family, "failed", f"at {step}: {exc}")
@@ -158,6 +175,11 @@ def _why(plan: Plan, built: tuple[str, ...], fetched: tuple[str, ...]) -> str:
     if fetched:
         return f"fetched {', '.join(fetched)} from the store"
     return "every layer cached"
+
+
+def _facts(version: str, sealed: Path) -> ImageFacts:
+    """Size, CIS score and layer build times of the image, from its (verified) manifest."""
+    return ImageFacts.from_manifest(version, json.loads((sealed / "manifest.json").read_text()))
 
 
 def _verified(sealed: Path) -> bool:

@@ -47,6 +47,8 @@ TEST_TOOL_HINTS: dict[str, str] = {
     "chromium": "apt-get install chromium (bootstrap.sh installs it)",
     "systemctl": "apt-get install systemd",
     "systemd-analyze": "apt-get install systemd",
+    "promtool": "apt-get install prometheus (bootstrap.sh)",
+    "ansible-inventory": "apt-get install ansible-core (bootstrap.sh)",
 }
 
 # Looked in after PATH: beside the running Python (awscli, vermin, ksvalidator in the venv)

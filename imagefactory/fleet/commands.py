@@ -18,12 +18,14 @@ from imagefactory.fleet.galera_ssh import SshMember
 from imagefactory.fleet.gc import collect_templates
 from imagefactory.fleet.health import Gate, HealthCheck, check_identity, ssh_gate
 from imagefactory.fleet.hypervisor import Connections, FleetError
+from imagefactory.fleet.inventory import inventory as inventory_document
+from imagefactory.fleet.metrics import rollout_metrics, status_metrics
 from imagefactory.fleet.model import Fleet
 from imagefactory.fleet.nodes import FleetPlan, Node, plan_fleet
 from imagefactory.fleet.rollout import RolloutReport, RolloutRun, describe_plan, rollout_fleet
 from imagefactory.fleet.rollout_state import RolloutState
 from imagefactory.fleet.sizing import plan_document, render_plan
-from imagefactory.fleet.status import destroy_vms, fleet_status, render_status
+from imagefactory.fleet.status import VmStatus, destroy_vms, fleet_status, render_status
 from imagefactory.fleet.storage import layout_for
 from imagefactory.fleet.templates import (
     channel_versions,
@@ -32,6 +34,7 @@ from imagefactory.fleet.templates import (
     pull_templates,
     revoked_versions,
 )
+from imagefactory.report.metrics import SETTING, check_directory
 from imagefactory.util.fsutil import write_atomic
 
 
@@ -135,15 +138,10 @@ def _form(fleet: Fleet, nodes: list[Node], members: MemberFactory | None) -> Non
     galera.form(reach, timeout_s=fleet.rollout.health_timeout_s, say=lambda s: print("  " + s))
 
 
-@_clean_errors()
-def status(
-    fleet_file: Path,
-    host: str | None = None,
-    only: str | None = None,
-    conns: Connections | None = None,
-) -> str:
-    """Per VM: state, template version, the channel's version, drift from the plan."""
-    fleet = load_fleet(fleet_file)
+def _status(
+    fleet: Fleet, host: str | None, only: str | None, conns: Connections | None
+) -> tuple[FleetPlan, list[VmStatus], str]:
+    """fleet.status's rows (and a note when the channel or the revocations could not be read)."""
     channel: dict[str, str] = {}
     revoked: dict[tuple[str, str], str] = {}
     note = ""
@@ -157,10 +155,38 @@ def status(
             revoked = revoked_versions(fleet, families)
         except FactoryError as exc:
             note += f"\n(revocations not read: {exc})"
-    rows = fleet_status(
-        plan_fleet(fleet), host=host, only=only, conns=conns, channel=channel, revoked=revoked
-    )
+    p = plan_fleet(fleet)
+    rows = fleet_status(p, host=host, only=only, conns=conns, channel=channel, revoked=revoked)
+    return p, rows, note
+
+
+@_clean_errors()
+def status(
+    fleet_file: Path,
+    host: str | None = None,
+    only: str | None = None,
+    conns: Connections | None = None,
+) -> str:
+    """Per VM: state, template version, the channel's version, drift from the plan."""
+    _, rows, note = _status(load_fleet(fleet_file), host, only, conns)
     return render_status(rows) + note
+
+
+@_clean_errors()
+def metrics(fleet_file: Path, metrics_dir: Path | None, conns: Connections | None = None) -> str:
+    """fleet.status of the whole fleet as Prometheus metrics in metrics_dir."""
+    if metrics_dir is None:
+        raise FleetError(f"fleet.metrics: no metrics directory: set {SETTING}")
+    check_directory(metrics_dir)
+    fleet = load_fleet(fleet_file)
+    p, rows, note = _status(fleet, None, None, conns)
+    path = status_metrics(metrics_dir, p, rows, time.time())
+    return f"{len(rows)} VM(s) in {path}" + note
+
+
+def inventory(fleet_file: Path) -> str:
+    """The fleet as Ansible's dynamic inventory JSON (`--list`), from the files only."""
+    return json.dumps(inventory_document(plan_fleet(load_fleet(fleet_file))), indent=2)
 
 
 @_clean_errors()
@@ -172,8 +198,12 @@ def rollout(
     rollback: bool = False,
     conns: Connections | None = None,
     health: HealthCheck | Gate | None = None,
+    metrics_dir: Path | None = None,
 ) -> RolloutReport | str:
-    """Move VMs onto the channel's version, cluster by cluster, with a health gate."""
+    """Move VMs onto the channel's version, cluster by cluster, with a health gate; with
+    metrics_dir, each cluster's result goes there (not for a dry run or a rollback)."""
+    if metrics_dir is not None:
+        check_directory(metrics_dir)
     fleet = load_fleet(fleet_file)
     p = plan_fleet(fleet)
     nodes = select(p, None, only)
@@ -194,6 +224,8 @@ def rollout(
     else:
         gate = health if isinstance(health, Gate) else Gate(health)
     report = rollout_fleet(RolloutRun(p, targets, gate, print), nodes, rollback, conns)
+    if metrics_dir is not None and not rollback:
+        rollout_metrics(metrics_dir, fleet.name, nodes, report, time.time())
     if report.stopped:
         raise FleetError(
             "rollout stopped in cluster(s) "

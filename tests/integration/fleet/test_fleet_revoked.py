@@ -12,6 +12,7 @@ from imagefactory.fleet import commands
 from imagefactory.store import api
 from imagefactory.store.revocation import RevokedError
 from tests.fleetkit import TemplateStore
+from tests.metricskit import promtool_check_metrics, samples
 from tests.rolloutkit import Recorder, versions
 
 pytestmark = pytest.mark.integration
@@ -65,3 +66,19 @@ def test_status_marks_vms_on_a_revoked_version(fleet, template_store: TemplateSt
     assert marked == ["pers-ms-01", "pers-ms-02", "pers-ms-03"]
     assert "VMs on a revoked template (promote another version, then fleet.rollout):" in text
     assert f"on {v1['persistence']}: {REASON}" in text
+
+
+def test_metrics_count_vms_on_a_revoked_version(
+    fleet, template_store: TemplateStore, tmp_path: Path
+) -> None:
+    """fleet.metrics counts the three persistence VMs on the revoked version, no worker."""
+    path, conns, v1, _ = fleet
+    revoke(template_store, v1["persistence"])
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    commands.metrics(path, metrics, conns=conns)
+    prom = metrics / "imagefactory_fleet_test.prom"
+    promtool_check_metrics(prom)
+    got = samples(prom)
+    assert got['imagefactory_fleet_vms_revoked{fleet="test",family="persistence"}'] == 3
+    assert got['imagefactory_fleet_vms_revoked{fleet="test",family="workers"}'] == 0

@@ -11,14 +11,16 @@ from typing import Any
 
 import pytest
 
-from imagefactory import commands
+from imagefactory import commands, nightly
 from imagefactory.engine import recipes
 from imagefactory.engine.context import LayerBuild
 from imagefactory.errors import BuildError, FactoryError
 from imagefactory.store import layout
+from imagefactory.store.api import StoreError
 from imagefactory.store.fs_backend import FsBackend
 from imagefactory.verify import VerifyResult
 from tests.enginekit import make_project
+from tests.metricskit import promtool_check_metrics, samples
 from tests.storekit import SigningKeys
 
 pytestmark = pytest.mark.integration
@@ -79,6 +81,7 @@ def test_a_night_publishes_each_family_then_does_nothing(project: Path, boots: l
     assert len(layout.visible_images(store)) == 2
     summary = (project / "r" / "summary.md").read_text()
     assert "| fa | no-op | - |" in summary
+    assert not list(project.rglob("*.prom"))  # no metrics directory set: no metrics
 
 
 def test_a_failed_family_does_not_stop_the_other(
@@ -111,3 +114,76 @@ def test_a_fresh_runner_fetches_and_boots_nothing(project: Path, boots: list[str
     assert "  fa: no-op: fetched seal from the store; nightly already has this image" in text
     assert "  fb: no-op: fetched seal from the store;" in text
     assert boots == ["fa", "fb"] and len(layout.visible_images(FsBackend(project / "store"))) == 2
+
+
+def test_a_night_writes_metrics_that_promtool_accepts(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a metrics directory: success times, no failure (0), image size, CIS score and
+    layer build times per family and version; the file passes promtool."""
+    (project / "metrics").mkdir()
+    verify = commands.verify
+
+    def scanned(config: Path, family: str, artifacts: Path) -> VerifyResult:
+        """The fake verify, and a compliance scan's score as verify records it."""
+        result = verify(config, family, artifacts)
+        doc = json.loads(result.report.read_text())
+        doc["compliance"] = {"profile": "cis", "score": 87.25 if family == "fa" else 91.5}
+        result.report.write_text(json.dumps(doc))
+        return result
+
+    monkeypatch.setattr(commands, "verify", scanned)
+    text = commands.nightly(
+        project / "f.yaml",
+        project / "artifacts",
+        "all",
+        "nightly",
+        project / "r",
+        True,
+        project / "metrics",
+    )
+    prom = project / "metrics" / "imagefactory_nightly.prom"
+    promtool_check_metrics(prom)
+    got = samples(prom)
+    version = text.split("nightly -> ")[1].split()[0]  # fa's version, as the summary says
+    assert got['imagefactory_nightly_last_failure_timestamp_seconds{family="fa"}'] == 0
+    assert got['imagefactory_nightly_last_success_timestamp_seconds{family="fb"}'] > 1.7e9
+    size = got[f'imagefactory_image_size_bytes{{family="fa",version="{version}"}}']
+    sealed = json.loads((project / "artifacts/images/fa/manifest.json").read_text())
+    assert size == sealed["image"]["size"]
+    assert got[f'imagefactory_image_cis_score{{family="fa",version="{version}"}}'] == 87.25
+    assert (
+        f'imagefactory_image_layer_build_seconds{{family="fa",layer="seal",version="{version}"}}'
+        in got
+    )
+    assert got["imagefactory_nightly_duration_seconds"] > 0
+
+
+def test_a_failed_night_keeps_the_last_success_in_the_metrics(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Night 1 succeeds; night 2 of fb alone fails (store down): fb's failure is newer than
+    its success, which is kept, as are its image's and fa's samples."""
+    metrics = project / "metrics"
+    metrics.mkdir()
+    args = (project / "f.yaml", project / "artifacts")
+    commands.nightly(*args, "all", "nightly", project / "r", True, metrics)
+    first = samples(metrics / "imagefactory_nightly.prom")
+
+    def unreachable(*_: object) -> str:
+        raise StoreError("store unreachable (fake)")
+
+    monkeypatch.setattr(nightly.api, "channel_image_sha256", unreachable)
+    with pytest.raises(FactoryError, match="fb: failed at publish: store unreachable"):
+        commands.nightly(*args, "fb", "nightly", project / "r2", True, metrics)
+    prom = metrics / "imagefactory_nightly.prom"
+    promtool_check_metrics(prom)
+    second = samples(prom)
+    ok, bad = (
+        'imagefactory_nightly_last_success_timestamp_seconds{family="fb"}',
+        'imagefactory_nightly_last_failure_timestamp_seconds{family="fb"}',
+    )
+    assert second[ok] == first[ok] and second[bad] > second[ok]
+    fa = {k: v for k, v in first.items() if 'family="fa"' in k}
+    assert fa and {k: second[k] for k in fa} == fa
+    assert [k for k in second if k.startswith('imagefactory_image_size_bytes{family="fb"')]
