@@ -18,10 +18,12 @@ GALERA_PACKAGES=(mariadb-server mariadb-client galera-4 mariadb-backup socat)
 # promtool for metrics and alert rules, ansible-inventory for the fleet inventory.
 PLATFORM_PACKAGES=(chromium prometheus ansible-core)
 # The hypervisor side (fleet.*): libvirt without its recommends (they pull the default NAT
-# network package), the XML validator, and what the libvirt-python binding builds against.
+# network package), the XML validator, and what the libvirt-python binding builds against;
+# dnsmasq-base serves DHCP by MAC on the bridge the three-VM Galera e2e makes in its namespace.
 LIBVIRT_PACKAGES=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils
   libvirt-dev gcc pkg-config python3-dev iproute2 util-linux
+  dnsmasq-base
 )
 
 # --python-only: the virtualenv alone (after `invoke deps.update` changed the lock).

@@ -46,5 +46,11 @@ chroot "$root" chown -R "$IF_BUILD_USER:$IF_BUILD_USER" "/home/$IF_BUILD_USER/.s
 printf '%s ALL=(ALL) NOPASSWD: ALL\n' "$IF_BUILD_USER" >"$root/etc/sudoers.d/90-build-user"
 chmod 0440 "$root/etc/sudoers.d/90-build-user"
 
+# A Galera member must never start on its own judgement (appcore/src/appcore/galera.py).
+if [ -e "$root/lib/systemd/system/mariadb.service" ]; then
+  echo "MariaDB installed: not started at boot (App-Core and the fleet start it)"
+  chroot "$root" systemctl disable mariadb.service
+fi
+
 echo "Keeping apt quiet and small in the guest"
 printf 'Acquire::Languages "none";\n' >"$root/etc/apt/apt.conf.d/90-no-languages"

@@ -36,6 +36,8 @@ TEST_TOOL_HINTS: dict[str, str] = {
     "xmllint": "apt-get install libxml2-utils",
     "unshare": "apt-get install util-linux",
     "nsenter": "apt-get install util-linux",
+    "dnsmasq": "apt-get install dnsmasq-base",
+    "mariadb": "apt-get install mariadb-client",
     "mountpoint": "apt-get install util-linux",
     "blkid": "apt-get install util-linux",
     "wipefs": "apt-get install util-linux",

@@ -11,7 +11,7 @@ from pathlib import Path
 from imagefactory.errors import FactoryError
 from imagefactory.fleet import galera
 from imagefactory.fleet.apply import ApplyReport, ApplyRun, OnHost, apply_fleet, select
-from imagefactory.fleet.config import load_fleet, read_access_keys
+from imagefactory.fleet.config import galera_roles, load_fleet, read_access_keys
 from imagefactory.fleet.domain import render_domain
 from imagefactory.fleet.galera import GaleraMember
 from imagefactory.fleet.galera_ssh import SshMember
@@ -113,7 +113,7 @@ def _new_galera_clusters(p: FleetPlan, nodes: list[Node], report: ApplyReport) -
     bootstrapped by apply; a member added to it joins through fleet.recover)."""
     out = []
     for cluster, groups in sorted(p.fleet.clusters().items()):
-        if not {g.role for g in groups} <= galera.GALERA_ROLES:
+        if not {g.role for g in groups} <= galera_roles():
             continue
         names = [n for g in groups for n in g.node_names]
         if all(report.actions.get(n, "").startswith("created") for n in names):
@@ -284,7 +284,7 @@ def recover(
             f"{fleet.path}: no cluster {cluster!r} (known: {sorted(fleet.clusters())})"
         )
     roles = sorted({n.group.role for n in nodes})
-    if not set(roles) <= galera.GALERA_ROLES:
+    if not set(roles) <= galera_roles():
         raise FleetError(f"cluster {cluster} is not a Galera cluster (roles {', '.join(roles)})")
     if members is None:
         check_identity(fleet)

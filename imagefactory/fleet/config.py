@@ -37,6 +37,7 @@ class CatalogueRole:
     family: str
     disks: tuple[str, ...]
     hostname_pattern: str
+    galera: bool = False  # its members form a Galera cluster (the role has a galera block)
 
 
 def load_catalogue(directory: Path = CATALOGUE_DIR) -> dict[str, CatalogueRole]:
@@ -47,9 +48,18 @@ def load_catalogue(directory: Path = CATALOGUE_DIR) -> dict[str, CatalogueRole]:
         doc = json.loads((directory / name).read_text())
         for role_id, info in doc["roles"].items():
             roles[role_id] = CatalogueRole(
-                info["family"], tuple(info.get("disks", [])), info.get("hostname_pattern", "")
+                info["family"],
+                tuple(info.get("disks", [])),
+                info.get("hostname_pattern", ""),
+                "galera" in info,
             )
     return roles
+
+
+def galera_roles() -> frozenset[str]:
+    """App-Core roles whose members form a Galera cluster (PXC writers and read-only members,
+    the stand-in's STANDIN_GALERA)."""
+    return frozenset(r for r, info in load_catalogue().items() if info.galera)
 
 
 def load_fleet(path: Path) -> Fleet:

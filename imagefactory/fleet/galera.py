@@ -18,8 +18,6 @@ from typing import Any, Protocol
 from imagefactory.errors import FactoryError
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
-# App-Core roles whose members form a Galera cluster (PXC writers and read-only members).
-GALERA_ROLES = frozenset({"MYSQL_MASTER", "MYSQL_READONLY"})
 
 
 class ClusterError(FactoryError):

@@ -131,14 +131,19 @@ def pull(
     version: str | None = None,
     show_progress: bool = True,
 ) -> PullResult:
-    """`invoke pull`: verify, download (resumable) and install a template on this hypervisor."""
+    """`invoke pull`: verify, download (resumable) and install a template on this hypervisor;
+    a revoked version (or one whose revocation record does not verify) is refused first."""
+    backend = open_store(settings)
+    signers = settings.allowed_signers.expanduser()
+    wanted, _ = resolve_version(backend, family, channel, version, signers)
+    refuse_revoked(read_revocation(backend, family, wanted, signers), "pulling it")
     return pull_image(
-        open_store(settings),
+        backend,
         family,
         settings.image_dir.expanduser(),
-        settings.allowed_signers.expanduser(),
+        signers,
         channel=channel,
-        version=version,
+        version=version,  # resolved again there: its result names the channel's pointer
         show_progress=show_progress,
     )
 

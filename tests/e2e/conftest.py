@@ -2,6 +2,8 @@
 
 CI builds everything from scratch. Local runs keep the stand-in base layer (and the build key
 that it authorizes) in ~/.cache/imagefactory-e2e so they skip the ~1 min mmdebstrap step.
+Outside CI, IMAGEFACTORY_E2E_WORKSPACE=DIR reuses a workspace a previous run (or a build by
+hand) left in DIR, with every layer it built: for iterating on one e2e module.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ TOOLS = (
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     require_tools(*TOOLS)
     require_root("the e2e builds the stand-in base with mmdebstrap")
+    reuse = os.environ.get("IMAGEFACTORY_E2E_WORKSPACE")
+    if reuse and not in_ci():
+        yield Path(reuse)
+        return
     ws = tmp_path_factory.mktemp("e2e")
     shutil.copy(REPO / "standin.yaml", ws)
     for rel in ("standin", "packer", "tests/images", "appcore", "hardening"):

@@ -96,7 +96,8 @@ def test_installed_launcher_runs_the_package(tmp_path: Path) -> None:
     env = dict(os.environ, APPCORE_LIBDIR=str(tmp_path / "usr/lib/appcore"))
     result = run([tmp_path / "usr/sbin/appcore", "--root", tmp_path, "validate"], env=env)
     assert result.returncode == 0, result.stdout
-    assert "catalogue OK: 18 roles, 2 families, 4 data disks" in result.stdout
+    # 17 production roles, SELFTEST and STANDIN_GALERA
+    assert "catalogue OK: 19 roles, 2 families, 4 data disks" in result.stdout
 
 
 def test_install_sh_refuses_an_unknown_family(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ def cli(
     section: dict[str, object] = {
         "allowed_signers": str(keys.allowed_signers),
         "signing_key": str(keys.private_key),
+        "image_dir": str(tmp_path / "pulled"),
     }
     env: dict[str, str] = {}
     if isinstance(backend, FsBackend):
@@ -92,6 +93,19 @@ def test_revoked_version_cannot_be_promoted(cli: Cli, keys: SigningKeys) -> None
     assert f"persistence {v2} is revoked ({REASON}; at " in refused.stderr
     assert "not promoting it to stable" in refused.stderr and "Traceback" not in refused.stderr
     assert (read_channel(cli.backend, "persistence", "stable") or {})["version"] == v1
+
+
+def test_a_hypervisor_does_not_pull_a_revoked_version(cli: Cli, keys: SigningKeys) -> None:
+    """stable points at V1, then V1 is revoked: pull of the channel (and of V1 by name)
+    exits 1 naming the version and reason, and nothing is installed."""
+    v1 = publish(cli, keys, 24)
+    done = cli.run("revoke", "--family=persistence", f"--version={v1}", f"--reason={REASON}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for extra in ((), (f"--version={v1}",)):
+        refused = cli.run("pull", "--family=persistence", *extra)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"persistence {v1} is revoked ({REASON}; at " in refused.stderr
+    assert not list((cli.cwd / "pulled").glob("**/*.qcow2"))
 
 
 def test_images_shows_the_revoked_version_and_reason(cli: Cli, keys: SigningKeys) -> None:
