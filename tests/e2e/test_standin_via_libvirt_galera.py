@@ -139,9 +139,16 @@ def cluster(
         signing_key=keys.private_key,
     )
     api.publish(settings, image.parent, "stable", allow_unverified=True, show_progress=False)
+    # One daemon, three hypervisor entries: the fleet refuses one URI twice (a typo would put
+    # a "spread" cluster on one host), so lab-2 and lab-3 reach its socket through a link.
+    uris = {1: libvirtd.uri}
+    for i in (2, 3):
+        link = work / f"lab-{i}.sock"
+        link.symlink_to(libvirtd.base / "run" / "libvirt-sock")
+        uris[i] = f"qemu+unix:///system?socket={link}"
     hosts = {
         f"lab-{i}": {
-            "uri": libvirtd.uri,
+            "uri": uris[i],
             "storage_dir": str(work / f"lab-{i}"),
             "storage": "pool",
             "capacity": {"vcpu": 2, "memory_gib": 4, "storage_gb": 20},

@@ -264,7 +264,9 @@ class Applier:
             values.update(peer_values(params["peers"]))
         for dest, name in sorted(role.templates.items()):
             text = string.Template(self.catalogue.template_text(name)).substitute(values)
-            self.write(role.config_dir + "/" + dest, text, 0o640)
+            # The role's service runs as its own user (mysql, scylla, ...) and must read it;
+            # the templates hold no secret (images never do).
+            self.write(role.config_dir + "/" + dest, text, 0o644)
 
     def set_hostname(self, wanted: Optional[str]) -> str:
         current = (

@@ -26,6 +26,8 @@ def test_worker_role_is_configured(tmp_path: Path) -> None:
     assert apply(root, runner) == 0
     env = (root / "etc/appcore/conf/api/worker.env").read_text()
     assert "APPCORE_ROLE=API\nAPPCORE_FAMILY=workers\nAPPCORE_CLUSTER=blue\n" in env
+    # readable by the service's own user (MariaDB skipped an unreadable config silently)
+    assert (root / "etc/appcore/conf/api/worker.env").stat().st_mode & 0o777 == 0o644
     dropin = root / "etc/systemd/system/api-worker.service.d/50-appcore.conf"
     assert "Requires=appcore.service" in dropin.read_text()
     assert runner.enabled == {"api-worker.service"}
