@@ -154,22 +154,27 @@ class Rollout:
             dom = hvm.lookup(self.host(other.host)[0], other.name)
             if dom is None or not hvm.is_running(dom):
                 return f"{other.name} is not running"
-            seen = self.gate.look(other) if self.gate.look is not None else Health(True, "")
+            seen = self.wait_ready(other)
             if not seen.ok:
                 return f"{other.name} is not ready ({seen.detail})"
         return ""
 
+    def wait_ready(self, other: Node) -> Health:
+        """The member's own readiness, asked again every 5 s for up to the health timeout: a
+        state transfer finishing or one SSH connection timing out on a busy host is waited
+        out, not taken for a member that is down."""
+        if self.gate.look is None:
+            return Health(True, "")
+        deadline = time.monotonic() + self.fleet.rollout.health_timeout_s
+        while not (seen := self.gate.look(other)).ok and time.monotonic() < deadline:
+            time.sleep(5)
+        return seen
+
     def others_see(self, node: Node) -> Health:
         """After `node` passed its gate: every other member is ready too (they count it in),
         polled within the health timeout."""
-        look = self.gate.look
-        if look is None:
-            return Health(True, "")
         for other in self.others(node, []):
-            seen = Health(False, "not asked")
-            deadline = time.monotonic() + self.fleet.rollout.health_timeout_s
-            while not (seen := look(other)).ok and time.monotonic() < deadline:
-                time.sleep(5)
+            seen = self.wait_ready(other)
             if not seen.ok:
                 return Health(False, f"{other.name} is not ready with it: {seen.detail}")
         return Health(True, "")

@@ -45,8 +45,10 @@ class Looks:
 
 
 def test_a_member_that_is_not_ready_blocks_the_next_shutdown(fleet) -> None:
-    """pers-ms-02 runs but is not in the cluster: nobody of ms-main goes down."""
+    """pers-ms-02 runs but is not in the cluster, within the whole health timeout (10 s
+    here): nobody of ms-main goes down."""
     path, conns, v1, _ = fleet
+    short_waits(path)
     rec = Recorder(path, conns)
     looks = Looks({"pers-ms-02"})
     before = versions(rec)
