@@ -18,6 +18,9 @@ from typing import Any, Protocol
 from imagefactory.errors import FactoryError
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+# Between two readiness questions: each is an SSH login, which a small VM pays for in CPU
+# while it receives its state transfer.
+POLL_S = 3.0
 
 
 class ClusterError(FactoryError):
@@ -157,7 +160,7 @@ def wait_ready(
             raise ClusterError(
                 f"{member.name} not ready after {timeout_s:.0f} s: {'; '.join(problems)}"
             )
-        time.sleep(1)
+        time.sleep(POLL_S)
     say(f"{member.name}: {'Primary and synced' if growing else 'ready'}")
 
 

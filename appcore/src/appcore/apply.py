@@ -282,7 +282,21 @@ class Applier:
                 self.runner.run,
                 ["hostnamectl", "set-hostname", wanted],
             )
+        self.name_in_hosts(wanted)
         return wanted
+
+    def name_in_hosts(self, hostname: str) -> None:
+        """Debian's 127.0.1.1 line in /etc/hosts names the machine: kept to the hostname, or
+        every lookup of it (sudo does one per command) waits for DNS. Without such a line
+        (OL8) the file is left alone."""
+        if not self.host.exists("/etc/hosts"):
+            return
+        lines = self.host.read_text("/etc/hosts").splitlines()
+        wanted = [
+            f"127.0.1.1 {hostname}" if ln.split()[:1] == ["127.0.1.1"] else ln for ln in lines
+        ]
+        if wanted != lines:
+            self.write("/etc/hosts", "\n".join(wanted) + "\n")
 
     def start_services(self, role: Role) -> None:
         if role.galera is not None:

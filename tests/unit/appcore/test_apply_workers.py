@@ -114,6 +114,17 @@ def test_hostname_from_channel_is_set(tmp_path: Path) -> None:
     assert ["hostnamectl", "set-hostname", "wrk-report-01"] in runner.recorded
 
 
+def test_hostname_resolves_through_etc_hosts(tmp_path: Path) -> None:
+    """The image's 127.0.1.1 line names the new hostname (sudo waited for DNS without it)."""
+    root = make_root(tmp_path, family="workers", services=["report-worker.service"])
+    (root / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 standin\n::1 localhost\n")
+    add_smbios(root, ["appcore:role=REPORT", "appcore:hostname=wrk-report-01"])
+    assert apply(root, RecordingRunner()) == 0
+    assert (root / "etc/hosts").read_text() == (
+        "127.0.0.1 localhost\n127.0.1.1 wrk-report-01\n::1 localhost\n"
+    )
+
+
 def test_invalid_hostname_is_refused(tmp_path: Path) -> None:
     """An upper-case hostname from a channel is refused before any change."""
     root = make_root(tmp_path, family="workers", services=["report-worker.service"])
