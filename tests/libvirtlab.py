@@ -10,9 +10,30 @@ from pathlib import Path
 
 import pytest
 
+from imagefactory import commands
 from imagefactory.store import api
 from imagefactory.store.settings import StoreSettings
 from imagefactory.util.fsutil import sha256_file
+from tests.storekit import make_signing_keys
+
+
+def published_standin(workspace: Path, work: Path) -> StoreSettings:
+    """The session's stand-in persistence image (built once per session, cached after)
+    published on `stable` of a directory store in `work`; that store's settings."""
+    image = commands.build(
+        workspace / "standin.yaml", "standin-alpha", workspace / "artifacts"
+    ).image
+    keys = make_signing_keys(work / "keys")
+    settings = StoreSettings(
+        kind="fs",
+        path=work / "store",
+        allowed_signers=keys.allowed_signers,
+        image_dir=work / "pulled",
+        signing_key=keys.private_key,
+    )
+    # Verification is the pipeline tests' business; the fleet needs the published image.
+    api.publish(settings, image.parent, "stable", allow_unverified=True, show_progress=False)
+    return settings
 
 
 def republish(

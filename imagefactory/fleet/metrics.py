@@ -12,6 +12,7 @@ from imagefactory.fleet.nodes import FleetPlan, Node
 from imagefactory.fleet.rollout import RolloutReport
 from imagefactory.fleet.status import VmStatus
 from imagefactory.report.metrics import (
+    Metric,
     Sample,
     gauge,
     merge,
@@ -35,6 +36,13 @@ def status_metrics(directory: Path, plan: FleetPlan, rows: Sequence[VmStatus], n
     def count(f: str, keep: Callable[[VmStatus], bool]) -> int:
         return sum(1 for fam, r in ours if fam == f and keep(r))
 
+    def per_family(
+        name: str, help_text: str, keep: Callable[[VmStatus], bool], of: list[str]
+    ) -> Metric:
+        return gauge(
+            name, help_text, (Sample.of(count(f, keep), fleet=fleet, family=f) for f in of)
+        )
+
     # drift is known only where the channel was read (r.channel "?" otherwise)
     known = sorted({f for f, r in ours if r.channel != "?"})
     metrics = [
@@ -43,53 +51,35 @@ def status_metrics(directory: Path, plan: FleetPlan, rows: Sequence[VmStatus], n
             "Defined VMs of the fleet by image family and the template version they run.",
             (Sample.of(n, fleet=fleet, family=f, version=v) for (f, v), n in versions.items()),
         ),
-        gauge(
+        per_family(
             "imagefactory_fleet_version_drift_vms",
             "Defined VMs not on the version their family's channel points at.",
-            (
-                Sample.of(
-                    count(f, lambda r: r.state in EXISTS and r.version != r.channel),
-                    fleet=fleet,
-                    family=f,
-                )
-                for f in known
-            ),
+            lambda r: r.state in EXISTS and r.version != r.channel,
+            known,
         ),
-        gauge(
+        per_family(
             "imagefactory_fleet_definition_drift_vms",
             "Defined VMs whose libvirt definition differs from the plan (fleet.status's drift).",
-            (
-                Sample.of(
-                    count(f, lambda r: r.state in EXISTS and bool(r.drift)), fleet=fleet, family=f
-                )
-                for f in families
-            ),
+            lambda r: r.state in EXISTS and bool(r.drift),
+            families,
         ),
-        gauge(
+        per_family(
             "imagefactory_fleet_vms_missing",
             "VMs of the plan not defined on their hypervisor.",
-            (
-                Sample.of(count(f, lambda r: r.state == "missing"), fleet=fleet, family=f)
-                for f in families
-            ),
+            lambda r: r.state == "missing",
+            families,
         ),
-        gauge(
+        per_family(
             "imagefactory_fleet_vms_unreachable",
             "VMs of the plan whose hypervisor could not be reached.",
-            (
-                Sample.of(count(f, lambda r: r.state == "unreachable"), fleet=fleet, family=f)
-                for f in families
-            ),
+            lambda r: r.state == "unreachable",
+            families,
         ),
-        gauge(
+        per_family(
             "imagefactory_fleet_vms_revoked",
             "Defined VMs running a revoked template version (or one whose record does not verify).",
-            (
-                Sample.of(
-                    count(f, lambda r: r.state in EXISTS and bool(r.revoked)), fleet=fleet, family=f
-                )
-                for f in families
-            ),
+            lambda r: r.state in EXISTS and bool(r.revoked),
+            families,
         ),
         gauge(
             "imagefactory_fleet_vms_not_in_plan",

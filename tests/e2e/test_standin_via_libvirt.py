@@ -19,18 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory import commands
 from imagefactory.fleet import commands as fleet
 from imagefactory.fleet.config import load_fleet
 from imagefactory.fleet.hypervisor import Connections, lookup
 from imagefactory.fleet.nodes import plan_fleet
-from imagefactory.store import api
-from imagefactory.store.settings import StoreSettings
 from tests.fleetkit import group, simulated_host, write_fleet
 from tests.libvirtd import Libvirtd
-from tests.libvirtlab import show
+from tests.libvirtlab import published_standin, show
 from tests.prereq import require_tool
-from tests.storekit import make_signing_keys
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -46,19 +42,7 @@ def lab(
     has one node on the real libvirtd; yields (fleet file, that node, connections)."""
     require_tool("ssh")
     work = tmp_path_factory.mktemp("fleet")
-    image = commands.build(
-        workspace / "standin.yaml", "standin-alpha", workspace / "artifacts"
-    ).image
-    keys = make_signing_keys(work / "keys")
-    settings = StoreSettings(
-        kind="fs",
-        path=work / "store",
-        allowed_signers=keys.allowed_signers,
-        image_dir=work / "pulled",
-        signing_key=keys.private_key,
-    )
-    # Verification is the pipeline tests' business; this one needs the published image.
-    api.publish(settings, image.parent, "stable", allow_unverified=True, show_progress=False)
+    settings = published_standin(workspace, work)
     hosts = {
         "lab": {
             "uri": libvirtd.uri,
@@ -103,7 +87,7 @@ def lab(
         store={
             "kind": "fs",
             "path": str(settings.path),
-            "allowed_signers": str(keys.allowed_signers),
+            "allowed_signers": str(settings.allowed_signers),
             "image_dir": str(work / "pulled"),
         },
     )

@@ -30,13 +30,10 @@ from imagefactory.fleet.apply import live_fleet_metadata
 from imagefactory.fleet.config import load_fleet
 from imagefactory.fleet.hypervisor import Connections, lookup
 from imagefactory.fleet.nodes import FleetPlan, plan_fleet
-from imagefactory.store import api
-from imagefactory.store.settings import StoreSettings
 from tests.fleetkit import group, write_fleet
 from tests.libvirtd import Libvirtd
-from tests.libvirtlab import republish, show
+from tests.libvirtlab import published_standin, republish, show
 from tests.prereq import require_tool, require_tools
-from tests.storekit import make_signing_keys
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -127,18 +124,7 @@ def cluster(
     require_tools("ssh", "dnsmasq", "mariadb", "ip")
     work = tmp_path_factory.mktemp("galera")
     sealed = workspace / "artifacts" / "images"
-    image = commands.build(
-        workspace / "standin.yaml", "standin-alpha", workspace / "artifacts"
-    ).image
-    keys = make_signing_keys(work / "keys")
-    settings = StoreSettings(
-        kind="fs",
-        path=work / "store",
-        allowed_signers=keys.allowed_signers,
-        image_dir=work / "pulled",
-        signing_key=keys.private_key,
-    )
-    api.publish(settings, image.parent, "stable", allow_unverified=True, show_progress=False)
+    settings = published_standin(workspace, work)
     # One daemon, three hypervisor entries: the fleet refuses one URI twice (a typo would put
     # a "spread" cluster on one host), so lab-2 and lab-3 reach its socket through a link.
     uris = {1: libvirtd.uri}
@@ -182,7 +168,7 @@ def cluster(
         store={
             "kind": "fs",
             "path": str(settings.path),
-            "allowed_signers": str(keys.allowed_signers),
+            "allowed_signers": str(settings.allowed_signers),
             "image_dir": str(work / "pulled"),
         },
         rollout={"ssh_identity": "ops_ed25519", "health_timeout_s": TIMEOUT_S},
