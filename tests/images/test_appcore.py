@@ -100,12 +100,13 @@ def test_role_service_wrote_to_the_data_disk(host):
 
 
 def test_role_config_rendered(host):
-    """The role config is rendered into the role's directory on the data disk (mode 0640)."""
+    """The role config is rendered into the role's directory on the data disk, readable by the
+    role's service user (mode 0644)."""
     with host.sudo():
         conf = host.file("/data/db/conf/selftest.conf")
         assert conf.contains("^role=SELFTEST$")
         assert conf.contains("^data_dir=/data/db$")
-        assert conf.mode == 0o640
+        assert conf.mode == 0o644
 
 
 def test_role_pinned(host):
