@@ -49,7 +49,7 @@ install -m 0755 "$src/bin/appcore" "$root/usr/sbin/appcore"
 install -m 0644 "$src/catalogue/roles.json" "$root/usr/share/appcore/roles.json"
 install -m 0644 "$src"/catalogue/templates/*.tmpl "$root/usr/share/appcore/templates/"
 install -m 0644 "$src/systemd/appcore.service" "$src/systemd/appcore-disk@.service" \
-  "$root/usr/lib/systemd/system/"
+  "$src/systemd/appcore-hostkeys.service" "$root/usr/lib/systemd/system/"
 install -m 0644 "$src/README.md" "$root/usr/share/doc/appcore/README.md"
 if [ "$selftest" -eq 1 ]; then
   install -m 0644 "$src/catalogue/selftest-role.json" "$root/etc/appcore/roles.d/selftest.json"

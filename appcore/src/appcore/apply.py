@@ -7,8 +7,9 @@ import string
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from appcore import VERSION, disks, galera, units
+from appcore import VERSION, disks, galera, roundrobin, rrdata, units
 from appcore.catalogue import Catalogue, Role, peer_values
+from appcore.claim import Claim
 from appcore.discovery import Discovery, discover, role_summary
 from appcore.errors import AppcoreError, DiskError, RoleError, ServiceError
 from appcore.hostfs import Host
@@ -41,6 +42,7 @@ class Applier:
         self.force = force
         self.disk_wait = disk_wait
         self.changes: List[str] = []
+        self.claims: Dict[str, Claim] = {}  # serial -> disk held from its probe to mkfs
         self.state: Dict[str, Any] = {
             "version": VERSION,
             "started": now(),
@@ -155,7 +157,11 @@ class Applier:
                     f"<serial>{serial}</serial> "
                     f"(virtio, <= 20 bytes); role {role.id} stays unconfigured"
                 )
+            claim = Claim(device, f"data disk {serial} ({units.by_id(serial)})").take()
+            self.claims[serial] = claim  # run() releases every claim still held at its end
             decision = disks.decide(disks.probe(device, self.runner), disk.label, disk.fstypes)
+            if decision.action != disks.FORMAT or self.dry_run:
+                claim.release()  # held on to mkfs only: a mount needs the device
             plan = {
                 "serial": serial,
                 "device": units.by_id(serial),
@@ -171,6 +177,8 @@ class Applier:
                     f"role {role.id} stays unconfigured"
                 )
             if decision.action == disks.FORMAT:
+                if not self.dry_run:
+                    claim.require_exclusive()
                 plan["fstype"] = disks.choose_mkfs(disk.fstypes, self.runner) or ""
                 if not plan["fstype"]:
                     raise DiskError(f"no mkfs tool for any of {disk.fstypes} found")
@@ -196,9 +204,9 @@ class Applier:
             if plan["decision"] == disks.FORMAT:
                 self.change(
                     "format {} as {} (label {})".format(plan["device"], plan["fstype"], disk.label),
-                    disks.format_blank,
-                    device,
+                    self.claims[plan["serial"]].format,
                     disk.label,
+                    disk.fstypes,
                     plan["fstype"],
                     self.runner,
                 )
@@ -267,6 +275,8 @@ class Applier:
             # The role's service runs as its own user (mysql, scylla, ...) and must read it;
             # the templates hold no secret (images never do).
             self.write(role.config_dir + "/" + dest, text, 0o644)
+        if role.round_robin is not None and not self.host.exists(roundrobin.mode_path(role)):
+            self.write(roundrobin.mode_path(role), roundrobin.mode_text(True))  # never rewritten
 
     def set_hostname(self, wanted: Optional[str]) -> str:
         current = (
@@ -302,6 +312,11 @@ class Applier:
         if role.galera is not None:
             self.hold_for_the_cluster(role)
             return
+        if role.round_robin is not None and not rrdata.has_database(self.host, role):
+            where = role.round_robin["datadir"]
+            self.change(
+                "prepare the data directory " + where, rrdata.prepare, self.host, self.runner, role
+            )
         for service in role.services:
             if not self.is_("is-enabled", service):
                 self.change("enable " + service, self.systemctl, "enable", service)
@@ -321,7 +336,7 @@ class Applier:
             return
         member = galera.member_of(self.runner, role.galera or {}, self.host.path)
         try:
-            self.state["galera"] = member.report()
+            self.state["galera"] = member.locked_report()
         except AppcoreError as exc:
             self.state["galera"] = {"error": str(exc)}
 
@@ -338,6 +353,13 @@ class Applier:
                 )
 
     def run(self) -> Dict[str, Any]:
+        try:
+            return self.configure()
+        finally:
+            for claim in self.claims.values():
+                claim.release()
+
+    def configure(self) -> Dict[str, Any]:
         role = self.resolve_role()
         old = self.check_pin(role)
         params = self.params(role)

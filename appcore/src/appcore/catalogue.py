@@ -13,6 +13,8 @@ from typing import Any, Dict, List, NamedTuple, Optional
 from appcore.errors import CatalogueError
 from appcore.galera import FLAVOURS as GALERA_FLAVOURS
 from appcore.roleready import KINDS as READINESS_KINDS
+from appcore.roundrobin import KINDS as RR_KINDS
+from appcore.roundrobin import TOOLS as RR_TOOLS
 
 ROLE_ID = re.compile(r"^[A-Z][A-Z0-9_]{1,31}$")
 # A virtio-blk serial is cut at 20 bytes; the serial doubles as the XFS label (max 12 chars).
@@ -67,6 +69,9 @@ class Role(NamedTuple):
     galera: Optional[Dict[str, str]] = None
     # A member whose readiness its cluster answers (appcore.roleready.KINDS), not systemd.
     readiness: Optional[str] = None
+    # A round-robin member ({"kind", "defaults_file"}): read-only unless the fleet's rotation
+    # made it active (appcore.roundrobin).
+    round_robin: Optional[Dict[str, str]] = None
 
 
 class Catalogue:
@@ -248,7 +253,7 @@ def _roles(
         "hostname_pattern",
         "hostname_example",
     )
-    optional = ("galera", "readiness")
+    optional = ("galera", "readiness", "round_robin")
     for role_id, info in raw.items():
         at = f"{where}: roles.{role_id}"
         if not ROLE_ID.match(role_id):
@@ -327,6 +332,7 @@ def _roles(
             where,
             _galera(info.get("galera"), at, problems),
             _readiness(info.get("readiness"), info["params"], at, problems),
+            _round_robin(info.get("round_robin"), at, problems),
         )
     return out
 
@@ -344,6 +350,25 @@ def _galera(raw: Any, at: str, problems: List[str]) -> Optional[Dict[str, str]]:
         problems.append(
             at + f".galera: must be {{flavour: one of {list(GALERA_FLAVOURS)}, datadir: /PATH, "
             "defaults_file: /PATH}"
+        )
+        return None
+    return {k: str(raw[k]) for k in keys}
+
+
+def _round_robin(raw: Any, at: str, problems: List[str]) -> Optional[Dict[str, str]]:
+    if raw is None:
+        return None
+    keys = ("kind", "tool", "datadir", "defaults_file")
+    if (
+        not isinstance(raw, dict)
+        or sorted(raw) != sorted(keys)
+        or raw.get("kind") not in RR_KINDS
+        or raw.get("tool") not in RR_TOOLS
+        or not all(isinstance(raw[k], str) and raw[k].startswith("/") for k in keys[2:])
+    ):
+        problems.append(
+            at + f".round_robin: must be {{kind: one of {list(RR_KINDS)}, tool: one of "
+            f"{sorted(RR_TOOLS)}, datadir: /PATH, defaults_file: /PATH}}"
         )
         return None
     return {k: str(raw[k]) for k in keys}

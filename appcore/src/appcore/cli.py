@@ -7,10 +7,10 @@ import os
 import sys
 from typing import Any, Dict, List, Optional
 
-from appcore import VERSION, disks, galera, lifecycle, units
+from appcore import VERSION, disks, galera, hostkeys, lifecycle, roundrobin, rrdata, units
 from appcore.apply import Applier
 from appcore.catalogue import Catalogue, load_catalogue
-from appcore.errors import AppcoreError, DiskError
+from appcore.errors import AppcoreError, DiskError, RoleError
 from appcore.hostfs import Host
 from appcore.runner import Runner
 from appcore.state import (
@@ -80,6 +80,21 @@ def parser() -> argparse.ArgumentParser:
         help="before a planned stop: PXC maintenance, ScyllaDB drain, Redpanda maintenance, "
         "Hazelcast cluster-safe",
     )
+    p = sub.add_parser("hostkeys", help="print the SSH host key fingerprints (boot unit)")
+    p.add_argument("--console", help="also write them to this terminal, e.g. /dev/ttyS0")
+    p = sub.add_parser(
+        "rr", help="this round-robin member: its mode and its data, as the fleet's rotation asks"
+    )
+    p.add_argument(
+        "action",
+        choices=("mode", "backup", "purge", "restore"),
+        help="mode: print or set; backup: a physical backup to stdout; purge: an empty data "
+        "directory; restore: the backup on stdin in place of the data directory",
+    )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--writable", action="store_true", help="the group's active member")
+    group.add_argument("--read-only", action="store_true", help="a member holding past data")
+    p.add_argument("--confirm", metavar="HOSTNAME", help="purge/restore: this member's hostname")
     p = sub.add_parser("galera", help="this Galera member: position, bootstrap, join, ready")
     p.add_argument("action", choices=("position", "bootstrap", "join", "ready"))
     p.add_argument("--flavour", choices=sorted(galera.FLAVOURS), help="default: the role's")
@@ -117,15 +132,47 @@ def cmd_ready(host: Host, runner: Runner, args: argparse.Namespace) -> int:
     return 0 if report["ready"] else 3
 
 
+def cmd_rr(host: Host, runner: Runner, args: argparse.Namespace) -> int:
+    """Print (JSON) or set this round-robin member's mode; back up, purge or restore its data."""
+    role = lifecycle.pinned_role(host, open_catalogue(host, args.catalogue))
+    if role.round_robin is None:
+        raise RoleError(f"role {role.id} is not a round-robin member")
+    if args.action != "mode" and (args.writable or args.read_only):
+        raise RoleError(f"rr {args.action}: --writable/--read-only belong to rr mode")
+    if args.action in ("mode", "backup") and args.confirm is not None:
+        raise RoleError(f"rr {args.action}: --confirm belongs to rr purge and rr restore")
+    report: Dict[str, Any]
+    if args.action == "backup":
+        sys.stdout.flush()
+        rrdata.backup(host, runner, role, sys.stdout.buffer)
+        return 0
+    if args.action in ("purge", "restore"):
+        if args.action == "purge":
+            report = rrdata.purge(host, runner, role, args.confirm or "")
+        else:
+            report = rrdata.restore(host, runner, role, args.confirm or "", sys.stdin.buffer)
+        log("info", "round-robin data {}: {}".format(report["data"], report["datadir"]))
+    elif args.writable or args.read_only:
+        report = roundrobin.set_mode(host, runner, role, read_only=bool(args.read_only))
+        log("info", "round-robin mode: " + ("read-only" if args.read_only else "writable"))
+    else:
+        report = {"read_only": roundrobin.read_mode(host, role)}
+    print(json.dumps(report, sort_keys=True))
+    return 0
+
+
 def cmd_galera(host: Host, runner: Runner, args: argparse.Namespace) -> int:
     """One Galera step; prints JSON (position, ready) and exits 0 only on success/ready."""
     member = galera_member(host, runner, args)
     if args.action == "ready":
-        report = galera.ready_report(member.status(), args.members)
+        status = member.status()
+        report = galera.ready_report(
+            status, args.members, not status and bool(member.server_pids())
+        )
         print(json.dumps(report, sort_keys=True))
         return 0 if report["ready"] else 3
     if args.action == "position":
-        print(json.dumps(member.report(), sort_keys=True))
+        print(json.dumps(member.locked_report(), sort_keys=True))
         return 0
     if args.action == "bootstrap":
         uuid, sep, seqno = (args.expect or "").rpartition(":")
@@ -237,6 +284,21 @@ def render_status(state: Optional[Dict[str, Any]], pin: Optional[Dict[str, Any]]
     return "\n".join(lines)
 
 
+def cmd_hostkeys(host: Host, args: argparse.Namespace) -> int:
+    """The block on stdout (journal) and on the console the fleet reads; exit 1 without keys."""
+    text, problems = hostkeys.block(host)
+    for problem in problems:
+        log("err", problem)
+    if not text:
+        return 1
+    sys.stdout.write(text)
+    if args.console:
+        # "\r\n": the serial line may not translate newlines; the fleet accepts both.
+        with open(host.path(args.console), "w") as console:
+            console.write(text.replace("\n", "\r\n"))
+    return 0
+
+
 def cmd_check_disk(host: Host, runner: Runner, args: argparse.Namespace) -> int:
     catalogue = open_catalogue(host, args.catalogue)
     disk = catalogue.disks.get(args.serial)
@@ -267,8 +329,12 @@ def main(argv: Optional[List[str]] = None, runner: Optional[Runner] = None) -> i
             return cmd_check_disk(host, runner, args)
         if args.command == "galera":
             return cmd_galera(host, runner, args)
+        if args.command == "rr":
+            return cmd_rr(host, runner, args)
         if args.command == "ready":
             return cmd_ready(host, runner, args)
+        if args.command == "hostkeys":
+            return cmd_hostkeys(host, args)
         if args.command in ("poststart", "prestop"):
             step = lifecycle.poststart if args.command == "poststart" else lifecycle.prestop
             done = step(host, runner, open_catalogue(host, args.catalogue))

@@ -330,15 +330,19 @@ def choose_mkfs(fstypes: List[str], runner: Runner) -> Optional[str]:
 
 
 def format_blank(device: str, label: str, fstype: str, runner: Runner) -> None:
-    """mkfs without any force flag: the tools refuse by themselves if a signature appeared."""
-    argv = {
-        "xfs": ["mkfs.xfs", "-q", "-L", label, device],
-        "ext4": ["mkfs.ext4", "-q", "-L", label, device],
-    }[fstype]
+    """mkfs without any force flag, so the tool refuses a signature by itself: mkfs.xfs does
+    unless given -f; mke2fs checks only when stdin and stdout are a terminal (without one it
+    formats over anything), so it runs on one, with "n" typed for its "Proceed anyway?"."""
     try:
-        runner.run(argv)
+        if fstype == "xfs":
+            runner.run(["mkfs.xfs", "-q", "-L", label, device])
+        else:
+            runner.run_on_terminal(["mkfs.ext4", "-q", "-L", label, device])
     except CommandError as exc:
-        raise DiskError(f"formatting {device} failed: {exc}") from exc
+        raise DiskError(
+            f"formatting {device} failed (mkfs refuses a device that is in use or carries "
+            f"a signature): {exc}"
+        ) from exc
 
 
 def check_ours(device: str, label: str, fstypes: List[str], runner: Runner) -> Decision:

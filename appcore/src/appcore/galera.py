@@ -8,11 +8,13 @@ less data as the bootstrap node throws away what the others committed, so `boots
 re-reads the position right before it acts and refuses when it is not the one the fleet chose.
 """
 
+import fcntl
 import os
 import pwd
 import re
 import tempfile
-from typing import Callable, Dict, List, NamedTuple, Optional
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional
 
 from appcore.errors import AppcoreError
 from appcore.runner import Runner
@@ -41,6 +43,9 @@ class Flavour(NamedTuple):
     # Makes the system tables in an empty data directory before a bootstrap (None: the
     # flavour's own unit does it, as PXC's mysqld_pre_systemd does); {defaults} is the config.
     initialize: Optional[List[str]] = None
+    # The OS user the server runs as under its unit (User=mysql): App-Core runs as root, and
+    # the server refuses to run as root unless a config names that user.
+    server_user: Optional[str] = None
 
 
 FLAVOURS = {
@@ -50,6 +55,7 @@ FLAVOURS = {
         ["systemctl", "start", "mysql@bootstrap.service"],
         "mysqld",
         True,
+        server_user="mysql",
     ),
     # Debian's mariadb@bootstrap unit only points at galera_new_cluster.
     "mariadb": Flavour(
@@ -65,6 +71,7 @@ FLAVOURS = {
             "--auth-root-authentication-method=socket",
             "--skip-test-db",
         ],
+        "mysql",
     ),
 }
 
@@ -161,6 +168,10 @@ class Member:
                 "--wsrep-recover",
                 f"--log-error={log}",
             ]
+            user = self._server_user()
+            if user is not None:
+                os.chown(tmp, user.pw_uid, user.pw_gid)  # the server writes its log there
+                argv.append(f"--user={user.pw_name}")
             result = self.runner.run(argv, check=False)
             text = ""
             if os.path.exists(log):
@@ -193,11 +204,45 @@ class Member:
         return dict(pairs)
 
     def is_running(self) -> bool:
-        return bool(self.status())
+        """Answering SQL, or a server process working in this data directory: one that is
+        starting or receiving a state transfer does not answer yet, and nothing else may
+        touch the directory meanwhile (no --wsrep-recover, no grastate.dat write)."""
+        return bool(self.status()) or bool(self.server_pids())
+
+    def server_pids(self) -> List[int]:
+        """The flavour's server processes whose working directory is this data directory
+        (the server changes into it first thing; several members may share one host)."""
+        want = os.path.realpath(self.datadir)
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/comm") as fh:
+                    if fh.read().strip() != self.flavour.server:
+                        continue
+                if os.path.realpath(os.readlink(f"/proc/{entry}/cwd")) == want:
+                    pids.append(int(entry))
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+        return pids
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One Galera step at a time on this member: a second `appcore poststart` (the gate
+        retried) waits for the first one's start instead of starting the server again."""
+        lock = os.path.join(os.path.dirname(self.datadir.rstrip("/")), ".appcore-galera.lock")
+        with open(lock, "a") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def report(self) -> Dict[str, object]:
         """What the fleet decides on: the live position of a running server (and whether it
-        is in a Primary component), else the stored or recovered one."""
+        is in a Primary component), else the stored or recovered one. A server that runs but
+        does not answer yet (starting, in a state transfer) is running with no position."""
         status = self.status()
         if status:
             return {
@@ -206,11 +251,26 @@ class Member:
                 "running": True,
                 "primary": status.get("wsrep_cluster_status") == "Primary",
             }
+        if self.server_pids():
+            return {"uuid": ZERO_UUID, "seqno": -1, "running": True, "primary": False}
         return dict(self.position().as_dict(), running=False, primary=False)
+
+    def locked_report(self) -> Dict[str, object]:
+        """report() after any other Galera step here: at boot `appcore apply` may be running
+        `--wsrep-recover` (slow after a power cut), whose server process a second report
+        would take for a running server outside any Primary component."""
+        if not os.path.isdir(os.path.dirname(self.datadir.rstrip("/"))):
+            return self.report()  # no data disk mounted: nothing can be running on it
+        with self.exclusive():
+            return self.report()
 
     def bootstrap(self, expect: Position) -> None:
         """Start a new Primary component here, only if this member still is where the fleet
         saw it (same uuid and seqno): data committed meanwhile elsewhere is never lost."""
+        with self.exclusive():
+            self._bootstrap(expect)
+
+    def _bootstrap(self, expect: Position) -> None:
         if self.is_running():
             raise GaleraError("the server is already running; nothing to bootstrap")
         now = self.position()
@@ -234,6 +294,10 @@ class Member:
     def join(self) -> None:
         """Start the server to join the existing Primary component (the fleet checked it is
         there); a member that finds none fails to start rather than forming its own."""
+        with self.exclusive():
+            self._join()
+
+    def _join(self) -> None:
         if self.is_running():
             return
         self.prepare()  # a joiner's empty data directory is filled by the state transfer
@@ -241,6 +305,15 @@ class Member:
         if now.uuid != ZERO_UUID and now.source == "wsrep-recover":
             self._write_grastate(now)  # what the distributions' start scripts pass as a flag
         self.runner.run(self.flavour.start)
+
+    def _server_user(self) -> "Optional[pwd.struct_passwd]":
+        """The server's own user when App-Core runs as root (None in tests run as a user)."""
+        if self.flavour.server_user is None or os.geteuid() != 0:
+            return None
+        try:
+            return pwd.getpwnam(self.flavour.server_user)
+        except KeyError as exc:
+            raise GaleraError(f"no user {self.flavour.server_user!r} for the server") from exc
 
     def has_database(self) -> bool:
         return any(os.path.exists(os.path.join(self.datadir, f)) for f in ("ibdata1", "mysql"))
@@ -272,6 +345,10 @@ class Member:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        # The server rewrites it at every start and refuses to start when it cannot.
+        owner = os.stat(self.datadir)
+        os.chown(tmp, owner.st_uid, owner.st_gid)
+        os.chmod(tmp, 0o660)
         os.replace(tmp, self.grastate)
 
 
@@ -311,9 +388,13 @@ def readiness(status: Dict[str, str], members: int) -> List[str]:
     return problems
 
 
-def ready_report(status: Dict[str, str], members: int) -> Dict[str, object]:
-    """What `appcore ready --json` prints for a Galera member."""
-    problems = readiness(status, members)
+STARTING = "the server is starting or receiving a state transfer (no SQL answer yet)"
+
+
+def ready_report(status: Dict[str, str], members: int, starting: bool = False) -> Dict[str, object]:
+    """What `appcore ready --json` prints for a Galera member; `starting`: a server process
+    works in the data directory (the fleet then waits instead of starting it again)."""
+    problems = [STARTING] if starting and not status else readiness(status, members)
     return {
         "ready": not problems,
         "problems": problems,

@@ -4,7 +4,7 @@ the cluster's own health, not on systemd's "active"."""
 
 from typing import Any, Dict, List, Optional
 
-from appcore import galera, roleready
+from appcore import galera, roleready, roundrobin
 from appcore.catalogue import Catalogue, Role
 from appcore.errors import RoleError
 from appcore.hostfs import Host
@@ -34,9 +34,13 @@ def ready(host: Host, runner: Runner, catalogue: Catalogue) -> Dict[str, Any]:
     report: Dict[str, Any] = {"role": role.id}
     if role.galera is not None:
         member = galera.member_of(runner, role.galera, host.path)
-        report.update(galera.ready_report(member.status(), int(state.get("members", 1))))
+        status = member.status()
+        starting = not status and bool(member.server_pids())
+        report.update(galera.ready_report(status, int(state.get("members", 1)), starting))
         return report
     problems: List[str] = []
+    if role.round_robin is not None:  # answers SQL, in the mode the fleet set
+        problems += roundrobin.problems(host, runner, role)
     if role.readiness is not None:  # the cluster's view first: "active" is not "in the cluster"
         asked = role_member(runner, role, state)
         problems += asked.problems()
