@@ -14,7 +14,8 @@ from invoke.tasks import task
 
 from imagefactory import commands
 from imagefactory.fleet import commands as fleet_commands
-from imagefactory.util.taskrun import run_task
+from imagefactory.fleet import rr_commands
+from imagefactory.util.taskrun import BUILD_STOPPED, FLEET_STOPPED, run_task
 
 CONFIG_HELP = "configuration file (default: factory.yaml; stand-in families: standin.yaml)"
 # The store tasks read only the file's store: section (a hypervisor's file may hold nothing
@@ -53,7 +54,7 @@ def plan(c: Context, family: str, config: str | None = None, no_remote_cache: bo
         "no_remote_cache": NO_REMOTE_HELP,
     }
 )
-@run_task
+@run_task(stopped=BUILD_STOPPED)
 def build(
     c: Context, family: str, config: str | None = None, no_remote_cache: bool = False
 ) -> None:
@@ -64,7 +65,7 @@ def build(
 
 
 @task(help={"family": "family whose sealed image to verify", "config": CONFIG_HELP})
-@run_task
+@run_task(stopped=BUILD_STOPPED)
 def verify(c: Context, family: str, config: str | None = None) -> None:
     """Boot a family's sealed image under QEMU and run its testinfra specs over SSH."""
     cfg, art = _paths(c, config)
@@ -211,7 +212,7 @@ def pull(
         "no_remote_cache": NO_REMOTE_HELP,
     }
 )
-@run_task
+@run_task(stopped=BUILD_STOPPED)
 def nightly(
     c: Context,
     family: str = "all",
@@ -287,14 +288,19 @@ def _fleet(c: Context, fleet: str | None) -> Path:
         "json": "print the plan as JSON",
         "fleet": FLEET_HELP,
         "fresh": "ignore the placement file: place every VM anew",
+        "rebalance": "propose one-VM-at-a-time moves onto hosts the placement file keeps empty",
     },
 )
 @run_task
 def fleet_plan(
-    c: Context, json: bool = False, fresh: bool = False, fleet: str | None = None
+    c: Context,
+    json: bool = False,
+    fresh: bool = False,
+    rebalance: bool = False,
+    fleet: str | None = None,
 ) -> None:
     """Show where every VM goes, per-group, per-hypervisor and fleet totals (read-only)."""
-    print(fleet_commands.plan(_fleet(c, fleet), json, fresh))
+    print(fleet_commands.plan(_fleet(c, fleet), json, fresh, rebalance))
 
 
 @task(
@@ -320,7 +326,7 @@ def fleet_render(c: Context, out: str, domain_type: str = "kvm", fleet: str | No
         "fleet": FLEET_HELP,
     },
 )
-@run_task
+@run_task(stopped=FLEET_STOPPED)
 def fleet_apply(
     c: Context,
     host: str | None = None,
@@ -367,7 +373,7 @@ def fleet_inventory(c: Context, fleet: str | None = None) -> None:
         "fleet": FLEET_HELP,
     },
 )
-@run_task
+@run_task(stopped=FLEET_STOPPED)
 def fleet_destroy(
     c: Context,
     only: str | None = None,
@@ -389,7 +395,7 @@ def fleet_destroy(
         "fleet": FLEET_HELP,
     },
 )
-@run_task
+@run_task(stopped=FLEET_STOPPED)
 def fleet_rollout(
     c: Context,
     channel: str | None = None,
@@ -415,7 +421,7 @@ def fleet_rollout(
         "fleet": FLEET_HELP,
     },
 )
-@run_task
+@run_task(stopped=FLEET_STOPPED)
 def fleet_recover(
     c: Context,
     cluster: str,
@@ -429,6 +435,71 @@ def fleet_recover(
 
 
 @task(
+    name="rotate",
+    help={
+        "group": "only this rotated group (default: every group with rotation:)",
+        "at": "rotate as if it were this ISO time (default: now; no zone: the group's)",
+        "dry_run": "only say what would be backed up and switched",
+        "fleet": FLEET_HELP,
+    },
+)
+@run_task(stopped=FLEET_STOPPED)
+def fleet_rotate(
+    c: Context,
+    group: str | None = None,
+    at: str | None = None,
+    dry_run: bool = False,
+    fleet: str | None = None,
+) -> None:
+    """Round-robin groups: back up each ended period, purge only after a verified backup."""
+    print(rr_commands.rotate_task(_fleet(c, fleet), group, at, dry_run))
+
+
+@task(
+    name="restore",
+    help={
+        "node": "the member whose backup to restore",
+        "period": "its period (2026-12-07, or 2026-12 for a monthly group)",
+        "to": "restore onto this member instead (default: --node)",
+        "overwrite": "the member's name, to replace the data it holds",
+        "fleet": FLEET_HELP,
+    },
+)
+@run_task(stopped=FLEET_STOPPED)
+def fleet_restore(
+    c: Context,
+    node: str,
+    period: str,
+    to: str | None = None,
+    overwrite: str | None = None,
+    fleet: str | None = None,
+) -> None:
+    """Restore a verified round-robin backup onto a member; tables checked against it."""
+    print(rr_commands.restore_task(_fleet(c, fleet), node, period, to, overwrite))
+
+
+@task(
+    name="backups",
+    help={
+        "group": "only this rotated group",
+        "prune": "also list the backups retention (backup_keep) removes",
+        "apply": "with --prune: really remove them (default: dry run)",
+        "fleet": FLEET_HELP,
+    },
+)
+@run_task(stopped=FLEET_STOPPED)
+def fleet_backups(
+    c: Context,
+    group: str | None = None,
+    prune: bool = False,
+    apply: bool = False,
+    fleet: str | None = None,
+) -> None:
+    """List round-robin backups per member and period with their verification (re-checked)."""
+    print(rr_commands.backups_task(_fleet(c, fleet), group, prune, apply))
+
+
+@task(
     name="gc",
     help={
         "host": "only this hypervisor",
@@ -436,7 +507,7 @@ def fleet_recover(
         "fleet": FLEET_HELP,
     },
 )
-@run_task
+@run_task(stopped=FLEET_STOPPED)
 def fleet_gc(
     c: Context, host: str | None = None, apply: bool = False, fleet: str | None = None
 ) -> None:
@@ -517,5 +588,8 @@ ns = Collection(
         fleet_rollout,
         fleet_gc,
         fleet_recover,
+        fleet_rotate,
+        fleet_backups,
+        fleet_restore,
     ),
 )

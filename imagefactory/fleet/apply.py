@@ -14,9 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from imagefactory.fleet import hostkeys
 from imagefactory.fleet import hypervisor as hvm
 from imagefactory.fleet.disks import storage_for
 from imagefactory.fleet.domain import FLEET_NS, VmSpec, diff, observe, render_domain
+from imagefactory.fleet.hostkeys import KnownHosts
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.model import Fleet, Hypervisor
 from imagefactory.fleet.nodes import FleetPlan, Node, write_state
@@ -125,8 +127,20 @@ def apply_fleet(
             f"with a blank data disk, remove its entry from {fleet.placement_file}"
         )
     report = ApplyReport()
+    if not dry_run:
+        # The placement file is written once, here, before any hypervisor is touched: it
+        # records the plan (host, address, MAC and UUID of every node), which this run does
+        # not change as it goes. Written first, a VM this run creates is recorded before it
+        # exists, so apply killed at any moment (SIGKILL included, where no handler runs)
+        # never leaves a VM whose identity the next plan could give to another node. Once
+        # per apply instead of once per VM: at 3,550 VMs the per-VM rewrite and fsync of the
+        # whole file made apply grow as the square of the fleet. Unchanged, it is not written.
+        write_state(plan)
+    by_host: dict[str, list[Node]] = {}
+    for n in nodes:
+        by_host.setdefault(n.host, []).append(n)
     with hvm.connections(conns) as pool:
-        for name in sorted({n.host for n in nodes}):
+        for name in sorted(by_host):
             hv = fleet.hypervisors[name]
             conn = pool.get(hv)
             hvm.check_capacity(conn, hv)
@@ -134,10 +148,8 @@ def apply_fleet(
             dtype, why = hvm.choose_domain_type(conn, hv)
             say(f"{name} ({hv.uri}): domain type {dtype} ({why})")
             on = ApplyHost(run, hv, conn, files, dtype)
-            for node in (n for n in nodes if n.host == name):
+            for node in by_host[name]:
                 report.actions[node.name] = _apply_node(on, node)
-                if not dry_run:
-                    write_state(plan)  # after each VM: what exists is what is recorded
     say(report.summary())
     return report
 
@@ -194,7 +206,7 @@ def _apply_node(host: ApplyHost, node: Node) -> str:
             return _said(say, node, "unchanged")
         if dry_run:
             return _said(say, node, "would start (defined, not running)")
-        hvm.start(hv, dom)
+        hostkeys.start(fleet, node, dom)
         return _said(say, node, "started (was defined, not running)")
     for line in changes:
         say(f"  {node.name}:   {line}")
@@ -205,7 +217,7 @@ def _apply_node(host: ApplyHost, node: Node) -> str:
     files.record_definition(node.name, xml)
     if running:
         return _said(say, node, "changed (definition replaced; effective at its next boot)")
-    hvm.start(hv, hvm.lookup(conn, node.name))
+    hostkeys.start(fleet, node, hvm.lookup(conn, node.name))
     return _said(say, node, "changed and started")
 
 
@@ -217,6 +229,7 @@ def _said(say: Callable[[str], None], node: Node, text: str) -> str:
 def _prepare_disks(files: VmStorage, spec: VmSpec, say: Callable[[str], None]) -> None:
     node, group = spec.node, spec.node.group
     if files.create_overlay(node.name, spec.template, spec.template_version, group.size.os_disk_gb):
+        KnownHosts(spec.fleet).new_overlay(node, spec.overlay)  # its first boot makes new keys
         say(f"  {node.name}: OS overlay {spec.overlay.name} on {spec.template.name}")
     if group.data_disk is not None:
         serial, size = group.data_disk.serial, group.data_disk.size_gb
@@ -241,7 +254,7 @@ def _create(host: ApplyHost, spec: VmSpec, tpl: TemplateRef) -> str:
     xml = render_domain(spec)
     dom = hvm.define(conn, hv, xml)
     files.record_definition(spec.node.name, xml)
-    hvm.start(hv, dom)
+    hostkeys.start(spec.fleet, spec.node, dom)
     return _said(say, spec.node, f"created and started ({tpl.version}, {spec.node.ip})")
 
 

@@ -22,8 +22,12 @@ from imagefactory.fleet.inventory import inventory as inventory_document
 from imagefactory.fleet.metrics import rollout_metrics, status_metrics
 from imagefactory.fleet.model import Fleet
 from imagefactory.fleet.nodes import FleetPlan, Node, plan_fleet
-from imagefactory.fleet.rollout import RolloutReport, RolloutRun, describe_plan, rollout_fleet
+from imagefactory.fleet.rebalance import empty_hosts, render_rebalance
+from imagefactory.fleet.rollout import RolloutReport, RolloutRun, rollout_fleet
+from imagefactory.fleet.rollout_lanes import describe_plan
+from imagefactory.fleet.rollout_progress import Progress
 from imagefactory.fleet.rollout_state import RolloutState
+from imagefactory.fleet.rr_commands import rotation_status, rotation_summary
 from imagefactory.fleet.sizing import plan_document, render_plan
 from imagefactory.fleet.status import VmStatus, destroy_vms, fleet_status, render_status
 from imagefactory.fleet.storage import layout_for
@@ -53,10 +57,24 @@ def _clean_errors() -> Iterator[None]:
         raise
 
 
-def plan(fleet_file: Path, as_json: bool = False, fresh: bool = False) -> str:
-    """Placement and totals (read-only: no daemon, no store)."""
+def plan(
+    fleet_file: Path, as_json: bool = False, fresh: bool = False, rebalance: bool = False
+) -> str:
+    """Placement and totals (read-only: no daemon, no store); hosts the placement file keeps
+    empty are named, and with rebalance the moves that would fill them are proposed."""
     p = plan_fleet(load_fleet(fleet_file), fresh=fresh)
-    return json.dumps(plan_document(p), indent=2) if as_json else render_plan(p)
+    if as_json:
+        return json.dumps(plan_document(p), indent=2)
+    out = [render_plan(p), *rotation_summary(p.fleet)]
+    empty = empty_hosts(p)
+    if empty:
+        out.append(
+            f"empty: {', '.join(empty)} (the placement file keeps every VM where it is; "
+            "`fleet.plan --rebalance` proposes moves)"
+        )
+    if rebalance:
+        out.append(render_rebalance(p))
+    return "\n".join(out)
 
 
 @_clean_errors()
@@ -168,8 +186,10 @@ def status(
     conns: Connections | None = None,
 ) -> str:
     """Per VM: state, template version, the channel's version, drift from the plan."""
-    _, rows, note = _status(load_fleet(fleet_file), host, only, conns)
-    return render_status(rows) + note
+    fleet = load_fleet(fleet_file)
+    _, rows, note = _status(fleet, host, only, conns)
+    rotation = rotation_status(fleet) if host is None and only is None else []
+    return "\n".join([render_status(rows) + note, *rotation])
 
 
 @_clean_errors()
@@ -200,7 +220,7 @@ def rollout(
     health: HealthCheck | Gate | None = None,
     metrics_dir: Path | None = None,
 ) -> RolloutReport | str:
-    """Move VMs onto the channel's version, cluster by cluster, with a health gate; with
+    """Move VMs onto the channel's version, every cluster at once, with a health gate; with
     metrics_dir, each cluster's result goes there (not for a dry run or a rollback)."""
     if metrics_dir is not None:
         check_directory(metrics_dir)
@@ -219,11 +239,13 @@ def rollout(
         if rollback
         else pull_templates(fleet, families, channel=channel)
     )
+    progress = Progress()  # lines named by cluster; a live summary on a terminal
     if health is None:
-        gate = ssh_gate(fleet, fleet.rollout.health_timeout_s, print)
+        gate = ssh_gate(fleet, fleet.rollout.health_timeout_s, progress.say)
     else:
         gate = health if isinstance(health, Gate) else Gate(health)
-    report = rollout_fleet(RolloutRun(p, targets, gate, print), nodes, rollback, conns)
+    run = RolloutRun(p, targets, gate, progress.say, progress)
+    report = rollout_fleet(run, nodes, rollback, conns)
     if metrics_dir is not None and not rollback:
         rollout_metrics(metrics_dir, fleet.name, nodes, report, time.time())
     if report.stopped:

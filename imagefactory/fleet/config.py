@@ -17,10 +17,12 @@ from imagefactory.fleet.model import (
     Group,
     Hypervisor,
     Network,
+    RoleCatalogue,
     RolloutSettings,
     Size,
     Topology,
 )
+from imagefactory.fleet.rr_config import RR_FIELDS, round_robin, round_robin_problems
 from imagefactory.store.settings import StoreSettings, store_settings_from_dict
 from imagefactory.util import model
 from imagefactory.util.configfile import read_yaml, schema_problems
@@ -32,19 +34,30 @@ PUBLIC_KEY = re.compile(
 )
 
 
+# App-Core's rule for a hostname it is given (appcore/src/appcore/apply.py HOSTNAME; a unit
+# test keeps the two equal): a name it refuses stops the VM's configuration at boot.
+APPCORE_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+TEST_ROLES_FILE = "selftest-role.json"
+
+
 @dataclass(frozen=True)
 class CatalogueRole:
     family: str
     disks: tuple[str, ...]
     hostname_pattern: str
     galera: bool = False  # its members form a Galera cluster (the role has a galera block)
+    test_only: bool = False  # from selftest-role.json: only the stand-in image carries it
 
 
 def load_catalogue(directory: Path = CATALOGUE_DIR) -> dict[str, CatalogueRole]:
-    """App-Core's role catalogue (roles.json plus the stand-in's SELFTEST role): family, data
-    disks and hostname pattern per role, which fleet groups must agree with."""
+    """App-Core's role catalogue (roles.json plus the stand-in's test roles, marked
+    test_only): family, data disks and hostname pattern per role, which fleet groups must
+    agree with."""
     roles: dict[str, CatalogueRole] = {}
-    for name in ("roles.json", "selftest-role.json"):
+    for name in ("roles.json", TEST_ROLES_FILE):
         doc = json.loads((directory / name).read_text())
         for role_id, info in doc["roles"].items():
             roles[role_id] = CatalogueRole(
@@ -52,6 +65,7 @@ def load_catalogue(directory: Path = CATALOGUE_DIR) -> dict[str, CatalogueRole]:
                 tuple(info.get("disks", [])),
                 info.get("hostname_pattern", ""),
                 "galera" in info,
+                name == TEST_ROLES_FILE,
             )
     return roles
 
@@ -94,7 +108,7 @@ def _model(path: Path, doc: dict[str, Any], network: Network, store: StoreSettin
     rollout = {"state_dir": f"{path.stem}.rollout", **doc.get("rollout", {})}
     return model.build(
         Fleet,
-        {k: doc[k] for k in ("channel", "description") if k in doc},
+        {k: doc[k] for k in ("channel", "description", "catalogue") if k in doc},
         root=root,
         given={
             "path": path,
@@ -105,7 +119,7 @@ def _model(path: Path, doc: dict[str, Any], network: Network, store: StoreSettin
                 name: model.build(Hypervisor, hv, given={"name": name})
                 for name, hv in doc["hypervisors"].items()
             },
-            "groups": {n: _group(n, g, defaults) for n, g in doc["groups"].items()},
+            "groups": {n: _group(n, g, defaults, root) for n, g in doc["groups"].items()},
             "placement_file": root / doc.get("placement_file", f"{path.stem}.placement.json"),
             "access_key_files": tuple(
                 _resolve(path, k) for k in doc.get("access", {}).get("ssh_authorized_keys", [])
@@ -115,12 +129,13 @@ def _model(path: Path, doc: dict[str, Any], network: Network, store: StoreSettin
     )
 
 
-def _group(name: str, doc: dict[str, Any], defaults: dict[str, Any]) -> Group:
+def _group(name: str, doc: dict[str, Any], defaults: dict[str, Any], root: Path) -> Group:
     """A group; its size is the file's `defaults:` overridden by the group's own fields."""
     size_fields = {f.name for f in dataclasses.fields(Size)}
     size = model.build(Size, {**defaults, **{k: v for k, v in doc.items() if k in size_fields}})
-    fields = {k: v for k, v in doc.items() if k not in size_fields}
-    return model.build(Group, fields, given={"name": name, "size": size})
+    fields = {k: v for k, v in doc.items() if k not in size_fields and k not in RR_FIELDS}
+    rr = round_robin(doc, root)
+    return model.build(Group, fields, given={"name": name, "size": size, "round_robin": rr})
 
 
 def _network(file: str, doc: dict[str, Any]) -> tuple[Network, list[Problem]]:
@@ -206,6 +221,7 @@ def semantic_problems(fleet: Fleet, catalogue: dict[str, CatalogueRole]) -> list
     out += _network_problems(fleet)
     out += _name_problems(fleet)
     out += _hypervisor_problems(fleet)
+    out += round_robin_problems(fleet)
     return out
 
 
@@ -223,7 +239,14 @@ def _group_problems(
                 file,
                 f"{where}.role",
                 f"unknown App-Core role '{group.role}'",
-                "one of: " + ", ".join(sorted(catalogue)),
+                "one of: "
+                + ", ".join(
+                    sorted(
+                        r
+                        for r, c in catalogue.items()
+                        if not c.test_only or fleet.catalogue is RoleCatalogue.TEST
+                    )
+                ),
             )
         ]
     if group.family in families and group.family != role.family:
@@ -254,14 +277,42 @@ def _group_problems(
                 f"role {group.role} uses {wanted or 'no data disk'}, not {have}",
             )
         )
-    for node in group.node_names[:1]:
-        others = sorted(
-            r
-            for r, c in catalogue.items()
-            if c.hostname_pattern and re.match(c.hostname_pattern, node) and r != group.role
+    if role.test_only and fleet.catalogue is not RoleCatalogue.TEST:
+        out.append(
+            Problem(
+                file,
+                f"{where}.role",
+                f"{group.role} is a test-only role ({TEST_ROLES_FILE}, carried by the stand-in "
+                "image only): a production fleet file may not use it",
+                "a test fleet says so with `catalogue: test`",
+            )
         )
+    return out + _hostname_problems(file, group, catalogue)
+
+
+def _hostname_problems(
+    file: str, group: Group, catalogue: dict[str, CatalogueRole]
+) -> list[Problem]:
+    """Node names App-Core would refuse at boot: not a hostname it accepts, or matching the
+    hostname pattern of another role (its hostname channel would then contradict SMBIOS)."""
+    where = f".groups.{group.name}"
+    patterns = [
+        (r, re.compile(c.hostname_pattern)) for r, c in catalogue.items() if c.hostname_pattern
+    ]
+    for node in group.node_names:
+        if not APPCORE_HOSTNAME.match(node):
+            return [
+                Problem(
+                    file,
+                    where,
+                    f"node names like {node} are not hostnames App-Core accepts "
+                    "(lower-case DNS name): the VM would refuse its configuration at boot",
+                    "rename the group",
+                )
+            ]
+        others = sorted(r for r, rx in patterns if rx.match(node) and r != group.role)
         if others:
-            out.append(
+            return [
                 Problem(
                     file,
                     where,
@@ -270,8 +321,8 @@ def _group_problems(
                     "see conflicting roles",
                     "rename the group",
                 )
-            )
-    return out
+            ]
+    return []
 
 
 def _cluster_problems(fleet: Fleet) -> list[Problem]:

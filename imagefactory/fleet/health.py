@@ -17,11 +17,12 @@ from pathlib import Path
 
 import paramiko
 
+from imagefactory.fleet import hostkeys
 from imagefactory.fleet.domain import ssh_port
 from imagefactory.fleet.hypervisor import FleetError
 from imagefactory.fleet.model import Fleet, NetworkKind
 from imagefactory.fleet.nodes import Node
-from imagefactory.guest.ssh import open_ssh, quiet_paramiko, run_command
+from imagefactory.guest.ssh import quiet_paramiko, run_command
 
 ADMIN_USER = "ops"
 
@@ -58,11 +59,13 @@ def probe(fleet: Fleet, node: Node, key: Path, timeout: float = 15.0) -> Health:
     host, port = ssh_address(fleet, node)
     quiet_paramiko()  # boot-time resets are expected
     try:
-        client = open_ssh((host, port), ADMIN_USER, key, timeout)
+        client = hostkeys.connect(fleet, node, (host, port), ADMIN_USER, key, timeout)
         try:
             return _look(client, node, timeout)
         finally:
             client.close()
+    except hostkeys.HostKeyRefused as exc:  # a changed key fails the gate at once
+        return Health(False, f"no SSH to {host}:{port} ({exc})", final=exc.final)
     except (paramiko.SSHException, OSError, EOFError) as exc:
         return Health(False, f"no SSH to {host}:{port} ({type(exc).__name__}: {exc})")
 
@@ -162,11 +165,13 @@ def ssh_gate(fleet: Fleet, timeout_s: float, say: Callable[[str], None]) -> Gate
         if key is None:
             return
         try:
-            client = open_ssh(ssh_address(fleet, node), ADMIN_USER, key, 15.0)
+            client = hostkeys.connect(fleet, node, ssh_address(fleet, node), ADMIN_USER, key, 15.0)
             try:
                 rc, out = run_command(client, "sudo -n appcore prestop 2>&1", PRESTOP_TIMEOUT_S)
             finally:
                 client.close()
+        except hostkeys.HostKeyRefused as exc:  # not the node, or not provably: never stop it
+            raise FleetError(f"{exc}; the node was not stopped") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             say(f"  {node.name}: pre-stop step not run ({type(exc).__name__}: {exc})")
             return

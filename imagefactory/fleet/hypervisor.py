@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,21 +51,26 @@ def is_local(uri: str) -> bool:
 
 class Connections:
     """One open libvirt connection per URI for the life of a command (libvirt's test driver
-    keeps its state per connection, so tests share one instance across commands)."""
+    keeps its state per connection, so tests share one instance across commands). A
+    connection is shared by a parallel rollout's threads (libvirt's API is thread-safe);
+    opening one is guarded."""
 
     def __init__(self) -> None:
         self._open: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def get(self, hv: Hypervisor) -> Any:
-        if hv.uri not in self._open:
-            libvirt = libvirt_module()
-            try:
-                self._open[hv.uri] = libvirt.open(hv.uri)
-            except libvirt.libvirtError as exc:
-                raise FleetError(
-                    f"hypervisor {hv.name}: cannot connect to {hv.uri}: {exc.get_error_message()}"
-                ) from None
-        return self._open[hv.uri]
+        with self._lock:
+            if hv.uri not in self._open:
+                libvirt = libvirt_module()
+                try:
+                    self._open[hv.uri] = libvirt.open(hv.uri)
+                except libvirt.libvirtError as exc:
+                    raise FleetError(
+                        f"hypervisor {hv.name}: cannot connect to {hv.uri}: "
+                        f"{exc.get_error_message()}"
+                    ) from None
+            return self._open[hv.uri]
 
     def close(self) -> None:
         for conn in self._open.values():

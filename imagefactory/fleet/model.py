@@ -10,6 +10,7 @@ here; imagefactory.util.model.build joins them (a unit test keeps the two in ste
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import math
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imagefactory.fleet.rotation import Rotation
 from imagefactory.store.settings import StoreSettings
 
 GB = 1000**3  # disks are sized in decimal GB, as the design document does (1 TB = 1000 GB)
@@ -44,6 +46,15 @@ class Topology(enum.Enum):
 def quorum(nodes: int) -> int:
     """A strict majority of a cluster's nodes."""
     return nodes // 2 + 1
+
+
+class RoleCatalogue(enum.Enum):
+    """Which of App-Core's roles a fleet may use: the production catalogue (roles.json), or
+    that plus the test roles the stand-in image carries (selftest-role.json: SELFTEST,
+    STANDIN_GALERA), for test fleets only."""
+
+    PRODUCTION = "production"
+    TEST = "test"
 
 
 class DomainType(enum.Enum):
@@ -86,6 +97,16 @@ class DataDisk:
 
 
 @dataclass(frozen=True)
+class RoundRobin:
+    """A round-robin group's rotation (fleet.yaml `rotation:` and friends; docs/fleet.md)."""
+
+    rotation: Rotation
+    timezone: str = "UTC"
+    backup: StoreSettings | None = None  # None: the fleet's `store:` (prefix backups/)
+    backup_keep: int | None = None  # periods kept; None: two cycles
+
+
+@dataclass(frozen=True)
 class Group:
     name: str
     role: str  # App-Core catalogue role id
@@ -97,6 +118,7 @@ class Group:
     data_disk: DataDisk | None = None
     description: str = ""
     rollout_batch: int = 1  # nodes replaced at once in a rollout (clusters: always 1)
+    round_robin: RoundRobin | None = None
 
     @property
     def batch(self) -> int:
@@ -110,6 +132,11 @@ class Group:
     def storage_gb(self) -> int:
         """Provisioned storage of one node: OS overlay (its virtual size) plus data disk."""
         return self.size.os_disk_gb + (self.data_disk.size_gb if self.data_disk else 0)
+
+    @property
+    def need(self) -> Capacity:
+        """What one node takes from its hypervisor."""
+        return Capacity(self.size.vcpu, self.size.memory_gib, self.storage_gb)
 
 
 @dataclass(frozen=True)
@@ -154,6 +181,7 @@ class Hypervisor:
     overcommit: Overcommit = Overcommit()
     domain_type: DomainType = DomainType.AUTO
     storage: StorageMode = StorageMode.AUTO
+    max_parallel: int = 2  # VMs a rollout replaces on this host at once (disk, CPU shared)
 
     @property
     def usable(self) -> Capacity:
@@ -183,6 +211,7 @@ class RolloutSettings:
     ssh_identity: Path | None = None  # the ops private key the health gate logs in with
     shutdown_timeout_s: int = 120  # ACPI shutdown, then a reported hard stop
     health_timeout_s: int = 600  # from start until `appcore status` says configured
+    max_unavailable: int = 10  # VMs a rollout has down at once in the whole fleet
     state_dir: Path | None = None  # one small JSON file per hypervisor
 
 
@@ -199,20 +228,30 @@ class Fleet:
     access_key_files: tuple[Path, ...] = ()  # ops' public keys, read at render/apply
     rollout: RolloutSettings = RolloutSettings()
     description: str = ""
+    catalogue: RoleCatalogue = RoleCatalogue.PRODUCTION
 
     @property
     def node_count(self) -> int:
         return sum(g.count for g in self.groups.values())
 
     def group_of(self, node: str) -> Group:
-        for group in self.groups.values():
-            if node in group.node_names:
-                return group
-        raise KeyError(node)
+        return self.node_groups()[node]
+
+    def node_groups(self) -> Mapping[str, Group]:
+        """Node name -> its group (computed once: a large fleet asks for every node)."""
+        return self._node_groups
+
+    @functools.cached_property
+    def _node_groups(self) -> dict[str, Group]:
+        return {n: g for g in self.groups.values() for n in g.node_names}
 
     def clusters(self) -> dict[str, tuple[Group, ...]]:
         """Cluster name -> its groups (several groups may form one cluster, e.g. PXC writers
         and read-only members of the same Galera cluster)."""
+        return dict(self._clusters)
+
+    @functools.cached_property
+    def _clusters(self) -> dict[str, tuple[Group, ...]]:
         out: dict[str, list[Group]] = {}
         for group in self.groups.values():
             out.setdefault(group.cluster, []).append(group)

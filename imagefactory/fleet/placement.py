@@ -10,7 +10,8 @@ the group and the shortage, and the fleet file can add capacity.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import heapq
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
 from imagefactory.errors import FactoryError
@@ -40,14 +41,18 @@ class HostUse:
 
     def fits(self, group: Group) -> str:
         """Empty when one more node of `group` fits, else what is short."""
+        return self.short_of(group.need)
+
+    def short_of(self, need: Capacity) -> str:
+        """Empty when a node needing `need` fits, else what is short."""
         cap, short = self.host.usable, []
-        for what, used, need, limit in (
-            ("vCPU", self.vcpu, group.size.vcpu, cap.vcpu),
-            ("GiB memory", self.memory_gib, group.size.memory_gib, cap.memory_gib),
-            ("GB storage", self.storage_gb, group.storage_gb, cap.storage_gb),
+        for what, used, want, limit in (
+            ("vCPU", self.vcpu, need.vcpu, cap.vcpu),
+            ("GiB memory", self.memory_gib, need.memory_gib, cap.memory_gib),
+            ("GB storage", self.storage_gb, need.storage_gb, cap.storage_gb),
         ):
-            if used + need > limit:
-                short.append(f"{limit - used} {what} free, {need} needed")
+            if used + want > limit:
+                short.append(f"{limit - used} {what} free, {want} needed")
         return ", ".join(short)
 
     def add(self, node: str, group: Group) -> None:
@@ -55,6 +60,12 @@ class HostUse:
         self.memory_gib += group.size.memory_gib
         self.storage_gb += group.storage_gb
         self.nodes.append(node)
+
+    def remove(self, node: str, group: Group) -> None:
+        self.vcpu -= group.size.vcpu
+        self.memory_gib -= group.size.memory_gib
+        self.storage_gb -= group.storage_gb
+        self.nodes.remove(node)
 
     @property
     def load(self) -> float:
@@ -69,7 +80,7 @@ class Placement:
     moved: tuple[str, ...] = ()  # nodes whose previous host could not be kept
 
     def nodes_on(self, host: str) -> list[str]:
-        return sorted(n for n, h in self.hosts.items() if h == host)
+        return sorted(self.use[host].nodes)
 
 
 def demand(fleet: Fleet) -> Capacity:
@@ -117,36 +128,91 @@ def _precheck(fleet: Fleet) -> list[str]:
     return problems
 
 
+_SHOWN = 12  # hosts named in a "fits no hypervisor" line; a large fleet's would be pages long
+
+
+class _LoadHeap:
+    """Hosts by (load, name), least loaded first; a host's entry is replaced when its load
+    changes (the old one is skipped when met), and a host that can no longer hold even the
+    smallest node of the fleet leaves for good."""
+
+    def __init__(self, use: Mapping[str, HostUse], smallest: Capacity) -> None:
+        self.use, self.smallest = use, smallest
+        self.current: dict[str, float] = {}
+        self.heap: list[tuple[float, str]] = []
+        for u in use.values():
+            self.update(u)
+
+    def update(self, u: HostUse) -> None:
+        self.current[u.host.name] = u.load
+        heapq.heappush(self.heap, (u.load, u.host.name))
+
+    def least_loaded(self, need: Capacity, away_from: Container[str]) -> HostUse | None:
+        """The least loaded host that `need` fits on and that is not in `away_from`."""
+        skipped: list[tuple[float, str]] = []
+        found = None
+        while self.heap:
+            entry = heapq.heappop(self.heap)
+            load, name = entry
+            if self.current.get(name) != load:
+                continue  # stale: the host's load changed since this entry
+            u = self.use[name]
+            if u.short_of(self.smallest):
+                del self.current[name]  # full for every group of the fleet
+                continue
+            skipped.append(entry)
+            if u.host.name not in away_from and not u.short_of(need):
+                found = u
+                break
+        for entry in skipped:
+            heapq.heappush(self.heap, entry)
+        return found
+
+
 def place(fleet: Fleet, previous: Mapping[str, str] | None = None) -> Placement:
-    """Place every node; raise PlacementError naming every group that cannot be placed."""
+    """Place every node; raise PlacementError naming every group that cannot be placed.
+
+    Near-linear in the fleet: a host holding no member of a node's cluster always beats one
+    that does (the spread key starts with those counts), so the choice is the least loaded
+    such host, taken from a heap, or else the best of the few hosts the cluster is already
+    on. The result is the one a scan of every host would give."""
     problems = _precheck(fleet)
     if problems:
         raise PlacementError(fleet, problems)
     use = {name: HostUse(hv) for name, hv in sorted(fleet.hypervisors.items())}
-    clusters = fleet.clusters()
-    per_cluster: dict[tuple[str, str], int] = {}
+    sizes = {c: sum(g.count for g in gs) for c, gs in fleet.clusters().items()}
+    per_cluster: dict[str, dict[str, int]] = {c: {} for c in sizes}  # cluster -> host -> nodes
     per_group: dict[tuple[str, str], int] = {}
     hosts: dict[str, str] = {}
+    needs = [g.need for g in fleet.groups.values()]
+    smallest = Capacity(
+        min(n.vcpu for n in needs),
+        min(n.memory_gib for n in needs),
+        min(n.storage_gb for n in needs),
+    )
+    free = _LoadHeap(use, smallest)
 
     def limit(group: Group) -> int:
-        return group.topology.max_per_host(sum(g.count for g in clusters[group.cluster]))
+        return group.topology.max_per_host(sizes[group.cluster])
 
     def assign(node: str, group: Group, host: str) -> None:
         use[host].add(node, group)
-        per_cluster[group.cluster, host] = per_cluster.get((group.cluster, host), 0) + 1
+        on = per_cluster[group.cluster]
+        on[host] = on.get(host, 0) + 1
         per_group[group.name, host] = per_group.get((group.name, host), 0) + 1
         hosts[node] = host
+        free.update(use[host])
 
     moved = []
+    groups_of = fleet.node_groups()
     for node, host in sorted((previous or {}).items()):
-        try:
-            group = fleet.group_of(node)
-        except KeyError:
+        group = groups_of.get(node)
+        if group is None:
             continue  # no longer in the fleet
         if (
             host in use
             and not use[host].fits(group)
-            and per_cluster.get((group.cluster, host), 0) < limit(group)
+            and per_cluster[group.cluster].get(host, 0) < limit(group)
         ):
             assign(node, group, host)
         else:
@@ -165,33 +231,38 @@ def place(fleet: Fleet, previous: Mapping[str, str] | None = None) -> Placement:
         for node in group.node_names:
             if node in hosts:
                 continue
-            candidates = [
-                u
-                for u in use.values()
-                if not u.fits(group)
-                and per_cluster.get((group.cluster, u.host.name), 0) < limit(group)
-            ]
-            if not candidates:
-                why = "; ".join(
-                    f"{u.host.name}: {u.fits(group) or 'cluster limit reached'}"
-                    for u in use.values()
+            on = per_cluster[group.cluster]
+            best = free.least_loaded(group.need, on)
+            if best is None:  # every fitting host already holds a member of the cluster
+                candidates = [
+                    use[h] for h, n in on.items() if n < limit(group) and not use[h].fits(group)
+                ]
+                best = min(
+                    candidates,
+                    key=lambda u: (
+                        per_group.get((group.name, u.host.name), 0),
+                        on[u.host.name],
+                        u.load,
+                        u.host.name,
+                    ),
+                    default=None,
                 )
-                problems.append(
-                    f"{group.name}: node {node} ({group.size.vcpu} vCPU, "
-                    f"{group.size.memory_gib} GiB, {group.storage_gb} GB) fits no "
-                    f"hypervisor ({why})"
-                )
+            if best is None:
+                problems.append(_fits_nowhere(group, node, use, on, limit(group)))
                 continue
-            best = min(
-                candidates,
-                key=lambda u: (
-                    per_group.get((group.name, u.host.name), 0),
-                    per_cluster.get((group.cluster, u.host.name), 0),
-                    u.load,
-                    u.host.name,
-                ),
-            )
             assign(node, group, best.host.name)
     if problems:
         raise PlacementError(fleet, problems)
     return Placement(hosts, use, tuple(n for n in moved if n in hosts))
+
+
+def _fits_nowhere(
+    group: Group, node: str, use: Mapping[str, HostUse], on: Mapping[str, int], limit: int
+) -> str:
+    shown = list(use.values())[:_SHOWN]
+    why = "; ".join(f"{u.host.name}: {u.fits(group) or 'cluster limit reached'}" for u in shown)
+    more = f"; and {len(use) - len(shown)} more" if len(use) > len(shown) else ""
+    return (
+        f"{group.name}: node {node} ({group.size.vcpu} vCPU, "
+        f"{group.size.memory_gib} GiB, {group.storage_gb} GB) fits no hypervisor ({why}{more})"
+    )

@@ -1,7 +1,9 @@
 """fleet.rollout: move running VMs onto the version a channel points at, cluster by cluster,
 keeping every data disk and every cluster's quorum, and able to go back.
 
-Per cluster, one node at a time (independent groups: `rollout_batch` at a time):
+Every cluster at once (fleet/rollout_lanes.py), each one node at a time (independent groups:
+`rollout_batch` at a time), within `rollout.max_unavailable` VMs down in the fleet and each
+hypervisor's `max_parallel`:
 1. before any downtime: the template is on the host (sha256 checked), the new overlay is made,
    the data disk is there, and every other member of the cluster is running;
 2. ACPI shutdown (a hard stop after `shutdown_timeout_s` is reported), the definition switched
@@ -19,20 +21,26 @@ has not passed back on its previous overlay.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from imagefactory.errors import FactoryError
+from imagefactory.fleet import hostkeys
 from imagefactory.fleet import hypervisor as hvm
-from imagefactory.fleet.apply import OnHost, live_fleet_metadata, select
+from imagefactory.fleet.apply import OnHost, live_fleet_metadata
 from imagefactory.fleet.config import read_access_keys
 from imagefactory.fleet.disks import storage_for
 from imagefactory.fleet.domain import observe, render_domain
 from imagefactory.fleet.health import Gate, Health
+from imagefactory.fleet.hostkeys import KnownHosts
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.nodes import FleetPlan, Node
+from imagefactory.fleet.rollout_lanes import Lane, Limits, Move, each, run_lanes
+from imagefactory.fleet.rollout_progress import Progress, in_cluster
 from imagefactory.fleet.rollout_state import UNFINISHED, RolloutState
 from imagefactory.fleet.storage import VmStorage
 from imagefactory.fleet.templates import TemplateRef
@@ -58,6 +66,7 @@ class RolloutRun:
     targets: Mapping[str, TemplateRef]  # family -> the version its nodes move to
     gate: Gate
     say: Callable[[str], None]
+    progress: Progress | None = None  # counts per cluster, for a live summary
 
 
 class Rollout:
@@ -68,14 +77,21 @@ class Rollout:
         self.gate, self.conns, self.say = run.gate, conns, run.say
         self.state = RolloutState(run.plan.fleet)
         self.keys = read_access_keys(run.plan.fleet)
+        self.progress = run.progress
         self._host: dict[str, tuple[Any, VmStorage, str]] = {}
+        self._hosts_lock = threading.Lock()
+        # two clusters of one family may install its template on a host at once
+        self._copying: dict[str, threading.Lock] = {
+            h: threading.Lock() for h in self.fleet.hypervisors
+        }
 
     def host(self, name: str) -> tuple[Any, VmStorage, str]:
-        if name not in self._host:
-            hv = self.fleet.hypervisors[name]
-            conn = self.conns.get(hv)
-            self._host[name] = (conn, storage_for(hv, conn), hvm.domain_type(conn, hv))
-        return self._host[name]
+        with self._hosts_lock:
+            if name not in self._host:
+                hv = self.fleet.hypervisors[name]
+                conn = self.conns.get(hv)
+                self._host[name] = (conn, storage_for(hv, conn), hvm.domain_type(conn, hv))
+            return self._host[name]
 
     def domain(self, node: Node) -> Any:
         conn = self.host(node.host)[0]
@@ -111,7 +127,7 @@ class Rollout:
         dom = self.domain(node)
         clean = hvm.stop(dom, self.fleet.rollout.shutdown_timeout_s, self.say)
         dom = self.define(node, tpl)
-        hvm.start(self.fleet.hypervisors[node.host], dom)
+        hostkeys.start(self.fleet, node, dom)
         return clean
 
     # -- the steps -------------------------------------------------------------------------
@@ -128,8 +144,9 @@ class Rollout:
                 "not touched (a rollout never replaces a data disk)"
             )
         tpl = self.targets[node.group.family]
-        if storage.install_template(tpl.image, tpl.sha256, tpl.family, tpl.version):
-            self.say(f"  template {tpl.family} {tpl.version} installed on {node.host}")
+        with self._copying[node.host]:
+            if storage.install_template(tpl.image, tpl.sha256, tpl.family, tpl.version):
+                self.say(f"  template {tpl.family} {tpl.version} installed on {node.host}")
         # An overlay of this version left by an earlier attempt may have booted (machine id,
         # host keys, logs): the node always starts the new version from a fresh one.
         storage.remove_overlay(node.name, tpl.version)
@@ -139,6 +156,7 @@ class Rollout:
             tpl.version,
             node.group.size.os_disk_gb,
         )
+        KnownHosts(self.fleet).new_overlay(node, storage.overlay(node.name, tpl.version))
         firmware = observe(hvm.defined_xml(self.domain(node)))["firmware"]
         self.state.set(node, "prepared", (old, tpl.version), firmware_from=firmware)
 
@@ -193,12 +211,14 @@ class Rollout:
     def finish(self, node: Node, old: str) -> str:
         """Health gate; passed: old overlay removed; failed: back on the old overlay."""
         new = self.targets[node.group.family].version
+        started = time.monotonic()
         result = self.gate.wait(node)
         if result.ok:
             result = self.others_see(node)
         if result.ok:
             self.state.set(node, "done", (old, new))
             self.host(node.host)[1].remove_overlay(node.name, old)
+            self.say(f"{node.name}: gate ok ({time.monotonic() - started:.0f} s), now on {new}")
             return f"now on {new}"
         self.say(f"  {node.name}: FAILED its health gate: {result.detail}; rolling back")
         self.back(node, old, new)
@@ -224,7 +244,8 @@ class Rollout:
             if entry is None or entry["phase"] not in UNFINISHED:
                 continue
             try:
-                self.resume_node(node, entry, report)
+                with in_cluster(node.group.cluster):
+                    self.resume_node(node, entry, report)
             except FactoryError as exc:
                 report.stopped[node.group.cluster] = f"resuming {node.name}: {exc}"
 
@@ -246,7 +267,7 @@ class Rollout:
             else:  # switched back already: the new overlay (it booted) goes, the node is gated
                 self.state.set(node, "rolled-back", (old, new))
                 if not hvm.is_running(dom):
-                    hvm.start(self.fleet.hypervisors[node.host], dom)
+                    hostkeys.start(self.fleet, node, dom)
                 self.host(node.host)[1].remove_overlay(node.name, new)
                 again = self.gate.wait(node)
                 came = "healthy" if again.ok else f"NOT healthy: {again.detail}"
@@ -254,7 +275,7 @@ class Rollout:
             report.stopped.setdefault(node.group.cluster, f"{node.name} was being rolled back")
             return
         if not hvm.is_running(dom):
-            hvm.start(self.fleet.hypervisors[node.host], dom)
+            hostkeys.start(self.fleet, node, dom)
         if now == old:  # not switched yet: it goes through the steps again
             self.state.set(node, "prepared", (old, new))
             return
@@ -267,20 +288,32 @@ class Rollout:
         by_cluster: dict[str, list[Node]] = {}
         for node in nodes:
             by_cluster.setdefault(node.group.cluster, []).append(node)
+        lanes = []
         for cluster, members in sorted(by_cluster.items()):
-            if cluster in report.stopped:
-                continue
-            self.say(f"cluster {cluster}:")
-            try:
-                self.run_cluster(members, report)
-            except FactoryError as exc:  # FleetError, a failed qemu-img (disk full), a store
-                report.stopped[cluster] = str(exc)
-                self.say(f"  cluster {cluster} stopped: {exc}")
-            except hvm.libvirt_module().libvirtError as exc:  # e.g. a host gone mid-rollout
-                report.stopped[cluster] = f"libvirt: {exc.get_error_message()}"
-                self.say(f"  cluster {cluster} stopped: {report.stopped[cluster]}")
+            if cluster not in report.stopped:
+                with in_cluster(cluster):
+                    todo = self.guarded(cluster, report, partial(self.todo, members, report))
+                if todo:
+                    lanes.append(Lane(cluster, members[0].group.batch, todo))
+                    if self.progress is not None:
+                        self.progress.expect(cluster, len(todo))
+        per_host = {name: hv.max_parallel for name, hv in self.fleet.hypervisors.items()}
+        limits = Limits(self.fleet.rollout.max_unavailable, per_host)
+        run_lanes(lanes, limits, lambda cluster, batch: self.lane_step(cluster, batch, report))
 
-    def run_cluster(self, members: list[Node], report: RolloutReport) -> None:
+    def guarded(self, cluster: str, report: RolloutReport, work: Callable[[], Any]) -> Any:
+        """`work` for a cluster; a failure stops that cluster alone (None)."""
+        try:
+            return work()
+        except FactoryError as exc:  # FleetError, a failed qemu-img (disk full), a store
+            report.stopped[cluster] = str(exc)
+        except hvm.libvirt_module().libvirtError as exc:  # e.g. a host gone mid-rollout
+            report.stopped[cluster] = f"libvirt: {exc.get_error_message()}"
+        self.say(f"cluster {cluster} stopped: {report.stopped[cluster]}")
+        return None
+
+    def todo(self, members: list[Node], report: RolloutReport) -> list[Move]:
+        """The members not on their target yet, by name, with the version they run."""
         todo = []
         for node in sorted(members, key=lambda n: n.name):
             current = self.version(node)
@@ -289,50 +322,74 @@ class Rollout:
                 report.outcomes.setdefault(node.name, f"already on {target}")
             else:
                 todo.append((node, current))
-        size = members[0].group.batch
-        for i in range(0, len(todo), size):
-            batch = todo[i : i + size]
-            for node, old in batch:
-                why = self.others_ready(node, [n for n, _ in batch])
-                if why:
-                    raise FleetError(
-                        f"{why}: no second member of cluster {node.group.cluster} is taken down"
-                    )
-                self.prepare(node, old)
-            forced = [node.name for node, old in batch if not self.replace(node, old)]
-            failed = []
-            for node, old in batch:
-                report.outcomes[node.name] = self.finish(node, old)
-                if report.outcomes[node.name].startswith("rolled back"):
-                    failed.append(node.name)
-            if failed:
-                raise FleetError(
-                    f"{', '.join(failed)} failed the health gate and "
-                    "went back to the previous version"
+        return todo
+
+    def lane_step(self, cluster: str, batch: list[Move], report: RolloutReport) -> bool:
+        """One batch of a cluster's lane (in a worker thread); False: the cluster stopped."""
+        if self.progress is not None:
+            self.progress.moved(cluster, started=len(batch))
+        try:
+            with in_cluster(cluster):
+                return (
+                    self.guarded(cluster, report, lambda: self.run_batch(batch, report)) is not None
                 )
-            if forced:  # the node itself is up again; no further member is taken down
+        finally:
+            if self.progress is not None:
+                self.progress.moved(cluster, finished=len(batch))
+
+    def run_batch(self, batch: list[Move], report: RolloutReport) -> bool:
+        """Prepare each node (no downtime), take them all down and up, then gate each; the
+        stops and the gates of a batch run at once."""
+        for node, old in batch:
+            why = self.others_ready(node, [n for n, _ in batch])
+            if why:
                 raise FleetError(
-                    f"{', '.join(forced)} did not shut down within "
-                    f"{self.fleet.rollout.shutdown_timeout_s} s and was powered "
-                    "off (check its data before going on)"
+                    f"{why}: no second member of cluster {node.group.cluster} is taken down"
                 )
+            self.prepare(node, old)
+        replaced = each(lambda move: self.replace(*move), batch)
+        up = [move for move, r in zip(batch, replaced, strict=True) if isinstance(r, bool)]
+        finished = each(lambda move: self.finish(*move), up)
+        for (node, _), outcome in zip(up, finished, strict=True):
+            if isinstance(outcome, str):
+                report.outcomes[node.name] = outcome
+        errors = [r for r in (*replaced, *finished) if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+        failed = [n.name for n, _ in up if report.outcomes[n.name].startswith("rolled back")]
+        if failed:
+            raise FleetError(
+                f"{', '.join(failed)} failed the health gate and went back to the previous version"
+            )
+        forced = [n.name for (n, _), r in zip(batch, replaced, strict=True) if r is False]
+        if forced:  # the node itself is up again; no further member is taken down
+            raise FleetError(
+                f"{', '.join(forced)} did not shut down within "
+                f"{self.fleet.rollout.shutdown_timeout_s} s and was powered "
+                "off (check its data before going on)"
+            )
+        return True
 
     def rollback(self, nodes: list[Node], report: RolloutReport) -> None:
         for node in nodes:
             entry = self.state.get(node)
             if entry is None or entry["phase"] not in (*UNFINISHED, "failed"):
                 continue
-            old, new = entry["from"], entry["to"]
-            if self.version(node) == old:
-                dom = self.domain(node)
-                if not hvm.is_running(dom):  # killed while it was shutting down
-                    hvm.start(self.fleet.hypervisors[node.host], dom)
-                self.state.set(node, "rolled-back", (old, new))
-                self.host(node.host)[1].remove_overlay(node.name, new)
-                report.outcomes[node.name] = f"was still on {old}"
-                continue
-            self.back(node, old, new)
-            report.outcomes[node.name] = f"rolled back to {old}"
+            with in_cluster(node.group.cluster):
+                self.rollback_node(node, entry, report)
+
+    def rollback_node(self, node: Node, entry: dict[str, str], report: RolloutReport) -> None:
+        old, new = entry["from"], entry["to"]
+        if self.version(node) == old:
+            dom = self.domain(node)
+            if not hvm.is_running(dom):  # killed while it was shutting down
+                hostkeys.start(self.fleet, node, dom)
+            self.state.set(node, "rolled-back", (old, new))
+            self.host(node.host)[1].remove_overlay(node.name, new)
+            report.outcomes[node.name] = f"was still on {old}"
+            return
+        self.back(node, old, new)
+        report.outcomes[node.name] = f"rolled back to {old}"
 
 
 def rollout_fleet(
@@ -342,30 +399,13 @@ def rollout_fleet(
     report = RolloutReport()
     with hvm.connections(conns) as pool, RolloutState(run.plan.fleet).locked():
         rollout = Rollout(run, pool)
-        if rollback:
-            rollout.rollback(nodes, report)
-        else:
-            rollout.run(nodes, report)
+        try:
+            if rollback:
+                rollout.rollback(nodes, report)
+            else:
+                rollout.run(nodes, report)
+        finally:
+            if run.progress is not None:
+                run.progress.close()
     run.say(report.summary())
     return report
-
-
-def describe_plan(
-    plan: FleetPlan, versions: dict[str, str], current: dict[str, str], only: str | None = None
-) -> str:
-    """--dry-run: the order in which nodes would be replaced."""
-    lines = []
-    nodes = select(plan, None, only)
-    for cluster in sorted({n.group.cluster for n in nodes}):
-        members = sorted((n for n in nodes if n.group.cluster == cluster), key=lambda n: n.name)
-        moves = [
-            f"{n.name}@{n.host} {current.get(n.name, '?')} -> {versions[n.group.family]}"
-            for n in members
-            if current.get(n.name) != versions[n.group.family]
-        ]
-        batch = members[0].group.batch
-        lines.append(
-            f"cluster {cluster} ({batch} at a time): "
-            + ("; ".join(moves) if moves else "nothing to do")
-        )
-    return "\n".join(lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,6 +18,9 @@ from imagefactory.fleet.nodes import Node
 from imagefactory.util.fsutil import write_json_atomic
 
 UNFINISHED = ("prepared", "replacing", "health", "rolling-back")
+# A parallel rollout's lanes record steps at once, several in one host's file: each
+# read-change-write of a state file is made under this one lock.
+_WRITES = threading.Lock()
 
 
 class RolloutState:
@@ -46,21 +50,23 @@ class RolloutState:
     def set(self, node: Node, phase: str, move: tuple[str, str], **extra: str) -> None:
         """Record `node` at `phase` of its move (old version, new version)."""
         old, new = move
-        nodes = self.load(node.host)
-        entry = {**nodes.get(node.name, {}), **extra}
-        entry.update(phase=phase, updated=datetime.now(UTC).isoformat(timespec="seconds"))
-        entry["from"], entry["to"] = old, new
-        nodes[node.name] = entry
-        write_json_atomic(self._path(node.host), {"fleet": self.fleet.name, "nodes": nodes})
+        with _WRITES:
+            nodes = self.load(node.host)
+            entry = {**nodes.get(node.name, {}), **extra}
+            entry.update(phase=phase, updated=datetime.now(UTC).isoformat(timespec="seconds"))
+            entry["from"], entry["to"] = old, new
+            nodes[node.name] = entry
+            write_json_atomic(self._path(node.host), {"fleet": self.fleet.name, "nodes": nodes})
 
     def get(self, node: Node) -> dict[str, str] | None:
         return self.load(node.host).get(node.name)
 
     def forget(self, node: Node) -> None:
         """The VM is gone (fleet.destroy): nothing of its rollout is left to resume."""
-        nodes = self.load(node.host)
-        if nodes.pop(node.name, None) is not None:
-            write_json_atomic(self._path(node.host), {"fleet": self.fleet.name, "nodes": nodes})
+        with _WRITES:
+            nodes = self.load(node.host)
+            if nodes.pop(node.name, None) is not None:
+                write_json_atomic(self._path(node.host), {"fleet": self.fleet.name, "nodes": nodes})
 
     @contextmanager
     def locked(self) -> Iterator[None]:

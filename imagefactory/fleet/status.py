@@ -11,6 +11,7 @@ from imagefactory.fleet.apply import OnHost, fleet_domains, live_fleet_metadata,
 from imagefactory.fleet.config import read_access_keys
 from imagefactory.fleet.disks import storage_for
 from imagefactory.fleet.domain import diff, observe, render_domain
+from imagefactory.fleet.hostkeys import KnownHosts
 from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.nodes import FleetPlan
 from imagefactory.fleet.rollout_state import RolloutState
@@ -171,6 +172,7 @@ def destroy_vms(
                 say(f"  {target.name}: not defined on {hv.name}")
             files.remove_os(target.name)
             RolloutState(plan.fleet).forget(target)
+            KnownHosts(plan.fleet).forget(target)
             for disk in files.data_disks(target.name):
                 if delete_data:
                     say(
