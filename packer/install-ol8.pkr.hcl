@@ -38,9 +38,13 @@ locals {
 }
 
 source "qemu" "install" {
-  iso_url            = var.iso_path
-  iso_checksum       = "sha256:${var.iso_sha256}"
-  http_directory     = var.http_dir
+  iso_url        = var.iso_path
+  iso_checksum   = "sha256:${var.iso_sha256}"
+  http_directory = var.http_dir
+  # Packer serves the kickstart (it holds the GRUB password hash) on every interface unless
+  # told otherwise. The guest reaches it as {{ .HTTPIP }} (10.0.2.2), QEMU's user-network
+  # alias for the host's loopback.
+  http_bind_address  = "127.0.0.1"
   disk_size          = "${var.disk_size_mib}M"
   format             = "qcow2"
   disk_interface     = "virtio"

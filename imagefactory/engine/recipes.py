@@ -34,6 +34,10 @@ IDEMPOTENCE_CHECK = REPO / "packer" / "files" / "layer" / "check-idempotence.sh"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"  # new at every boot
 REBOOT_SOON = "systemd-run --on-active=2 --timer-property=AccuracySec=100ms systemctl reboot"
 
+# A build VM that never answers SSH is booted once more before the layer fails (see
+# guest/packer.py: PackerRun.boot_attempts).
+BOOT_ATTEMPTS = 2
+
 
 class LayerRecipe(ABC):
     """One layer of the config with the behaviour of its kind."""
@@ -172,8 +176,10 @@ class PackerRecipe(LayerRecipe):
                 run.log,
                 run.serial_log,
                 build.ssh_timeout,
+                boot_attempts=BOOT_ATTEMPTS,
             ),
             on_step=progress.detail,
+            on_retry=progress.warn,
         )
         return self.finish(run, run.tmp / "out" / LAYER_IMAGE)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory.choices import Accelerator
-from imagefactory.util.tools import require
+from imagefactory.util.tools import child_env, require
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,11 @@ def find_probe_kernel(deb_dirs: tuple[Path, ...], scratch: Path) -> Path | None:
 
 def _wait_for(argv: list[str], log: Path, marker: bytes, timeout_s: float) -> tuple[bool, str]:
     proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=child_env(),
     )
     deadline = time.monotonic() + timeout_s
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from imagefactory.errors import BuildError
-from imagefactory.util.tools import require
+from imagefactory.util.tools import child_env, require
 
 FILES_TARGET = "/var/tmp/imagefactory-files"
 _STEP_PREFIX = "==> "
@@ -34,6 +34,14 @@ class PackerRun:
     log: Path
     serial_log: Path
     ssh_timeout: str
+    # Boots tried when the guest never answers SSH: a TCG guest very rarely stalls in early
+    # boot (seen once in CI; it answers in ~20 s otherwise), and one fresh boot costs less
+    # than a failed night. A failing script is never run again.
+    boot_attempts: int = 1
+
+
+class SshTimeout(BuildError):
+    """The build VM never answered SSH within ssh_timeout."""
 
 
 def _decode(field: str) -> str:
@@ -48,14 +56,41 @@ def _ui_text(line: str) -> tuple[str, str] | None:
     return None
 
 
-def build(run: PackerRun, on_step: Callable[[str], None] | None = None) -> None:
-    """Run `packer build` for one layer; raise BuildError (with the log tail) if it fails."""
+def build(
+    run: PackerRun,
+    on_step: Callable[[str], None] | None = None,
+    on_retry: Callable[[str], None] | None = None,
+) -> None:
+    """Run `packer build` for one layer; raise BuildError (with the log tail) if it fails.
+    A guest that never answers SSH is booted again, up to run.boot_attempts times; the
+    console of each failed boot is kept beside the log."""
     packer = require("packer")
     run.workdir.mkdir(parents=True, exist_ok=True)
     var_file = run.workdir / "layer.pkrvars.json"
     var_file.write_text(json.dumps(run.variables, indent=2) + "\n")
-    with tempfile.TemporaryDirectory(prefix="ifpk-", dir=_short_tmp_base()) as sockets:
-        _run_packer(packer, run, var_file, Path(sockets), on_step)
+    kept: list[Path] = []
+    for boot in range(1, max(run.boot_attempts, 1) + 1):
+        try:
+            with tempfile.TemporaryDirectory(prefix="ifpk-", dir=_short_tmp_base()) as sockets:
+                _run_packer(packer, run, var_file, Path(sockets), on_step)
+            return
+        except SshTimeout as exc:
+            if boot >= run.boot_attempts:
+                if not kept:
+                    raise
+                earlier = ", ".join(str(p) for p in kept)
+                raise SshTimeout(
+                    f"{exc}\n  {boot} boots tried; earlier consoles: {earlier}"
+                ) from None
+            if run.serial_log.exists():
+                kept.append(run.serial_log.with_suffix(f".boot{boot}.log"))
+                os.replace(run.serial_log, kept[-1])
+            if on_retry:
+                where = f"console kept in {kept[-1]}" if kept else "no console written"
+                on_retry(
+                    f"no SSH within ssh_timeout={run.ssh_timeout} on boot {boot} of "
+                    f"{run.boot_attempts} ({where}); booting the build VM again"
+                )
 
 
 def _short_tmp_base() -> str:
@@ -73,13 +108,14 @@ def _run_packer(
     sockets: Path,
     on_step: Callable[[str], None] | None,
 ) -> None:
-    env = {
-        **os.environ,
-        "TMPDIR": str(sockets),
-        "PACKER_CACHE_DIR": str(run.workdir / "packer_cache"),
-        "CHECKPOINT_DISABLE": "1",  # no version check calls home from a build host
-        "PACKER_NO_COLOR": "1",
-    }
+    env = child_env(
+        {
+            "TMPDIR": str(sockets),
+            "PACKER_CACHE_DIR": str(run.workdir / "packer_cache"),
+            "CHECKPOINT_DISABLE": "1",  # no version check calls home from a build host
+            "PACKER_NO_COLOR": "1",
+        }
+    )
     argv = [
         packer,
         "build",
@@ -125,7 +161,10 @@ def _run_packer(
             with _running_lock:
                 _running.discard(proc)
     if code != 0:
-        raise BuildError(_failure_message(run, code, tail))
+        message = _failure_message(run, code, tail)
+        if message.startswith(_NO_SSH):
+            raise SshTimeout(message)
+        raise BuildError(message)
 
 
 # Packer runs started by any thread. Ctrl-C reaches only the main thread (Packer has its own
@@ -162,16 +201,22 @@ def _stop_group(proc: subprocess.Popen[str]) -> None:
         pass
     except ProcessLookupError:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    finally:
+        # Also when a second signal (Ctrl-C again, SIGTERM) interrupts the wait above: what
+        # Packer started is killed before that signal ends the task.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+_NO_SSH = "no SSH connection to the build VM"
 
 
 def _failure_message(run: PackerRun, code: int, tail: list[str]) -> str:
     text = "\n".join(tail)
     if "Timeout waiting for SSH" in text:
         head = (
-            f"no SSH connection to the build VM within ssh_timeout={run.ssh_timeout}; "
+            f"{_NO_SSH} within ssh_timeout={run.ssh_timeout}; "
             f"the guest's console is in {run.serial_log}"
         )
     elif "Script exited with non-zero exit status" in text or "non-zero exit status" in text:

@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from imagefactory.choices import Compression
 from imagefactory.errors import BuildError
+from imagefactory.guest import offline
 from imagefactory.guest.credential import BuildCredential
 from imagefactory.util import progress
 from imagefactory.util.tools import run
@@ -39,14 +42,22 @@ def seal_image(
     scratch: Path,
 ) -> None:
     """Scan `overlay` (with its backing chain) for the build credential, then flatten it."""
-    progress.detail("scanning the sealed disk for the build credential")
+    progress.detail("scanning the sealed disk for the build credential and per-machine files")
     needles = {
         "the build credential's public half": credential.blob,
         "the build credential's public half (base64)": base64.b64encode(credential.blob),
     }
-    leaks = find_secret(overlay, needles, scratch)
+    with raw_copy(overlay, scratch) as raw:
+        leaks = scan_raw(raw, needles)
+        left = offline.leftovers(raw)
     if leaks:
         raise BuildError(f"sealed image still contains: {', '.join(leaks)}; not publishing it")
+    if left:
+        raise BuildError(
+            "sealed image still holds per-machine files (read offline): "
+            + "; ".join(left)
+            + "; not publishing it"
+        )
     progress.detail(f"flattening (compression: {compression})")
     flatten(overlay, out, compression=compression)
 
@@ -67,24 +78,36 @@ def flatten(overlay: Path, out: Path, *, compression: Compression) -> None:
 
 def find_secret(image: Path, needles: dict[str, bytes], scratch: Path) -> list[str]:
     """Names of the needles whose bytes occur anywhere in the image's guest-visible data."""
+    with raw_copy(image, scratch) as raw:
+        return scan_raw(raw, needles)
+
+
+@contextmanager
+def raw_copy(image: Path, scratch: Path) -> Iterator[Path]:
+    """The guest-visible disk of `image` (its whole chain) as a sparse raw file, removed after."""
     raw = scratch / "scan.raw"
     run(["qemu-img", "convert", "-O", "raw", str(image), str(raw)])
-    found: set[str] = set()
-    overlap = max(len(n) for n in needles.values()) - 1
     try:
-        with raw.open("rb") as fh:
-            for start, end in _data_extents(fh.fileno()):
-                fh.seek(max(0, start - overlap))  # a needle may straddle an extent edge
-                left = end - fh.tell()
-                while left > 0:
-                    chunk = fh.read(min(_SCAN_CHUNK + overlap, left))
-                    found.update(name for name, n in needles.items() if n in chunk)
-                    left -= len(chunk)
-                    if left > 0:
-                        fh.seek(-overlap, os.SEEK_CUR)
-                        left += overlap
+        yield raw
     finally:
         raw.unlink(missing_ok=True)
+
+
+def scan_raw(raw: Path, needles: dict[str, bytes]) -> list[str]:
+    """Names of the needles whose bytes occur in the raw disk's data (holes skipped)."""
+    found: set[str] = set()
+    overlap = max(len(n) for n in needles.values()) - 1
+    with raw.open("rb") as fh:
+        for start, end in _data_extents(fh.fileno()):
+            fh.seek(max(0, start - overlap))  # a needle may straddle an extent edge
+            left = end - fh.tell()
+            while left > 0:
+                chunk = fh.read(min(_SCAN_CHUNK + overlap, left))
+                found.update(name for name, n in needles.items() if n in chunk)
+                left -= len(chunk)
+                if left > 0:
+                    fh.seek(-overlap, os.SEEK_CUR)
+                    left += overlap
     return sorted(found)
 
 

@@ -15,13 +15,21 @@ def quiet_paramiko() -> None:
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
-def open_ssh(address: tuple[str, int], user: str, key: Path, timeout: float) -> paramiko.SSHClient:
+def open_ssh(
+    address: tuple[str, int],
+    user: str,
+    key: Path,
+    timeout: float,
+    policy: paramiko.MissingHostKeyPolicy | None = None,
+) -> paramiko.SSHClient:
     """An SSH session to `address` (host, port), logging in as `user` with `key` only (no
-    agent, no other keys). Host keys are accepted as they come: guests are fresh VMs whose
-    host keys are made at their first boot."""
+    agent, no other keys). No known_hosts is read, so `policy` decides on every host key: the
+    fleet passes one that checks the keys learned from the VM's console (fleet/hostkeys.py);
+    without one, host keys are accepted as they come (the build and verify VMs: fresh, on a
+    127.0.0.1 port of this machine, their keys made at their first boot)."""
     host, port = address
     client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.set_missing_host_key_policy(policy or paramiko.AutoAddPolicy())
     try:
         client.connect(
             host,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from imagefactory.errors import FactoryError, MissingToolError, ToolError
 from imagefactory.util.fsutil import write_atomic
+from imagefactory.util.tools import child_env
 
 RULE_PREFIX = "xccdf_org.ssgproject.content_rule_"
 OSCAP_INSTALL = "apt-get install openscap-scanner / dnf install openscap-scanner"
@@ -43,7 +43,7 @@ def oscap_binary() -> str:
 def run_oscap(args: Sequence[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run oscap; any non-zero exit or a 'Selector ID ... does not exist' warning is an error."""
     argv = [oscap_binary(), *args]
-    env = {**os.environ, "LC_ALL": "C"}
+    env = child_env({"LC_ALL": "C"})
     try:
         proc = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, env=env, check=False

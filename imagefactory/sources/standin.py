@@ -6,14 +6,13 @@ standin/make-disk.sh turns the tree into a bootable qcow2 without mounting anyth
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 from imagefactory.errors import BuildError
 from imagefactory.guest.credential import BuildCredential
 from imagefactory.sources.model import StandinSource
-from imagefactory.util.tools import require
+from imagefactory.util.tools import child_env, require
 
 STANDIN_DIR = Path(__file__).resolve().parents[2] / "standin"
 CUSTOMIZE = STANDIN_DIR / "customize-rootfs.sh"
@@ -59,13 +58,14 @@ def build_standin(
         source.suite,
         str(rootfs),
     ]
-    env = {
-        **os.environ,
-        "TMPDIR": str(work),
-        "IF_BUILD_USER": build_user,
-        "IF_BUILD_PUBKEY": credential.public_line,
-        "IF_HOSTNAME": "standin",
-    }
+    env = child_env(
+        {
+            "TMPDIR": str(work),
+            "IF_BUILD_USER": build_user,
+            "IF_BUILD_PUBKEY": credential.public_line,
+            "IF_HOSTNAME": "standin",
+        }
+    )
     with log.open("a") as fh:
         for step in (argv, [str(MAKE_DISK), str(rootfs), str(out), str(source.disk_size_mib)]):
             fh.write(f"$ {' '.join(step)}\n")

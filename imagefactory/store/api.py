@@ -48,6 +48,8 @@ from imagefactory.store.revocation import read_revocations as read_revocations
 from imagefactory.store.s3_backend import S3Backend
 from imagefactory.store.settings import Credentials, StoreKind, StoreSettings, load_credentials
 from imagefactory.store.signing import SignatureError as SignatureError
+from imagefactory.store.signing import sign_bytes as sign_bytes
+from imagefactory.store.signing import verify_bytes as verify_bytes
 from imagefactory.store.trust import fetch_verified_manifest as fetch_verified_manifest
 
 

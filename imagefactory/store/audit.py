@@ -92,13 +92,17 @@ def _sums_problems(backend: StoreBackend, family: str, version: str, sha256: str
 def audit_version(
     backend: StoreBackend, family: str, version: str, allowed_signers: Path, rehash: bool
 ) -> VersionAudit:
+    # What makes the version unusable to a reader (unparseable, another family or version,
+    # the blob's size), named beside the signature's verdict, never hidden behind it.
+    found = layout.examine(backend, family, version)
+    unusable = [f"manifest: unusable: {found}"] if isinstance(found, str) else []
     try:
         doc, _, _ = fetch_verified_manifest(backend, family, version, allowed_signers)
     except (SignatureError, StoreError) as exc:
-        return VersionAudit(family, version, (f"manifest: {exc}",))
+        return VersionAudit(family, version, (f"manifest: {exc}", *unusable))
     facts = BlobFacts.of_manifest(doc)
     problem, how = check_blob(backend, layout.blob_key(family, version), facts, rehash=rehash)
-    problems = [f"blob: {problem}"] if problem else []
+    problems = unusable + ([f"blob: {problem}"] if problem else [])
     problems += _sums_problems(backend, family, version, facts.sha256)
     reports = doc.get("store", {}).get("reports") or []
     for name in reports if isinstance(reports, list) else []:

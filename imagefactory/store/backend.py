@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from imagefactory.errors import FactoryError
 from imagefactory.store.transfer_meter import Progress
@@ -42,6 +42,10 @@ class StoreError(FactoryError):
 
 class ObjectMissing(StoreError):
     """A key that was expected does not exist."""
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1) -> bytes: ...
 
 
 class BackgroundHasher:
@@ -93,7 +97,7 @@ class HashingReader:
     """Wraps a file: every read() also feeds sha256 (in a BackgroundHasher) and the progress
     bar, in one read pass. Use it as a context manager, then `hexdigest()`."""
 
-    def __init__(self, fh: BinaryIO, progress: Progress | None) -> None:
+    def __init__(self, fh: BinaryIO | Readable, progress: Progress | None) -> None:
         self._fh = fh
         self._progress = progress
         self.count = 0
@@ -165,9 +169,19 @@ class StoreBackend(abc.ABC):
         """Upload a large file atomically (in parts of `part_size` where the store has parts;
         None: the configured size); the receipt's sha256 is of the bytes read while sending."""
 
+    @abc.abstractmethod
+    def upload_stream(self, key: str, source: Readable) -> Receipt:
+        """Upload a stream of unknown length atomically, read chunk by chunk (never whole in
+        memory); nothing is left under `key` if the source or the store fails."""
+
     def stored_crc32(self, key: str) -> str | None:
         """The composite CRC32 the server keeps for an object, or None if it keeps none (the
         directory store never does: its bytes are re-hashed instead)."""
+        return None
+
+    def stored_sha256(self, key: str) -> str | None:
+        """The SHA-256 (hex) of the whole object if the server keeps one and says it is of
+        the whole object, else None (composite part checksums are not that)."""
         return None
 
     @abc.abstractmethod

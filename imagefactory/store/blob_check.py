@@ -1,8 +1,10 @@
 """Proof that a stored blob holds the bytes a manifest names, before anything relies on it.
 
 A size check proves nothing about content: a damaged blob of the right size would be copied
-by a dedupe or accepted by a re-publish and then signed for. Two proofs, cheapest first:
+by a dedupe or accepted by a re-publish and then signed for. Three proofs, cheapest first:
 
+- the server's SHA-256 of the whole object, where its answer says it keeps one (an S3 copy
+  asks for it; AWS and moto compute it): compared with the manifest's sha256 directly;
 - the server's stored composite CRC32 (S3 keeps one per object uploaded with CRC32 part
   checksums; a changed object has another one or none) against a value computed here from
   the local file, or recorded in the signed manifest when there is no local file;
@@ -82,6 +84,13 @@ def check_blob(
         return "the blob is missing", "listing"
     if size != facts.size:
         return f"the blob has {size} bytes, the manifest says {facts.size}", "size"
+    if not rehash and (whole := backend.stored_sha256(key)) is not None:
+        if whole == facts.sha256:
+            return "", "server SHA-256"
+        return (
+            f"the server's SHA-256 of the blob is {whole}, the manifest says {facts.sha256}",
+            "server SHA-256",
+        )
     if not rehash:
         stored = backend.stored_crc32(key)
         expected = facts.crc32

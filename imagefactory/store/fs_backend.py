@@ -12,6 +12,7 @@ from imagefactory.store.backend import (
     READ_CHUNK,
     HashingReader,
     ObjectMissing,
+    Readable,
     Receipt,
     StoreBackend,
     StoreError,
@@ -20,6 +21,7 @@ from imagefactory.store.transfer_meter import Progress
 from imagefactory.util.fsutil import write_atomic
 
 _UPLOAD_MARK = ".upload-"  # hidden temporaries: .<name>.upload-<pid>
+_MAX_PART = 200  # bytes of one file name (the store's own names stay under 120)
 
 
 class FsBackend(StoreBackend):
@@ -30,7 +32,13 @@ class FsBackend(StoreBackend):
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")
-        if not key or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        if (
+            not key
+            or "\x00" in key  # no file name holds one: open() would raise ValueError
+            or any(p in ("", ".", "..") or p.startswith(".") for p in parts)
+            # the hidden temporaries beside a file add up to ~50 bytes to its 255-byte name
+            or any(len(p.encode()) > _MAX_PART for p in parts)
+        ):
             raise StoreError(f"invalid store key {key!r}")
         return self.root.joinpath(*parts)
 
@@ -107,6 +115,23 @@ class FsBackend(StoreBackend):
             tmp.unlink(missing_ok=True)
             reason = "disk full" if exc.errno == errno.ENOSPC else exc.strerror
             raise StoreError(f"{self.describe()}: writing {key} failed: {reason}") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return Receipt(digest)
+
+    def upload_stream(self, key: str, source: Readable) -> Receipt:
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}{_UPLOAD_MARK}{os.getpid()}")
+        try:
+            with tmp.open("wb") as out, HashingReader(source, None) as reader:
+                while chunk := reader.read(READ_CHUNK):
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+                digest = reader.hexdigest()
+            os.replace(tmp, dest)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -28,6 +28,7 @@ from imagefactory.store.backend import ObjectMissing, StoreBackend, StoreError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 VERSION_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 SIGNATURE_NAMESPACE = "imagefactory"
 
 
@@ -63,7 +64,8 @@ def actor() -> str:
 
 
 def image_prefix(family: str, version: str) -> str:
-    return f"images/{family}/{version}/"
+    # Every image key is built here: a name that could leave its prefix never becomes a key.
+    return f"images/{check_name('family', family)}/{check_version(version)}/"
 
 
 def blob_name(family: str, version: str) -> str:
@@ -87,7 +89,7 @@ def sums_key(family: str, version: str) -> str:
 
 
 def channel_key(family: str, channel: str) -> str:
-    return f"channels/{family}/{channel}.json"
+    return f"channels/{check_name('family', family)}/{check_name('channel', channel)}.json"
 
 
 def channel_signature_key(family: str, channel: str) -> str:
@@ -95,7 +97,7 @@ def channel_signature_key(family: str, channel: str) -> str:
 
 
 def revocation_key(family: str, version: str) -> str:
-    return f"revocations/{family}/{version}.json"
+    return f"revocations/{check_name('family', family)}/{check_version(version)}.json"
 
 
 def revocation_signature_key(family: str, version: str) -> str:
@@ -103,6 +105,8 @@ def revocation_signature_key(family: str, version: str) -> str:
 
 
 def index_key(sha256: str) -> str:
+    if not SHA256_RE.match(sha256):
+        raise StoreError(f"invalid sha256 {sha256!r} (expected 64 lower-case hex digits)")
     return f"sha256/{sha256}"
 
 
@@ -133,24 +137,39 @@ class ImageRecord:
         return float(comp["score"]) if isinstance(comp, dict) and "score" in comp else None
 
 
-def load_visible(backend: StoreBackend, family: str, version: str) -> ImageRecord | None:
-    """The image if a reader may use it: manifest parses and the blob has the stated size.
-
-    The checksum itself is verified by pull, which reads every byte anyway.
-    """
+def examine(backend: StoreBackend, family: str, version: str) -> ImageRecord | str:
+    """The image if a reader may use it (manifest parses, names this family and version, the
+    blob has the stated size), else why not. The checksum itself is verified by pull, which
+    reads every byte anyway."""
     try:
-        raw = backend.get_bytes(manifest_key(family, version))
+        key = manifest_key(family, version)
+    except StoreError as exc:  # an object someone put under images/ by hand
+        return f"not an image's place: {exc}"
+    try:
+        raw = backend.get_bytes(key)
     except ObjectMissing:
-        return None
+        return "no manifest.json"
     try:
         doc = json.loads(raw)
         size = int(doc["image"]["size"])
-        ok = doc.get("family") == family and doc.get("version") == version
-    except (ValueError, KeyError, TypeError):
-        return None
-    if not ok or backend.size(blob_key(family, version)) != size:
-        return None
+        named = (doc.get("family"), doc.get("version"))
+    except ValueError:
+        return "manifest.json does not parse (not JSON, or image.size is not a number)"
+    except (KeyError, TypeError):
+        return "manifest.json has no image.size"
+    if named != (family, version):
+        return f"manifest.json names family {named[0]!r} version {named[1]!r}"
+    stored = backend.size(blob_key(family, version))
+    if stored != size:
+        found = "missing" if stored is None else f"{stored} bytes"
+        return f"the blob is {found}, manifest.json says {size} bytes"
     return ImageRecord(family, version, doc, hashlib.sha256(raw).hexdigest())
+
+
+def load_visible(backend: StoreBackend, family: str, version: str) -> ImageRecord | None:
+    """The image if a reader may use it (see examine), else None."""
+    found = examine(backend, family, version)
+    return found if isinstance(found, ImageRecord) else None
 
 
 def scan_versions(backend: StoreBackend, family: str | None = None) -> dict[str, dict[str, bool]]:
@@ -169,9 +188,23 @@ def scan_versions(backend: StoreBackend, family: str | None = None) -> dict[str,
 
 def visible_images(backend: StoreBackend, family: str | None = None) -> list[ImageRecord]:
     """Every visible image, sorted by family then version (oldest first)."""
+    return scan_images(backend, family)[0]
+
+
+def scan_images(
+    backend: StoreBackend, family: str | None = None
+) -> tuple[list[ImageRecord], dict[tuple[str, str], str]]:
+    """Every visible image (as visible_images), and every version whose manifest exists but
+    cannot be used, with the reason: (family, version) -> why."""
     records: list[ImageRecord] = []
+    unusable: dict[tuple[str, str], str] = {}
     for fam, versions in sorted(scan_versions(backend, family).items()):
         for ver, has_manifest in sorted(versions.items()):
-            if has_manifest and (rec := load_visible(backend, fam, ver)) is not None:
-                records.append(rec)
-    return records
+            if not has_manifest:
+                continue
+            found = examine(backend, fam, ver)
+            if isinstance(found, ImageRecord):
+                records.append(found)
+            else:
+                unusable[(fam, ver)] = found
+    return records, unusable

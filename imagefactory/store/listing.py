@@ -38,6 +38,8 @@ class Listing:
     channels: list[ChannelStatus]
     bad_manifests: dict[tuple[str, str], str]
     revocations: dict[tuple[str, str], Revocation] = field(default_factory=dict)
+    # Versions whose manifest exists but cannot be used (pull and promote ignore them): why.
+    unusable: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def _rows(
@@ -84,7 +86,7 @@ def list_images(
 
 
 def collect(backend: StoreBackend, family: str | None, allowed_signers: Path | None) -> Listing:
-    records = layout.visible_images(backend, family)
+    records, unusable = layout.scan_images(backend, family)
     bad = manifest_problems(backend, records, allowed_signers) if allowed_signers else {}
     why = dict.fromkeys(bad, "its manifest is not trusted")
     statuses = channel_statuses(backend, records, allowed_signers, family, why)
@@ -94,13 +96,17 @@ def collect(backend: StoreBackend, family: str | None, allowed_signers: Path | N
         for version, rec in read_revocations(backend, fam, allowed_signers).items()
     }
     rows = _rows(records, statuses, bad, allowed_signers is not None, revoked)
-    return Listing(rows, statuses, bad, revoked)
+    rows += [ImageRow(f, v, "", -1, None, "?", "?", "-") for f, v in unusable]
+    rows.sort(key=lambda r: (r.family, r.version))
+    return Listing(rows, statuses, bad, revoked, unusable)
 
 
 def images_report(backend: StoreBackend, family: str | None, allowed_signers: Path | None) -> str:
     """The `invoke images` text: the table, then why any manifest or channel is untrusted."""
     listing = collect(backend, family, allowed_signers)
-    return format_images(listing.rows, listing.channels, listing.bad_manifests, listing.revocations)
+    return format_images(
+        listing.rows, listing.channels, listing.bad_manifests, listing.revocations, listing.unusable
+    )
 
 
 def format_images(
@@ -108,16 +114,17 @@ def format_images(
     statuses: list[ChannelStatus] | None = None,
     bad_manifests: dict[tuple[str, str], str] | None = None,
     revocations: dict[tuple[str, str], Revocation] | None = None,
+    unusable: dict[tuple[str, str], str] | None = None,
 ) -> str:
-    """A plain table for `invoke images`, then one line per untrusted manifest and pointer,
-    revoked version and untrusted revocation record."""
+    """A plain table for `invoke images`, then one line per unusable or untrusted manifest,
+    untrusted pointer, revoked version and untrusted revocation record."""
     header = ("FAMILY", "VERSION", "CHANNELS", "SIZE", "SCORE", "VERIFIED", "SIGNED", "REVOKED")
     table = [header] + [
         (
             r.family,
             r.version,
             r.channels or "-",
-            human_bytes(r.size),
+            human_bytes(r.size) if r.size >= 0 else "?",
             ("-" if r.score is None else f"{r.score:.1f}") + ("?" if r.signed == "BAD" else ""),
             r.verified + ("?" if r.signed == "BAD" else ""),
             r.signed,
@@ -131,6 +138,12 @@ def format_images(
         for row in table
     ]
     out = "\n".join(lines) if rows else "no images published"
+    if unusable:
+        out += (
+            "\n\nunusable manifests (pull, promote and the channels ignore these versions; "
+            "see `invoke store.verify`):\n"
+            + "\n".join(f"  {f}/{v}: {why}" for (f, v), why in sorted(unusable.items()))
+        )
     if bad_manifests:
         out += (
             "\n\nunverified manifests (their SCORE and VERIFIED are not trusted; pull and "

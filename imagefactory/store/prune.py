@@ -21,6 +21,7 @@ class PrunePlan:
     keep: tuple[tuple[str, str], ...]
     delete_layers: tuple[str, ...] = ()  # remote layer cache entries no kept image names
     orphans: tuple[str, ...] = ()  # objects of kept layers that no reader uses (layer_cache)
+    foreign: tuple[tuple[str, str], ...] = ()  # under images/ but no image's name: not ours
 
     def describe(self, applied: bool) -> str:
         verb = "deleted" if applied else "would delete"
@@ -30,6 +31,7 @@ class PrunePlan:
         lines += [f"{verb} remote layer {k}" for k in self.delete_layers]
         lines += [f"{verb} orphan {k}" for k in self.orphans]
         lines += [f"keep {f} {v}" for f, v in self.keep]
+        lines += [f"left alone images/{f}/{v}/ (not an image's name)" for f, v in self.foreign]
         doomed = self.delete_versions + self.incomplete
         extra = self.abandoned_uploads or self.delete_layers or self.orphans
         if not applied and (doomed or extra):
@@ -45,10 +47,13 @@ def plan_prune(backend: StoreBackend, keep_last: int) -> PrunePlan:
     delete: list[tuple[str, str]] = []
     incomplete: list[tuple[str, str]] = []
     keep: list[tuple[str, str]] = []
+    foreign: list[tuple[str, str]] = []
     for family, versions in sorted(layout.scan_versions(backend).items()):
         complete = []
         for version in sorted(versions):
-            if layout.load_visible(backend, family, version) is not None:
+            if not (layout.NAME_RE.match(family) and layout.VERSION_RE.match(version)):
+                foreign.append((family, version))  # nothing publish writes: never deleted
+            elif layout.load_visible(backend, family, version) is not None:
                 complete.append(version)
             else:
                 incomplete.append((family, version))
@@ -65,6 +70,7 @@ def plan_prune(backend: StoreBackend, keep_last: int) -> PrunePlan:
         tuple(keep),
         tuple(unreferenced),
         tuple(layer_cache.orphans(backend, layer_cache.layer_dirs(backend) - set(unreferenced))),
+        tuple(foreign),
     )
 
 

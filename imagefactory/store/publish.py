@@ -209,8 +209,33 @@ def _repair_blob(
             f"{sealed.image_path}: sha256 is {receipt.sha256} but the manifest says "
             f"{sealed.sha256} (image changed after sealing?); the damaged blob is left as it was"
         )
+    # The same proof as before reuse, now of what the store holds after the upload.
+    after, _ = check_blob(backend, existing.blob, facts, local=sealed.image_path)
+    if after:
+        raise StoreError(
+            f"{existing.blob}: uploaded again but the store's copy is still not the sealed "
+            f"image: {after} (the server damages what it stores?)"
+        )
     notes.append(f"repaired {existing.blob}: {problem}; uploaded it again")
     return sealed.size
+
+
+def _copy_proven(
+    backend: StoreBackend, sealed: SealedImage, twin: tuple[str, BlobFacts], blob: str
+) -> tuple[Receipt | None, str]:
+    """Copy the twin to `blob` in the store and prove the copy as the twin was proven:
+    (its receipt, "") or (None, the problem; the copy is removed again)."""
+    src, facts = twin
+    backend.copy(src, blob)
+    # What the server keeps for the copy (a copy may carry another checksum form).
+    crc = backend.stored_crc32(blob)
+    same = crc is not None and facts.crc32 is not None and crc == facts.crc32
+    proof = BlobFacts(sealed.sha256, sealed.size, crc if same else None, facts.part_size)
+    problem, _ = check_blob(backend, blob, proof, local=sealed.image_path)
+    if problem:
+        backend.delete(blob)
+        return None, problem
+    return Receipt(sealed.sha256, crc, facts.part_size if same else None), ""
 
 
 def publish_image(
@@ -264,14 +289,17 @@ def publish_image(
 
     blob = layout.blob_key(family, version)
     uploaded, dedup = 0, ""
+    receipt: Receipt | None = None
     if (twin := _find_duplicate(backend, sealed, version, notes)) is not None:
-        backend.copy(twin[0], blob)
-        dedup = "copied in store"
-        # What the server keeps for the copy (a copy may carry another checksum form).
-        crc = backend.stored_crc32(blob)
-        same = crc is not None and twin[1].crc32 is not None and crc == twin[1].crc32
-        receipt = Receipt(sealed.sha256, crc, twin[1].part_size if same else None)
-    else:
+        receipt, problem = _copy_proven(backend, sealed, twin, blob)
+        if receipt is not None:
+            dedup = "copied in store"
+        else:
+            notes.append(
+                f"the copy of {twin[0]} to {blob} does not hold the image ({problem}); "
+                "uploaded this image instead"
+            )
+    if receipt is None:
         bar = Progress(f"publish {family}", sealed.size, enabled=show_progress)
         receipt = backend.upload_file(blob, sealed.image_path, bar)
         bar.close()

@@ -19,6 +19,7 @@ from imagefactory.store.backend import (
     READ_CHUNK,
     HashingReader,
     ObjectMissing,
+    Readable,
     Receipt,
     StoreBackend,
     StoreError,
@@ -28,6 +29,7 @@ from imagefactory.store.s3_multipart import (
     MultipartUpload,
     composite_crc32,
     put_if_absent,
+    whole_object_sha256,
 )
 from imagefactory.store.settings import Credentials, StoreSettings
 from imagefactory.store.transfer_meter import Progress
@@ -282,6 +284,14 @@ class S3Backend(StoreBackend):
             raise StoreError(f"{path}: changed size while uploading")
         return Receipt(digest, composite_crc32(parts), part_size)
 
+    def upload_stream(self, key: str, source: Readable) -> Receipt:
+        # workers=1: one part is sent while the next is read, so memory stays at two parts.
+        size = self.settings.part_size
+        upload = MultipartUpload(self.client, self.bucket, key, part_size=size, workers=1)
+        with HashingReader(source, None) as reader:
+            parts = self._call("uploading", key, lambda: upload.run(reader, None))
+            return Receipt(reader.hexdigest(), composite_crc32(parts), size)
+
     def stored_crc32(self, key: str) -> str | None:
         stat = self._call(
             "stat",
@@ -293,14 +303,26 @@ class S3Backend(StoreBackend):
         value = stat.metadata.get("x-amz-checksum-crc32") if stat.metadata else None
         return str(value) if value else None
 
+    def stored_sha256(self, key: str) -> str | None:
+        return self._call(
+            "reading attributes of", key, lambda: whole_object_sha256(self.client, self.bucket, key)
+        )
+
     def copy(self, src: str, dst: str) -> None:
         # copy_object is a server-side copy up to 5 GiB; compose handles larger objects.
         size = self.size(src)
         if size is None:
             raise ObjectMissing(f"{self.describe()}: {src} does not exist")
         source = CopySource(self.bucket, src)
+        # Asking for a SHA-256 makes a server that keeps one compute it over the whole copy,
+        # which then proves the copy without a download (blob_check).
+        sha: dict[str, str | list[str] | tuple[str]] = {"x-amz-checksum-algorithm": "SHA256"}
         if size <= 5 * 1024**3:
-            self._call("copying", dst, lambda: self.client.copy_object(self.bucket, dst, source))
+            self._call(
+                "copying",
+                dst,
+                lambda: self.client.copy_object(self.bucket, dst, source, metadata=sha),
+            )
         else:
             self._call(
                 "composing",

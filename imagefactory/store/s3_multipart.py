@@ -138,8 +138,9 @@ class MultipartUpload:
                 f"add up to {expected}"
             )
 
-    def run(self, source: PartSource, size: int) -> list[SentPart]:
-        """Read parts in this thread, send them from a pool; abort the upload on any error."""
+    def run(self, source: PartSource, size: int | None) -> list[SentPart]:
+        """Read parts in this thread, send them from a pool; abort the upload on any error.
+        size None: a stream of unknown length, read until it ends."""
         upload_id = str(
             self.client._create_multipart_upload(
                 self.bucket,
@@ -152,17 +153,20 @@ class MultipartUpload:
         try:
             with ThreadPoolExecutor(self.workers, thread_name_prefix="s3-part") as pool:
                 try:
-                    remaining, number = size, 0
-                    while remaining > 0:
+                    remaining, number = (-1 if size is None else size), 0
+                    while remaining != 0:
                         # At most `workers` parts in flight plus one being read: memory stays
                         # near (workers + 1) x part size whatever the image size.
                         if len(pending) >= self.workers:
                             sent.append(pending.popleft().result())
-                        data = source.read(min(self.part_size, remaining))
-                        if not data:
+                        want = self.part_size if size is None else min(self.part_size, remaining)
+                        data = _read_full(source, want)
+                        if not data and size is None and number > 0:
+                            break
+                        if not data and size is not None:
                             raise OSError(f"source ended {remaining} bytes early")
                         number += 1
-                        remaining -= len(data)
+                        remaining -= 0 if size is None else len(data)
                         pending.append(pool.submit(self._send, number, data, upload_id))
                     while pending:
                         sent.append(pending.popleft().result())
@@ -181,6 +185,20 @@ class MultipartUpload:
             self.client._abort_multipart_upload(self.bucket, self.key, upload_id)
 
 
+def _read_full(source: PartSource, want: int) -> bytes:
+    """Up to `want` bytes: a pipe's read() returns what has arrived, and S3 parts but the
+    last must be at least 5 MiB, so a stream's part is filled before it is sent."""
+    data = source.read(want)
+    if len(data) in (0, want):
+        return data
+    pieces = [data]
+    got = len(data)
+    while got < want and (more := source.read(want - got)):
+        pieces.append(more)
+        got += len(more)
+    return b"".join(pieces)
+
+
 def put_if_absent(client: Minio, bucket: str, key: str, data: bytes) -> bool:
     """PUT `data` only if `key` does not exist (If-None-Match: *, honoured by AWS, MinIO,
     SeaweedFS and moto); False when it exists. minio-py's put_object cannot send the header,
@@ -197,3 +215,40 @@ def put_if_absent(client: Minio, bucket: str, key: str, data: bytes) -> bool:
             return False
         raise
     return True
+
+
+_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+def whole_object_sha256(client: Minio, bucket: str, key: str) -> str | None:
+    """The SHA-256 (hex) the server keeps of the whole object, from GetObjectAttributes, or
+    None. Only a value the answer shows to be of the whole object counts: no parts listed,
+    no `-N` composite suffix, and a checksum type, where given, of FULL_OBJECT. A server that
+    does not answer the request (or keeps no SHA-256) gives None."""
+    headers: dict[str, str | list[str] | tuple[str]] = {
+        "x-amz-object-attributes": "Checksum,ObjectParts"
+    }
+    try:
+        response = client._execute(
+            "GET", bucket, key, headers=headers, query_params={"attributes": ""}
+        )
+        root = ElementTree.fromstring(response.data)
+    except (S3Error, ElementTree.ParseError):
+        return None
+    if root.find(f".//{_NS}ObjectParts") is not None or root.find(".//ObjectParts") is not None:
+        return None
+    value = _text(root, "ChecksumSHA256")
+    kind = _text(root, "ChecksumType")
+    if not value or "-" in value or kind not in (None, "FULL_OBJECT"):
+        return None
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except ValueError:
+        return None
+
+
+def _text(root: ElementTree.Element, tag: str) -> str | None:
+    found = root.find(f".//{_NS}{tag}")
+    if found is None:
+        found = root.find(f".//{tag}")
+    return found.text if found is not None and found.text else None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from imagefactory.errors import FactoryError, MissingToolError
 from imagefactory.store.layout import SIGNATURE_NAMESPACE
+from imagefactory.util.tools import child_env
 
 
 class SignatureError(FactoryError):
@@ -41,6 +42,7 @@ def sign_bytes(data: bytes, key: Path) -> bytes:
         check=False,
         timeout=60,
         start_new_session=True,  # no controlling tty: never stop at a passphrase prompt
+        env=child_env(),
     )
     if proc.returncode != 0 or b"BEGIN SSH SIGNATURE" not in proc.stdout:
         tail = proc.stderr.decode(errors="replace").strip()
@@ -68,6 +70,7 @@ def verify_bytes(data: bytes, signature: bytes, allowed_signers: Path, what: str
             capture_output=True,
             check=False,
             timeout=60,
+            env=child_env(),
         )
         principals = found.stdout.decode(errors="replace").split()
         if found.returncode != 0 or not principals:
@@ -92,6 +95,7 @@ def verify_bytes(data: bytes, signature: bytes, allowed_signers: Path, what: str
             capture_output=True,
             check=False,
             timeout=60,
+            env=child_env(),
         )
     if checked.returncode != 0:
         raise SignatureMismatch(

@@ -58,8 +58,13 @@ def schema_problems(file: str, doc: Any, schema: str = "factory") -> list[Proble
     """Every JSON Schema violation of `doc` as a Problem with its YAML path and a hint."""
     validator = _Validator(load_schema(schema), registry=schema_registry())
     problems = []
-    for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    # a value of the wrong type gets that one message, not also the range or value it misses
+    mistyped = {_yaml_path(e.absolute_path) for e in errors if e.validator == "type"}
+    for err in errors:
         path = _yaml_path(err.absolute_path)
+        if path in mistyped and err.validator != "type":
+            continue
         hint = ""
         if err.validator == "additionalProperties":
             props = err.schema.get("properties", {})

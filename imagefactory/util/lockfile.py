@@ -22,6 +22,8 @@ EXTRAS = ("dev", "hypervisor")
 
 def compile_argv(output: Path, upgrade: str | None) -> list[str]:
     """The pip-compile command line that writes the lock (README names it too)."""
+    # Paths relative to REPO (pip-compile runs there): pip-compile writes them into the lock's
+    # header and its "via" lines, which must not name the checkout the lock was refreshed in.
     argv = [
         str(Path(sys.executable).parent / "pip-compile"),
         "--quiet",
@@ -31,10 +33,10 @@ def compile_argv(output: Path, upgrade: str | None) -> list[str]:
         "--no-emit-index-url",
         "--no-emit-find-links",
         *(f"--extra={e}" for e in EXTRAS),
-        f"--output-file={output}",
+        f"--output-file={os.path.relpath(output, REPO)}",
     ]
     argv += ["--upgrade-package", upgrade] if upgrade else ["--upgrade"]
-    return [*argv, str(REPO / "pyproject.toml")]
+    return [*argv, "pyproject.toml"]
 
 
 def refresh(upgrade: str | None = None, lock: Path = LOCK) -> list[str]:

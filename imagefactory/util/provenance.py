@@ -7,6 +7,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from imagefactory.util.tools import child_env
+
 
 def git_state(repo: Path) -> dict[str, object]:
     """{"revision": sha or None, "dirty": bool or None}; None where git cannot tell."""
@@ -17,6 +19,7 @@ def git_state(repo: Path) -> dict[str, object]:
             capture_output=True,
             text=True,
             check=False,
+            env=child_env(),
             stdin=subprocess.DEVNULL,
         )
         return proc.stdout.strip() if proc.returncode == 0 else None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory.errors import FactoryError
+from imagefactory.util.tools import child_env
 
 # Outside a checkout the only tool cache we can name for sure; everything else counts.
 _NO_GIT_SKIPPED = "__pycache__"
@@ -38,6 +39,7 @@ def in_checkout(directory: Path) -> bool:
         capture_output=True,
         text=True,
         check=False,
+        env=child_env(),
     )
     if "dubious ownership" in done.stderr:
         # Treating an untrusted checkout as "no git" would silently change every key.
@@ -98,6 +100,7 @@ def _git_files(directory: Path) -> list[str]:
         ],
         capture_output=True,
         check=False,
+        env=child_env(),
     )
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip().splitlines()

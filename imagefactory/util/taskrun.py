@@ -14,7 +14,7 @@ import select
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar, overload
 
 from invoke.exceptions import Exit
 
@@ -53,13 +53,54 @@ def _stopping_on(*signums: signal.Signals) -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def run_task(fn: Callable[P, R]) -> Callable[P, R]:
+# What a stop leaves, said only where it is true. The default claims nothing beyond the stop;
+# a task that knows more passes its own (tasks.py): a build stops its VMs and leaves the cache
+# as it was, a rollout does not undo what it already changed.
+STOPPED_BEFORE_FINISHING = "the task stopped before it finished"
+BUILD_STOPPED = (
+    "every VM and Packer run of this task is stopped; the layer being built is not cached "
+    "(layers finished earlier stay cached) and nothing half-published is visible"
+)
+FLEET_STOPPED = (
+    "the fleet keeps what changed before the signal (nothing is rolled back); "
+    "`invoke fleet.status` shows it as it is"
+)
+
+
+class _Saying:
+    """@run_task(stopped=...): the decorator with a task's own stop message."""
+
+    def __init__(self, stopped: str) -> None:
+        self.stopped = stopped
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        return _wrap(fn, self.stopped)
+
+
+@overload
+def run_task(fn: Callable[P, R]) -> Callable[P, R]: ...
+
+
+@overload
+def run_task(*, stopped: str) -> _Saying: ...
+
+
+def run_task(
+    fn: Callable[P, R] | None = None, *, stopped: str = STOPPED_BEFORE_FINISHING
+) -> Callable[P, R] | _Saying:
     """Task decorator: an imagefactory error becomes one message and its exit code; a reader
     that stops early (`invoke plan | head -1`) ends the task quietly, as with any CLI tool.
+    A stop signal ends it with `stopped`, what is true after a stop of this task.
 
-    It goes below @task; functools.wraps keeps the signature Invoke reads for the flags.
+    It goes below @task (bare, or as @run_task(stopped=...)); functools.wraps keeps the
+    signature Invoke reads for the flags.
     """
+    if fn is None:
+        return _Saying(stopped)
+    return _wrap(fn, stopped)
 
+
+def _wrap(fn: Callable[P, R], stopped: str) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
@@ -71,12 +112,9 @@ def run_task(fn: Callable[P, R]) -> Callable[P, R]:
             raise Exit(f"error: {err}", code=err.exit_code) from None
         except Stopped as stop:
             name = signal.Signals(stop.signum).name
-            raise Exit(
-                f"stopped by {name}: every VM of this run is stopped, the cache is unchanged",
-                code=128 + stop.signum,
-            ) from None
+            raise Exit(f"stopped by {name}: {stopped}", code=128 + stop.signum) from None
         except KeyboardInterrupt:
-            raise Exit("interrupted: the cache is unchanged", code=130) from None
+            raise Exit(f"interrupted: {stopped}", code=130) from None
         except BrokenPipeError:
             if not _stdout_reader_gone():
                 raise
@@ -84,4 +122,5 @@ def run_task(fn: Callable[P, R]) -> Callable[P, R]:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise Exit(code=SIGPIPE_EXIT) from None
 
+    wrapper.stop_message = stopped  # type: ignore[attr-defined]
     return wrapper

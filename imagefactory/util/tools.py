@@ -24,6 +24,10 @@ INSTALL_HINTS: dict[str, str] = {
     "syslinux": "apt-get install syslinux syslinux-common",
     "sfdisk": "apt-get install fdisk",
     "mkfs.ext4": "apt-get install e2fsprogs",
+    "debugfs": "apt-get install e2fsprogs",
+    "xfs_db": "apt-get install xfsprogs",
+    "blkid": "apt-get install util-linux",
+    "losetup": "apt-get install mount",
     "ssh-keygen": "apt-get install openssh-client",
     "oscap": "apt-get install openscap-scanner ssg-nondebian",
     "ksvalidator": "pip install pykickstart",
@@ -36,6 +40,27 @@ _VERSION_ARGS: dict[str, list[str]] = {
     "qemu-system-x86_64": ["--version"],
     "mmdebstrap": ["--version"],
 }
+
+
+# Secrets the factory itself reads (the store's key, the GRUB hash it renders into the
+# kickstart). No program it starts uses them, so none of them sees them: a Packer plugin, a
+# provisioner or a test spec that dumps its environment leaks nothing (imagefactory.store.settings
+# and imagefactory.sources.install name the same variables; a unit test keeps them in step).
+SECRET_ENV = frozenset(
+    {
+        "IMAGEFACTORY_S3_ACCESS_KEY",
+        "IMAGEFACTORY_S3_SECRET_KEY",
+        "IMAGEFACTORY_S3_CREDENTIALS",
+        "IMAGEFACTORY_GRUB_PASSWORD_HASH",
+    }
+)
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a program the factory starts: ours without SECRET_ENV, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    env.update(extra or {})
+    return env
 
 
 def which(tool: str) -> str | None:
@@ -62,7 +87,7 @@ def run(
     """Run a command to completion; on failure raise ToolError with its last output lines."""
     args = [os.fspath(a) for a in argv]
     args[0] = require(args[0])
-    full_env = {**os.environ, **env} if env else None
+    full_env = child_env(env)
     try:
         proc = subprocess.run(
             args,

@@ -21,6 +21,12 @@ echo "Removing SSH host keys (regenerated on first boot)"
 scrub /etc/ssh -name 'ssh_host_*'
 rm -f /etc/ssh/ssh_host_*
 
+echo "Stopping the units that write at shutdown (random seed, wtmp shutdown record)"
+# Each saves when it stops: stopped and masked (until this boot ends) here, before the files
+# are removed, the poweroff below writes neither again. The host checks the image offline.
+systemctl stop systemd-random-seed.service systemd-update-utmp.service
+systemctl mask --runtime systemd-random-seed.service systemd-update-utmp.service >/dev/null
+
 echo "Emptying machine-id (a new one is made on first boot)"
 shred --zero --iterations=0 /etc/machine-id
 truncate -s 0 /etc/machine-id
@@ -36,6 +42,9 @@ rm -rf /var/log/journal/*
 find /var/log -type f \( -name '*.gz' -o -name '*.[0-9]' -o -name '*.old' \) -delete
 find /var/log -type f -exec truncate -s 0 {} +
 rm -f /root/.bash_history /home/*/.bash_history
+# Absent, nothing appends to them (sshd's logout record at poweroff included); systemd-tmpfiles
+# makes them again at first boot.
+rm -f /var/log/wtmp /var/log/btmp
 
 # Per-OS last steps staged with this script (OL8: SSG's fixes for the CIS rules that must run
 # at the very end, e.g. the AIDE baseline of the finished image), in file-name order.

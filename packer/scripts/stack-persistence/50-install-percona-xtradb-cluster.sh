@@ -34,6 +34,8 @@ tmpdir=/data/db/tmp
 log-error=/data/db/log/mysqld.log
 # Role settings App-Core renders at boot (appcore/catalogue/templates/mysql.cnf.tmpl).
 !include /data/db/conf/appcore-role.cnf
+# A round-robin member's read_only, set by the fleet's rotation (appcore rr mode).
+!include /data/db/conf/appcore-rr-mode.cnf
 $marker_end
 CNF
 fi
