@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -164,3 +165,32 @@ class TemplateStore:
         )
         settings = dataclasses.replace(self.settings, signing_key=self.signing_key)
         return api.publish(settings, sealed, channel, show_progress=False).version
+
+
+def scaled_production(
+    directory: Path, copies: int, uri: Callable[[int], str] | None = None
+) -> Path:
+    """The repository's fleet.yaml copied `copies` times: every group (and cluster) once per
+    copy, the first under its own name, copy k as NAME-kNNN; 6 x copies hypervisors of the
+    production size (uri(i) gives hypervisor i's URI; a placeholder ssh URI by default) and a
+    /16 to address them."""
+    doc = yaml.safe_load((REPO / "fleet.yaml").read_text())
+    doc["access"] = {"ssh_authorized_keys": [str(ops_key(directory))]}
+    doc.pop("store")
+    doc["network"] = {"subnet": "10.64.0.0/16", "gateway": "10.64.0.1", "dns": ["10.64.0.2"]}
+    groups = {}
+    for k in range(1, copies + 1):
+        tail = "" if k == 1 else f"-k{k:03d}"
+        for name, g in doc["groups"].items():
+            groups[name + tail] = {**g, "cluster": g["cluster"] + tail}
+    doc["groups"] = groups
+    doc["hypervisors"] = {
+        f"kvm-{i:04d}": hypervisor(
+            uri(i) if uri else f"qemu+ssh://root@kvm-{i:04d}/system",
+            directory / f"kvm-{i:04d}" if uri else "/var/lib/imagefactory/fleet",
+        )
+        for i in range(1, 6 * copies + 1)
+    }
+    path = directory / "fleet.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

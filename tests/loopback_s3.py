@@ -60,6 +60,7 @@ class LoopbackS3:
     name: str = "moto"  # "moto", "seaweedfs" or "external"
     secure: bool = False
     readonly: Credentials | None = None  # an identity allowed only to read and list
+    hypervisor: Credentials | None = None  # read only what a hypervisor needs (s3servers.py)
     readonly_hint: str = "the server has no read-only identity"
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     buckets: list[str] = field(default_factory=list, compare=False)

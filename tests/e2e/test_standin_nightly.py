@@ -1,11 +1,13 @@
 """The nightly on the stand-in, through `invoke nightly`: real builds, verify boots, a real
-store, and a repository-state server on 127.0.0.1 keying the update layer (`common` stands
-in for it, as OL8's update layer is keyed by its repositories' repomd.xml).
+store, and the session's repository-state server on 127.0.0.1 keying the update layer
+(`common` stands in for it, as OL8's update layer is keyed by its repositories' repomd.xml).
 
-Tests run in order and share the session's workspace and layer cache (its base layer is
-built once per session): first night publishes, a second night is a no-op, new repository
-metadata rebuilds from the update layer and the changelog says so, and a host with an empty
-artifacts directory gets the same sealed image from the remote layer cache without Packer.
+Runs after the other e2e modules (tests/e2e/conftest.py) and shares the session's workspace
+and layer cache: the first night publishes whatever the cache does not yet hold built and
+verified (on a full run, nothing is left to build or boot), a second night is a no-op, new
+repository metadata rebuilds from the update layer and the changelog says so, and a host
+with an empty artifacts directory gets the same sealed image from the remote layer cache
+without Packer. The repository state is put back at the end.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from imagefactory.config import load_config
+from imagefactory.engine.build import plan_family
+from imagefactory.engine.context import Artifacts
 from imagefactory.store import layer_cache, layout
 from imagefactory.store.fs_backend import FsBackend
 from imagefactory.util.fsutil import sha256_file
 from tests.clikit import run_task
-from tests.repomd_server import Served, serve, write_repomd
+from tests.repomd_server import REVISION, RepoState
 from tests.storekit import SigningKeys, make_signing_keys
 
 pytestmark = pytest.mark.e2e
@@ -34,25 +39,14 @@ FAMILY = "standin-alpha"
 
 
 @pytest.fixture(scope="module")
-def repo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("repos") / "debian"
-    write_repomd(root, "1764800000")
-    return root
-
-
-@pytest.fixture(scope="module")
-def repos(repo_root: Path) -> Iterator[Served]:
-    with serve(repo_root.parent) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def night(workspace: Path, repos: Served, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """nightly.yaml beside the session's standin.yaml: `common` keyed by the repo server, a
-    directory store outside the artifacts with the layer cache on, this run's signing key."""
+def night(
+    workspace: Path, repo_state: RepoState, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """nightly.yaml: the session's standin.yaml (`common` keyed by the repo server) with a
+    directory store outside the artifacts, the layer cache on, this run's signing key."""
     keys: SigningKeys = make_signing_keys(tmp_path_factory.mktemp("nightly-keys"))
     doc = yaml.safe_load((workspace / "standin.yaml").read_text())
-    doc["layers"]["common"]["epoch_from"] = {"repomd": [repos.url + "debian/"]}
+    assert doc["layers"]["common"]["epoch_from"] == {"repomd": [repo_state.url]}
     doc["store"] = {
         "kind": "fs",
         "path": str(tmp_path_factory.mktemp("nightly-store")),
@@ -62,7 +56,8 @@ def night(workspace: Path, repos: Served, tmp_path_factory: pytest.TempPathFacto
     }
     path = workspace / "nightly.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    yield path
+    repo_state.write(REVISION)  # the session's state again: its layers are cached
 
 
 def invoke(
@@ -91,12 +86,21 @@ def versions(night: Path) -> list[str]:
     return sorted(layout.scan_versions(store_of(night), FAMILY).get(FAMILY, {}))
 
 
+def first_to_build(night: Path, workspace: Path) -> str | None:
+    """The first layer the night must build, as the plan sees the cache now (None: none)."""
+    cfg = load_config(night)
+    plan = plan_family(cfg, cfg.family(FAMILY), Artifacts(workspace / "artifacts"))
+    return plan.todo[0].layer.name if plan.todo else None
+
+
 def test_first_night_builds_verifies_and_publishes(workspace: Path, night: Path) -> None:
-    """The first night builds from the update layer on, verifies, publishes, moves nightly."""
+    """The first night builds what the cache lacks, verifies, publishes, moves nightly."""
     reports = workspace / "reports-1"
+    first = first_to_build(night, workspace)
     run = nightly(night, workspace, reports)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert f"{FAMILY}: published: rebuilt from layer" in run.stdout
+    why = f"rebuilt from layer {first} because" if first else "every layer cached"
+    assert f"{FAMILY}: published: {why}" in run.stdout
     assert f"reports: {reports}" in run.stdout
     (version,) = versions(night)
     pointer = json.loads(store_of(night).get_bytes(layout.channel_key(FAMILY, "nightly")))
@@ -127,10 +131,10 @@ def test_a_night_without_changes_is_a_no_op(workspace: Path, night: Path) -> Non
 
 
 def test_new_repository_metadata_rebuilds_from_update(
-    workspace: Path, night: Path, repo_root: Path
+    workspace: Path, night: Path, repo_state: RepoState
 ) -> None:
     """New repomd.xml: rebuilt from `common` on, published; the changelog names the layers."""
-    write_repomd(repo_root, "1764900000", checksum="1" * 64)
+    repo_state.write("1764900000", checksum="1" * 64)
     run = nightly(night, workspace, workspace / "reports-3")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"{FAMILY}: published: rebuilt from layer common because" in run.stdout

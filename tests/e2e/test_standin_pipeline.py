@@ -1,7 +1,9 @@
 """The whole engine on the Debian stand-in, with real mmdebstrap, Packer and QEMU (TCG here).
 
-Tests run in order and share one workspace: first builds, no-op rebuild, a second family
-sharing layers, verification of the sealed image, a script change, then failures.
+Tests run in order and share one workspace: first builds, no-op rebuild, a script change,
+a second family sharing layers, verification of the sealed image, then failures. The images
+left here (alpha verified, both families on the changed script) are the ones the later
+modules use: no other module builds them again.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,6 +89,17 @@ def test_second_build_is_a_noop(workspace: Path) -> None:
     result = commands.build(cfg_path(workspace), "standin-alpha", art(workspace))
     assert result.built == ()
     assert sha256_file(result.image) == before
+
+
+def test_script_change_rebuilds_only_downstream(workspace: Path) -> None:
+    """Changing the stack script rebuilds stack-alpha and the layers above; the plan says why."""
+    script = workspace / "standin/scripts/stack/10-install-service.sh"
+    script.write_text(script.read_text() + 'echo "stack layer revised"\n')
+    text = commands.plan(cfg_path(workspace), "standin-alpha", art(workspace))
+    assert "standin/scripts/stack/10-install-service.sh changed" in text
+    assert "parent layer stack-alpha changed" in text
+    result = commands.build(cfg_path(workspace), "standin-alpha", art(workspace))
+    assert result.built == ("stack-alpha", "appcore-persistence", "seal")
 
 
 def test_second_family_reuses_shared_layers(workspace: Path) -> None:
@@ -166,22 +180,13 @@ def test_verified_image_publishes_to_s3_and_pulls(
         server.stop()
 
 
-def test_script_change_rebuilds_only_downstream(workspace: Path) -> None:
-    """Changing the stack script rebuilds stack-alpha and the layers above; the plan says why."""
-    script = workspace / "standin/scripts/stack/10-install-service.sh"
-    script.write_text(script.read_text() + 'echo "stack layer revised"\n')
-    text = commands.plan(cfg_path(workspace), "standin-alpha", art(workspace))
-    assert "standin/scripts/stack/10-install-service.sh changed" in text
-    assert "parent layer stack-alpha changed" in text
-    result = commands.build(cfg_path(workspace), "standin-alpha", art(workspace))
-    assert result.built == ("stack-alpha", "appcore-persistence", "seal")
-
-
-def _broken_config(ws: Path, script_body: str, ssh_timeout: str = "5m") -> Path:
+def _broken_config(ws: Path, script_body: str, ssh_timeout: str = "3m") -> Path:
     script = ws / "standin/scripts/broken/10-fail-on-purpose.sh"
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text("#!/bin/bash\nset -euo pipefail\n" + script_body)
-    text = cfg_path(ws).read_text().replace("ssh_timeout: 5m", f"ssh_timeout: {ssh_timeout}")
+    text = re.sub(
+        r"ssh_timeout: \S+", f"ssh_timeout: {ssh_timeout}", cfg_path(ws).read_text(), count=1
+    )
     text = text.replace(
         "families:\n", "families:\n  standin-broken:\n    layers: [base, common, broken, seal]\n", 1
     )

@@ -1,6 +1,8 @@
 """The hypervisor path end to end: the sealed stand-in image published and pulled, one role
 VM of a three-node cluster created by fleet.apply through a real libvirtd (its own loopback-only
-network namespace, TCG), App-Core configured from the SMBIOS strings; destroy keeps its data.
+network namespace, TCG), App-Core configured from the SMBIOS strings; destroy keeps its data;
+the gate trusts only the host keys the VM printed on its console. Rollout, gc and the rollback
+of a broken version run in test_standin_via_libvirt_galera.py, on a real three-VM cluster.
 The real host uses `storage: pool`, the path of remote hypervisors: the template is uploaded
 over the libvirt connection and every disk is a volume the daemon makes.
 
@@ -22,15 +24,15 @@ import pytest
 
 from imagefactory import commands
 from imagefactory.fleet import commands as fleet
-from imagefactory.fleet.apply import live_fleet_metadata
 from imagefactory.fleet.config import load_fleet
-from imagefactory.fleet.hypervisor import Connections, lookup, stop
+from imagefactory.fleet.hostkeys import parse_blocks
+from imagefactory.fleet.hypervisor import Connections, lookup
 from imagefactory.fleet.nodes import plan_fleet
 from imagefactory.store import api
 from imagefactory.store.settings import StoreSettings
 from tests.fleetkit import group, simulated_host, write_fleet
 from tests.libvirtd import Libvirtd
-from tests.libvirtlab import republish, show
+from tests.libvirtlab import show
 from tests.prereq import require_tool
 from tests.storekit import make_signing_keys
 
@@ -96,6 +98,7 @@ def lab(
                 os_disk_gb=3,
             )
         },
+        catalogue="test",  # SELFTEST/STANDIN_GALERA are test-only roles
         network={
             "subnet": "10.0.2.0/24",
             "gateway": "10.0.2.2",
@@ -109,10 +112,15 @@ def lab(
             "image_dir": str(work / "pulled"),
         },
     )
-    plan = plan_fleet(load_fleet(path))
+    fleet_ = load_fleet(path)
+    plan = plan_fleet(fleet_)
     node = plan.on_host("lab")[0].name
     conns = Connections()
     yield path, node, conns
+    # Its VM must not go on using a CPU and a GiB while the next modules boot theirs.
+    dom = lookup(conns.get(fleet_.hypervisors["lab"]), node)
+    if dom is not None and dom.isActive():
+        dom.destroy()
     conns.close()
 
 
@@ -200,6 +208,53 @@ def test_second_apply_and_status_see_no_change(lab) -> None:
     assert "running" in line and line.rstrip().endswith("none")
 
 
+def probe_in_netns(libvirtd: Libvirtd, path: Path, node: str) -> dict:
+    """The rollout gate's own look at `node` (fleet.health.probe, known host keys and all),
+    run inside the daemon's network namespace; its Health as a dict."""
+    code = (
+        "import dataclasses, json, sys; from pathlib import Path\n"
+        "from imagefactory.fleet.config import load_fleet\n"
+        "from imagefactory.fleet.health import probe\n"
+        "from imagefactory.fleet.nodes import plan_fleet\n"
+        "fleet = load_fleet(Path(sys.argv[1]))\n"
+        "health = probe(fleet, plan_fleet(fleet).nodes[sys.argv[2]], Path(sys.argv[3]), 30.0)\n"
+        "print(json.dumps(dataclasses.asdict(health)))\n"
+    )
+    argv = [sys.executable, "-c", code, str(path), node, str(path.parent / "ops_ed25519")]
+    result = subprocess.run(
+        libvirtd.in_netns(argv), cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return dict(json.loads(result.stdout))
+
+
+def test_a_swapped_host_key_is_refused(libvirtd: Libvirtd, lab) -> None:
+    """The gate trusts the key the VM printed on its console at first boot; after the VM's
+    ed25519 host key is replaced (same overlay, no reboot) the gate refuses it, naming the
+    node and both fingerprints."""
+    path, node, _ = lab
+    assert probe_in_netns(libvirtd, path, node)["ok"] is True
+    console = (path.parent / "lab" / f"{node}.console.log").read_text(errors="replace")
+    assert "-----BEGIN SSH HOST KEY FINGERPRINTS-----" in console
+    shown = parse_blocks(console)[-1][1]["ssh-ed25519"]
+    swap = guest(
+        libvirtd,
+        path,
+        "sudo -n sh -c 'rm -f /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub"
+        ' && ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key'
+        " && ssh-keygen -l -E sha256 -f /etc/ssh/ssh_host_ed25519_key.pub"
+        " && systemctl restart ssh'",
+    )
+    assert swap.returncode == 0, swap.stderr
+    new_fp = swap.stdout.split()[1]
+    health = probe_in_netns(libvirtd, path, node)
+    assert health["ok"] is False
+    assert f"{node}: host key ssh-ed25519 {new_fp} offered at" in health["detail"]
+    assert new_fp != shown
+    # the learned set is listed sorted by type: ecdsa may come before ed25519
+    assert f"does not match {shown} learned from its console (" in health["detail"]
+
+
 def test_destroy_keeps_data_for_the_next_apply(libvirtd: Libvirtd, lab, capsys) -> None:
     """fleet.destroy --node, then apply: a new VM on a fresh overlay finds the marker written
     to its data disk before."""
@@ -214,153 +269,7 @@ def test_destroy_keeps_data_for_the_next_apply(libvirtd: Libvirtd, lab, capsys) 
     assert guest(libvirtd, path, "cat /data/db/marker").stdout == "fleet-e2e\n"
 
 
-# -- rollout: the same VM path, moved onto newer templates -----------------------------------
-
-ROLL_PORT = SSH_PORT + 10
-
-
-@pytest.fixture(scope="module")
-def rolling(workspace: Path, libvirtd: Libvirtd, lab) -> Iterator[dict]:
-    """A second fleet file (same store and host) with one stand-alone SELFTEST VM, applied
-    and configured, a marker written to its data disk."""
-    fleet1, node1, conns = lab
-    work = fleet1.parent
-    keys = work / "keys"
-    settings = StoreSettings(
-        kind="fs",
-        path=work / "store",
-        allowed_signers=keys / "allowed_signers",
-        image_dir=work / "pulled",
-        signing_key=keys / "signing_key",
-    )
-    hv = {
-        "uri": libvirtd.uri,
-        "storage_dir": str(work / "lab"),
-        "storage": "pool",
-        "capacity": {"vcpu": 2, "memory_gib": 4, "storage_gb": 20},
-        "network": {"user_ssh_port_base": ROLL_PORT},
-    }
-    path = write_fleet(
-        work / "rollout",
-        {"lab": hv},
-        {
-            "rolling": group(
-                "SELFTEST",
-                "standin-alpha",
-                1,
-                "independent",
-                "rolling",
-                ("DATA_DB", 1),
-                vcpu=1,
-                memory_gib=1,
-                os_disk_gb=3,
-            )
-        },
-        name="rolling",
-        network={"subnet": "10.0.2.0/24", "gateway": "10.0.2.2", "first_host": 16},
-        store={
-            "kind": "fs",
-            "path": str(settings.path),
-            "allowed_signers": str(settings.allowed_signers),
-            "image_dir": str(settings.image_dir),
-        },
-        rollout={"ssh_identity": "ops_ed25519", "health_timeout_s": BOOT_TIMEOUT_S},
-    )
-    # The first fleet's VM is stopped, not removed: its overlay still holds the old template.
-    plan1 = plan_fleet(load_fleet(fleet1))
-    dom = lookup(conns.get(plan1.fleet.hypervisors["lab"]), node1)
-    if dom is not None:
-        stop(dom, 120, print)
-    assert fleet.apply(path, conns=conns).actions["rolling-01"].startswith("created")
-    wait_configured(libvirtd, path, "rolling-01", ROLL_PORT)
-    assert (
-        guest(
-            libvirtd, path, "echo rolled | sudo -n tee /data/db/marker && sync", ROLL_PORT
-        ).returncode
-        == 0
-    )
-    yield {
-        "path": path,
-        "conns": conns,
-        "settings": settings,
-        "fleet1": fleet1,
-        "node1": node1,
-        "sealed": workspace / "artifacts" / "images",
-    }
-
-
-def run_rollout(libvirtd: Libvirtd, path: Path) -> subprocess.CompletedProcess[str]:
-    """`invoke fleet.rollout` as an operator runs it, inside the daemon's network namespace
-    (where the VMs' SSH forwards listen)."""
-    argv = [sys.executable, "-m", "invoke", "fleet.rollout", f"--fleet={path}"]
-    return subprocess.run(
-        libvirtd.in_netns(argv),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=BOOT_TIMEOUT_S * 3,
-    )
-
-
-def running_version(rolling: dict) -> str:
-    plan = plan_fleet(load_fleet(rolling["path"]))
-    dom = lookup(rolling["conns"].get(plan.fleet.hypervisors["lab"]), "rolling-01")
-    return str(live_fleet_metadata(dom)["version"])
-
-
-def test_rollout_moves_the_vm_and_keeps_its_data(libvirtd: Libvirtd, rolling: dict, capsys) -> None:
-    """A new version on stable: fleet.rollout stops the VM, boots it on a new overlay with
-    the same data disk, passes the health gate over SSH; the marker is still there."""
-    old = running_version(rolling)
-    new = republish(
-        rolling["settings"], rolling["sealed"] / "standin-alpha", rolling["path"].parent, 1
-    )
-    started = time.monotonic()
-    result = run_rollout(libvirtd, rolling["path"])
-    took = time.monotonic() - started
-    assert result.returncode == 0, result.stdout + result.stderr
-    show(
-        capsys,
-        f"rollout of one node ({old} -> {new}), shutdown to healthy: {took:.0f} s\n{result.stdout}",
-    )
-    assert "rolling-01: healthy after" in result.stdout
-    assert running_version(rolling) == new
-    assert guest(libvirtd, rolling["path"], "cat /data/db/marker", ROLL_PORT).stdout == "rolled\n"
-
-
-def test_gc_removes_the_old_template_once_no_overlay_uses_it(rolling: dict) -> None:
-    """The first fleet's stopped VM still stands on the first template: gc keeps it; once
-    that VM is destroyed, gc --apply removes it, and never the running VM's template."""
-    conns, lab_dir = rolling["conns"], rolling["path"].parent.parent / "lab"
-    templates = sorted(p.name for p in lab_dir.glob("tpl-*.qcow2"))
-    assert len(templates) == 2
-    assert fleet.gc(rolling["path"], apply=True, conns=conns) == "0 template(s) removed"
-    fleet.destroy(rolling["fleet1"], node=rolling["node1"], conns=conns)
-    assert fleet.gc(rolling["path"], apply=True, conns=conns) == "1 template(s) removed"
-    left = sorted(p.name for p in lab_dir.glob("tpl-*.qcow2"))
-    assert left == [f"tpl-standin-alpha-{running_version(rolling)}.qcow2"]
-
-
-def test_a_version_that_fails_its_health_gate_is_rolled_back(
-    libvirtd: Libvirtd, workspace: Path, rolling: dict, capsys
-) -> None:
-    """A template whose App-Core refuses the role (the workers stand-in relabelled): the
-    health gate fails, the VM goes back to its previous overlay, healthy, data intact."""
-    before = running_version(rolling)
-    commands.build(workspace / "standin.yaml", "standin-beta", workspace / "artifacts")
-    broken = republish(
-        rolling["settings"], rolling["sealed"] / "standin-beta", rolling["path"].parent, 2
-    )
-    started = time.monotonic()
-    result = run_rollout(libvirtd, rolling["path"])
-    show(
-        capsys,
-        f"failed rollout and rollback: {time.monotonic() - started:.0f} s\n"
-        f"{result.stdout}{result.stderr}",
-    )
-    assert result.returncode != 0
-    assert "rolling-01: FAILED its health gate" in result.stdout
-    assert f"rolling-01: back on {before} (healthy)" in result.stdout
-    assert "rollout stopped in cluster(s) rolling" in result.stderr
-    assert running_version(rolling) == before != broken
-    assert guest(libvirtd, rolling["path"], "cat /data/db/marker", ROLL_PORT).stdout == "rolled\n"
+def test_the_new_overlay_learns_its_keys_afresh(libvirtd: Libvirtd, lab) -> None:
+    """After destroy and apply (a new overlay, new host keys) the gate trusts the new keys."""
+    path, node, _ = lab
+    assert probe_in_netns(libvirtd, path, node)["ok"] is True

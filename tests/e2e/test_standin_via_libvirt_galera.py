@@ -4,13 +4,12 @@ writer commits numbered rows and every member is sampled each second; all three 
 fleet.recover brings the cluster back from the member that committed most; a version whose
 App-Core cannot configure the role is rolled back with the cluster whole.
 
-The VMs share a bridge made inside libvirtd's own network namespace (addresses that exist only
-there); dnsmasq in the same namespace gives each VM the address the fleet placed it at, by MAC.
-Three hypervisor entries name the one real daemon, so placement puts one member on each, as
-quorum requires. Runs after test_standin_via_libvirt.py (same session image and daemon).
+The VMs share a bridge in libvirtd's own network namespace, with dnsmasq giving each VM its
+planned address (tests/libvirtlab.py). Three hypervisor entries name the one real daemon, so
+placement puts one member on each, as quorum requires. Runs after test_standin_via_libvirt.py
+(same session image and daemon).
 
-Not in the default run yet (pyproject addopts deselect `cluster_e2e`): run it with
-`.venv/bin/pytest -m cluster_e2e tests/e2e` (README, Tests).
+In the default run (CI); alone: `.venv/bin/pytest -m cluster_e2e tests/e2e` (README, Tests).
 """
 
 from __future__ import annotations
@@ -32,7 +31,8 @@ from imagefactory.fleet import commands as fleet
 from imagefactory.fleet.apply import live_fleet_metadata
 from imagefactory.fleet.config import load_fleet
 from imagefactory.fleet.hypervisor import Connections, lookup
-from imagefactory.fleet.nodes import FleetPlan, plan_fleet
+from imagefactory.fleet.nodes import plan_fleet
+from tests import libvirtlab as lab
 from tests.fleetkit import group, write_fleet
 from tests.libvirtd import Libvirtd
 from tests.libvirtlab import published_standin, republish, show
@@ -49,74 +49,15 @@ WRITER_SECRET = "e2e-writer-not-a-secret"  # a throwaway cluster inside a test n
 
 
 def in_ns(libvirtd: Libvirtd, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        libvirtd.in_netns(list(argv)), capture_output=True, text=True, timeout=timeout
-    )
+    return lab.in_ns(libvirtd, *argv, timeout=timeout)
 
 
 def invoke(libvirtd: Libvirtd, path: Path, *task: str) -> subprocess.CompletedProcess[str]:
-    """An invoke task as an operator runs it, inside the namespace where the VMs' addresses
-    exist (the fleet talks to them over SSH)."""
-    argv = [sys.executable, "-m", "invoke", *task, f"--fleet={path}"]
-    return subprocess.run(
-        libvirtd.in_netns(argv), cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S * 2
-    )
+    return lab.invoke_in_ns(libvirtd, path, *task, timeout=TIMEOUT_S * 2)
 
 
 def ssh(libvirtd: Libvirtd, path: Path, ip: str, command: str) -> subprocess.CompletedProcess[str]:
-    argv = [
-        "ssh",
-        "-i",
-        str(path.parent / "ops_ed25519"),
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "ConnectTimeout=10",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "LogLevel=ERROR",
-        f"ops@{ip}",
-        command,
-    ]
-    return in_ns(libvirtd, *argv, timeout=120)
-
-
-def start_network(libvirtd: Libvirtd, work: Path, plan: FleetPlan) -> subprocess.Popen[bytes]:
-    """The bridge, its address, and dnsmasq answering DHCP for exactly the planned MACs."""
-    for argv in (
-        ("ip", "link", "add", BRIDGE, "type", "bridge"),
-        ("ip", "addr", "add", f"{SUBNET}.1/24", "dev", BRIDGE),
-        ("ip", "link", "set", BRIDGE, "up"),
-    ):
-        done = in_ns(libvirtd, *argv)
-        assert done.returncode == 0, f"{' '.join(argv)}: {done.stderr}"
-    hosts = work / "dhcp-hosts"
-    hosts.write_text("".join(f"{n.mac},{n.ip},{n.name}\n" for n in plan.nodes.values()))
-    log = (work / "dnsmasq.log").open("ab")
-    return subprocess.Popen(
-        libvirtd.in_netns(
-            [
-                "dnsmasq",
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--user=root",
-                "--port=0",  # no DNS: the members use addresses only (skip-name-resolve)
-                f"--interface={BRIDGE}",
-                "--bind-interfaces",
-                f"--dhcp-range={SUBNET}.0,static,255.255.255.0",
-                f"--dhcp-hostsfile={hosts}",
-                f"--dhcp-leasefile={work / 'dnsmasq.leases'}",
-                "--log-dhcp",
-                "--log-facility=-",
-            ]
-        ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
+    return lab.ssh_in_ns(libvirtd, path.parent / "ops_ed25519", ip, command)
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +103,7 @@ def cluster(
             )
         },
         name="galera",
+        catalogue="test",  # SELFTEST/STANDIN_GALERA are test-only roles
         network={
             "subnet": f"{SUBNET}.0/24",
             "gateway": f"{SUBNET}.1",
@@ -179,7 +121,7 @@ def cluster(
     plan = plan_fleet(load_fleet(path))
     assert sorted(plan.nodes) == list(NODES)
     assert len({plan.nodes[n].host for n in NODES}) == 3
-    dnsmasq = start_network(libvirtd, work, plan)
+    dnsmasq = lab.start_network(libvirtd, work, plan, BRIDGE, SUBNET)
     conns = Connections()
     yield {
         "path": path,

@@ -193,6 +193,12 @@ def test_mysql_includes_the_appcore_role_file(host):
     assert "!include /data/db/conf/appcore-role.cnf" in lines
 
 
+def test_mysql_includes_the_round_robin_mode_file(host):
+    """/etc/my.cnf includes the read_only mode App-Core keeps for a round-robin member."""
+    lines = host.file("/etc/my.cnf").content_string.splitlines()
+    assert "!include /data/db/conf/appcore-rr-mode.cnf" in lines
+
+
 def test_scylla_directories_are_on_the_data_disk(host):
     """scylla.yaml puts data, commit log, hints and view hints under /data/ds."""
     conf = yaml.safe_load(host.file("/etc/scylla/scylla.yaml").content_string)

@@ -128,6 +128,69 @@ def test_packer_ssh_timeout_message(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         packer.build(run_)
 
 
+def _ssh_timeout_then(tmp_path: Path, after: str) -> None:
+    """A fake packer whose first run writes a console and times out on SSH; later runs
+    print `after`'s lines (the counter file says which run it is)."""
+    _fake_tool(
+        tmp_path,
+        "packer",
+        f"n=$(cat {tmp_path}/runs 2>/dev/null || echo 0); echo $((n + 1)) > {tmp_path}/runs\n"
+        f'if [ "$n" = 0 ]; then echo stalled > {tmp_path}/c.serial.log\n'
+        "  echo '1,,ui,error,Timeout waiting for SSH.'; exit 1; fi\n" + after,
+    )
+
+
+def two_boot_run(tmp_path: Path) -> packer.PackerRun:
+    return packer.PackerRun(
+        tmp_path / "t.pkr.hcl",
+        {},
+        tmp_path / "w",
+        tmp_path / "l.log",
+        tmp_path / "c.serial.log",
+        "2m",
+        boot_attempts=2,
+    )
+
+
+def test_packer_boots_again_once_when_ssh_never_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No SSH on the first boot: a second boot is tried, said, and the first console kept."""
+    _ssh_timeout_then(tmp_path, "echo '1,,ui,say,==> qemu.layer: Connected to SSH!'\nexit 0")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    said: list[str] = []
+    run_ = two_boot_run(tmp_path)
+    packer.build(run_, on_retry=said.append)
+    assert (tmp_path / "runs").read_text() == "2\n"
+    assert (tmp_path / "c.serial.boot1.log").read_text() == "stalled\n"
+    assert said == [
+        f"no SSH within ssh_timeout=2m on boot 1 of 2 (console kept in "
+        f"{tmp_path / 'c.serial.boot1.log'}); booting the build VM again"
+    ]
+
+
+def test_packer_gives_up_after_its_boots_and_never_reruns_a_failed_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two boots without SSH fail naming both consoles; a failing script fails at once."""
+    _ssh_timeout_then(tmp_path, "echo '1,,ui,error,Timeout waiting for SSH.'; exit 1")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    run_ = two_boot_run(tmp_path)
+    with pytest.raises(packer.SshTimeout) as info:
+        packer.build(run_)
+    assert "2 boots tried; earlier consoles: " + str(tmp_path / "c.serial.boot1.log") in str(
+        info.value
+    )
+    assert (tmp_path / "runs").read_text() == "2\n"
+    (tmp_path / "runs").write_text("1\n")
+    _ssh_timeout_then(
+        tmp_path, "echo '1,,ui,error,Script exited with non-zero exit status: 3'; exit 1"
+    )
+    with pytest.raises(BuildError, match="provisioner script of this layer failed"):
+        packer.build(run_)
+    assert (tmp_path / "runs").read_text() == "2\n"
+
+
 def test_kvm_probe_without_a_kernel_chooses_tcg(monkeypatch: pytest.MonkeyPatch) -> None:
     """No kernel to boot means no proof that KVM runs guests: the probe says no, and why."""
     require_tool("qemu-system-x86_64")

@@ -71,6 +71,7 @@ def test_rpm_builds_and_contains_the_controller(tmp_path: Path) -> None:
         "/usr/share/appcore/roles.json",
         "/usr/lib/systemd/system/appcore.service",
         "/usr/lib/systemd/system/appcore-disk@.service",
+        "/usr/lib/systemd/system/appcore-hostkeys.service",
     ):
         assert expected in files
     assert "/etc/appcore/roles.d/selftest.json" not in files
@@ -86,7 +87,9 @@ def test_install_sh_into_a_root_enables_the_unit(tmp_path: Path) -> None:
     result = install(tmp_path, "--family", "workers")
     assert result.returncode == 0, result.stdout
     assert json.loads((tmp_path / "etc/appcore/image.json").read_text()) == {"family": "workers"}
-    assert (tmp_path / "etc/systemd/system/multi-user.target.wants/appcore.service").is_symlink()
+    wants = tmp_path / "etc/systemd/system/multi-user.target.wants"
+    assert (wants / "appcore.service").is_symlink()
+    assert (wants / "appcore-hostkeys.service").is_symlink()  # Also= of appcore.service
 
 
 def test_installed_launcher_runs_the_package(tmp_path: Path) -> None:
@@ -96,8 +99,8 @@ def test_installed_launcher_runs_the_package(tmp_path: Path) -> None:
     env = dict(os.environ, APPCORE_LIBDIR=str(tmp_path / "usr/lib/appcore"))
     result = run([tmp_path / "usr/sbin/appcore", "--root", tmp_path, "validate"], env=env)
     assert result.returncode == 0, result.stdout
-    # 17 production roles, SELFTEST and STANDIN_GALERA
-    assert "catalogue OK: 19 roles, 2 families, 4 data disks" in result.stdout
+    # 17 production roles, SELFTEST, STANDIN_GALERA and STANDIN_RR
+    assert "catalogue OK: 20 roles, 2 families, 4 data disks" in result.stdout
 
 
 def test_install_sh_refuses_an_unknown_family(tmp_path: Path) -> None:
@@ -132,6 +135,7 @@ def test_unit_files_pass_systemd_analyze_verify(tmp_path: Path) -> None:
             "--man=no",
             "appcore.service",
             "appcore-disk@DATA_DB.service",
+            "appcore-hostkeys.service",
             "appcore-selftest.service",
             "data-db.mount",
             "mysql.service",

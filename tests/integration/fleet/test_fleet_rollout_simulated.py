@@ -26,21 +26,23 @@ pytestmark = pytest.mark.integration
 
 
 def test_rollout_moves_every_vm_a_cluster_member_at_a_time(fleet, tmp_path: Path) -> None:
-    """Cluster members one by one, workers two by two; all on version 2, old overlays gone,
-    the same data disk files attached."""
+    """Cluster members one by one, workers two by two (the two clusters at once); all on
+    version 2, old overlays gone, the same data disk files attached."""
     path, conns, v1, v2 = fleet
     disks = {p: p.stat().st_ino for p in tmp_path.glob("hv-*/vms/pers-ms-*/data-*.raw")}
     rec = Recorder(path, conns)
     commands.rollout(path, conns=conns, health=rec)
-    assert [name for name, _ in rec.calls] == [
+    calls = [name for name, _ in rec.calls]
+    assert [n for n in calls if n.startswith("pers-ms")] == [
         "pers-ms-01",
         "pers-ms-02",
         "pers-ms-03",
-        "wrk-app-01",
-        "wrk-app-02",
-        "wrk-app-03",
-        "wrk-app-04",
     ]
+    workers = [n for n in calls if n.startswith("wrk-app")]  # a batch's gates run at once
+    assert (sorted(workers[:2]), sorted(workers[2:])) == (
+        ["wrk-app-01", "wrk-app-02"],
+        ["wrk-app-03", "wrk-app-04"],
+    )
     seen = dict(rec.calls)
     assert seen["pers-ms-01"] == {
         "pers-ms-01": v2["persistence"],
@@ -93,7 +95,9 @@ def test_a_killed_rollout_resumes_where_it_was(fleet) -> None:
     assert RolloutState(rec.plan.fleet).get(node)["phase"] == "health"
     rec2 = Recorder(path, conns)
     commands.rollout(path, conns=conns, health=rec2)
-    assert [n for n, _ in rec2.calls][:2] == ["pers-ms-02", "pers-ms-03"]
+    assert rec2.calls[0][0] == "pers-ms-02"  # resumed before any lane starts
+    # the workers' lane runs beside ms-main's: their gates may come in between
+    assert [n for n, _ in rec2.calls if n.startswith("pers-ms")] == ["pers-ms-02", "pers-ms-03"]
     assert set(versions(rec2).values()) == {v2["persistence"], v2["workers"]}
 
 

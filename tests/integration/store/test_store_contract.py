@@ -207,14 +207,19 @@ def test_prune_keeps_last_n_and_channel_targets(
     )
     # A killed publish: blob without manifest.
     backend.put_bytes(layout.blob_key("persistence", "20261101T000000Z-abcdefabcdef"), b"x")
+    # Someone's own object under images/, in no image's place: never pruned.
+    backend.put_bytes("images/persistence/notes/README", b"ours")
     plan = plan_prune(backend, keep_last=2)
     assert [v for _, v in plan.delete_versions] == versions[1:3]
     assert [v for _, v in plan.incomplete] == ["20261101T000000Z-abcdefabcdef"]
+    assert plan.foreign == (("persistence", "notes"),)
     assert "dry run" in plan.describe(applied=False)
+    assert "left alone images/persistence/notes/ (not an image's name)" in plan.describe(False)
     assert len(list_images(backend)) == 5  # dry run deleted nothing
     apply_prune(backend, plan)
     assert [r.version for r in list_images(backend)] == [versions[0], *versions[3:]]
     assert backend.list_keys("images/persistence/20261101T000000Z-abcdefabcdef/") == []
+    assert backend.get_bytes("images/persistence/notes/README") == b"ours"
 
 
 def _installed(image_dir: Path) -> list[str]:

@@ -162,6 +162,9 @@ def test_every_fleet_section_is_declared_once_in_schema_and_dataclass() -> None:
         if k not in grp["properties"]
     ]
     out += schema_mismatches(fleet_model.Fleet, schema)
+    # the round-robin fields sit beside the others in the file, in a RoundRobin in the model
+    rr = {k: grp["properties"][k] for k in ("rotation", "timezone", "backup", "backup_keep")}
+    out += schema_mismatches(fleet_model.RoundRobin, {"properties": rr})
     # named by their section's key or the file, or written in the file under another name
     derived = {
         "Hypervisor: field 'name'",
@@ -176,5 +179,20 @@ def test_every_fleet_section_is_declared_once_in_schema_and_dataclass() -> None:
         "Group: schema property 'vcpu'",
         "Group: schema property 'memory_gib'",
         "Group: schema property 'os_disk_gb'",
+        "Group: field 'round_robin'",
+        *(f"Group: schema property '{k}'" for k in rr),
     }
     assert [m for m in out if not any(m.startswith(d) for d in derived)] == []
+
+
+def test_rollout_limits_default_and_are_checked(tmp_path: Path) -> None:
+    """max_unavailable (10) and each host's max_parallel (2) have defaults; 0 is refused."""
+    groups = {"wrk-app": group("APP", "workers", 2, "independent", "w")}
+    fleet = load_fleet(write_fleet(tmp_path / "ok", HOST, groups))
+    assert (fleet.rollout.max_unavailable, fleet.hypervisors["hv-a"].max_parallel) == (10, 2)
+    bad = {"hv-a": hypervisor("test:///default", "/srv/fleet", max_parallel=0)}
+    path = write_fleet(tmp_path / "bad", bad, groups, rollout={"max_unavailable": 0})
+    assert problems(path) == [
+        ".hypervisors.hv-a.max_parallel: 0 is less than the minimum of 1",
+        ".rollout.max_unavailable: 0 is less than the minimum of 1",
+    ]

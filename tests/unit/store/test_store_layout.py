@@ -12,6 +12,7 @@ import pytest
 from imagefactory.errors import ConfigError
 from imagefactory.store import layout
 from imagefactory.store.backend import StoreError
+from imagefactory.store.fs_backend import FsBackend
 from imagefactory.store.publish import load_sealed
 from imagefactory.store.transfer_meter import Progress
 from tests.storekit import make_sealed_image
@@ -95,3 +96,14 @@ def test_load_sealed_size_mismatch_and_missing(tmp_path: Path) -> None:
     (d / "manifest.json").write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_sealed(d)
+
+
+def test_an_object_put_under_images_by_hand_is_unusable_not_fatal(tmp_path: Path) -> None:
+    """images/persistence/latest/manifest.json (not a version): listed as unusable with why."""
+    backend = FsBackend(tmp_path / "store")
+    backend.put_bytes("images/persistence/latest/manifest.json", b"{}")
+    records, unusable = layout.scan_images(backend)
+    assert records == []
+    assert unusable[("persistence", "latest")].startswith(
+        "not an image's place: invalid version 'latest'"
+    )
