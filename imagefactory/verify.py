@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ from imagefactory.hardening import ScanSummary, gate_scan, load_waivers, summari
 from imagefactory.report.packages import ManifestFieldError
 from imagefactory.util import progress, provenance
 from imagefactory.util.fsutil import write_json_atomic
+from imagefactory.util.tools import child_env
 
 GUEST_SCAN_DIR = "/var/tmp/imagefactory-scan"  # in the -snapshot guest: gone after the boot
 OSCAP_RAN = (0, 2)  # 2: the scan ran and some rule failed
@@ -188,6 +188,7 @@ def verify_image(
                 extra_args=extra_qemu_args,
             ) as booted,
         ):
+            _wait_for_startup(booted)
             if manifest is not None:
                 packages = _collect_packages(booted)
                 progress.say(f"==> {len(packages.packages)} {packages.format} packages installed")
@@ -198,6 +199,7 @@ def verify_image(
             if after_reboot:
                 with progress.step("rebooting the guest"):
                     vm.reboot(booted)
+                _wait_for_startup(booted)
                 junits.append(reports / f"{label}.after-reboot.junit.xml")
                 _run_specs(booted, login.public_line, after_reboot, junits[-1], label)
     missing = [str(j) for j in junits if not j.is_file()]
@@ -227,6 +229,18 @@ def verify_image(
     return result
 
 
+def _wait_for_startup(booted: vm.BootedVM) -> None:
+    """Specs judge a finished boot: a unit still queued is not a unit that failed."""
+    state = vm.wait_for_startup(booted)
+    if state in vm.STARTING:
+        progress.say(
+            f"==> the guest is still {state} after {vm.STARTUP_TIMEOUT_S:.0f} s;"
+            " the specs run anyway"
+        )
+    elif state != "running":
+        progress.say(f"==> the guest finished booting {state} (systemctl --failed tells why)")
+
+
 def _run_specs(
     booted: vm.BootedVM, login_pubkey: str, specs: Sequence[Path], junit: Path, family: str
 ) -> None:
@@ -246,7 +260,7 @@ def _run_specs(
         "ignore::UserWarning",
         *map(str, specs),
     ]
-    env = {**os.environ, "IF_VERIFY_PUBKEY": login_pubkey, "IF_VERIFY_FAMILY": family}
+    env = child_env({"IF_VERIFY_PUBKEY": login_pubkey, "IF_VERIFY_FAMILY": family})
     progress.say(f"==> running {len(specs)} spec file(s) as {booted.user}")
     subprocess.run(argv, env=env, check=False, stdin=subprocess.DEVNULL)
 

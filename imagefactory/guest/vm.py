@@ -21,7 +21,7 @@ import paramiko
 from imagefactory.choices import Firmware
 from imagefactory.errors import FactoryError
 from imagefactory.guest.ssh import open_ssh, quiet_paramiko, run_command
-from imagefactory.util.tools import require
+from imagefactory.util.tools import child_env, require
 
 ACCESS_KEY_PREFIX = "imagefactory:ssh-authorized-key="
 ADMIN_USER = "ops"
@@ -96,6 +96,28 @@ def reboot(vm: BootedVM, timeout_s: float = 300) -> None:
         f"the guest did not come back over SSH within {timeout_s:.0f} s of a "
         f"reboot; console: {vm.serial_log}"
     )
+
+
+# systemd's own words while the boot transaction still has jobs; `--wait` needs systemd 240,
+# and OL8 ships 239, so the state is polled.
+STARTING = ("initializing", "starting")
+STARTUP_TIMEOUT_S = 300.0
+
+
+def wait_for_startup(vm: BootedVM, timeout_s: float = STARTUP_TIMEOUT_S) -> str:
+    """Wait until systemd has finished the boot (SSH answers before units like appcore.service
+    have run) and return its state: "running", "degraded", ..., or the state it was still in
+    after `timeout_s` ("starting"), so that the caller's checks report what is missing."""
+    deadline = time.monotonic() + timeout_s
+    state = "unreachable"
+    while time.monotonic() < deadline:
+        answer = ssh_run(vm.port, vm.user, vm.key, "systemctl is-system-running")
+        if answer is not None:
+            state = answer[1].strip() or "unknown"
+            if state not in STARTING:
+                break
+        time.sleep(2)
+    return state
 
 
 def firmware_args(firmware: str) -> list[str]:
@@ -197,6 +219,7 @@ def boot(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        env=child_env(),
     )
     try:
         deadline = time.monotonic() + timeout_s

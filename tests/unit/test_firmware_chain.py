@@ -254,3 +254,34 @@ def test_verify_boots_bios_without_a_recorded_firmware(
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"schema": 1}))
     assert firmware_verify_boots(tmp_path, monkeypatch, manifest) == "bios"
+
+
+def answers_of_systemd(monkeypatch: pytest.MonkeyPatch, states: list[str | None]) -> list[str]:
+    """Feeds `systemctl is-system-running` answers (None: SSH refused) to vm.ssh_run."""
+    asked: list[str] = []
+
+    def fake_ssh_run(port: int, user: str, key: Path, command: str, timeout: float = 10.0):
+        asked.append(command)
+        state = states.pop(0) if states else "starting"
+        return None if state is None else (0 if state == "running" else 1, state + "\n")
+
+    monkeypatch.setattr(vm, "ssh_run", fake_ssh_run)
+    monkeypatch.setattr(vm.time, "sleep", lambda s: None)
+    return asked
+
+
+def test_startup_is_awaited_until_systemd_has_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Specs run once the boot's jobs are done, not when SSH first answers."""
+    asked = answers_of_systemd(monkeypatch, [None, "starting", "initializing", "degraded"])
+    booted = vm.BootedVM(2222, "ops", Path("/k"), Path("/serial.log"))
+    assert vm.wait_for_startup(booted) == "degraded"
+    assert asked == ["systemctl is-system-running"] * 4
+
+
+def test_startup_still_running_after_the_timeout_is_returned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A boot that never finishes ends the wait with the state it was in."""
+    answers_of_systemd(monkeypatch, [])
+    booted = vm.BootedVM(2222, "ops", Path("/k"), Path("/serial.log"))
+    assert vm.wait_for_startup(booted, timeout_s=0.05) == "starting"
