@@ -323,6 +323,7 @@ def fleet_render(c: Context, out: str, domain_type: str = "kvm", fleet: str | No
         "host": "only this hypervisor",
         "only": "only this group",
         "dry_run": "show what would change, change nothing",
+        "rebalance": "move VMs onto hosts the placement file keeps empty, one at a time, gated",
         "fleet": FLEET_HELP,
     },
 )
@@ -332,9 +333,15 @@ def fleet_apply(
     host: str | None = None,
     only: str | None = None,
     dry_run: bool = False,
+    rebalance: bool = False,
     fleet: str | None = None,
 ) -> None:
     """Create or update the fleet's VMs through libvirt (templates pulled and verified)."""
+    if rebalance:
+        if host is not None or only is not None:
+            raise Exit("error: fleet.apply --rebalance moves VMs fleet-wide: no --host, --only", 2)
+        print(fleet_commands.rebalance(_fleet(c, fleet), dry_run))
+        return
     fleet_commands.apply(_fleet(c, fleet), host, only, dry_run)
 
 

@@ -21,6 +21,7 @@ from imagefactory.fleet.hypervisor import Connections, FleetError
 from imagefactory.fleet.inventory import inventory as inventory_document
 from imagefactory.fleet.metrics import rollout_metrics, status_metrics
 from imagefactory.fleet.model import Fleet
+from imagefactory.fleet.move import rebalance_fleet, unfinished_moves
 from imagefactory.fleet.nodes import FleetPlan, Node, plan_fleet
 from imagefactory.fleet.rebalance import empty_hosts, render_rebalance
 from imagefactory.fleet.rollout import RolloutReport, RolloutRun, rollout_fleet
@@ -119,11 +120,50 @@ def apply(
         run = ApplyRun(fleet, local_templates(fleet, families), keys, True, print)
         return apply_fleet(run, p, nodes, conns)
     with RolloutState(fleet).locked():  # never beside a rollout: it could redefine its VMs
+        _refuse_unfinished_moves(fleet)
         run = ApplyRun(fleet, pull_templates(fleet, families), keys, False, print)
         report = apply_fleet(run, p, nodes, conns)
         for cluster in _new_galera_clusters(p, nodes, report):
             _form(fleet, [n for n in nodes if n.group.cluster == cluster], members)
         return report
+
+
+def rebalance(
+    fleet_file: Path,
+    dry_run: bool = False,
+    conns: Connections | None = None,
+    health: HealthCheck | Gate | None = None,
+) -> str:
+    """Make the moves `fleet.plan --rebalance` proposes, one VM at a time, each through the
+    rollout's readiness checks and health gate (fleet/move.py)."""
+    fleet = load_fleet(fleet_file)
+    if dry_run:
+        return render_rebalance(plan_fleet(fleet))
+    if health is None:
+        check_identity(fleet)
+    families = {g.family for g in fleet.groups.values()}
+    targets = pull_templates(fleet, families)
+    progress = Progress()
+    if health is None:
+        gate = ssh_gate(fleet, fleet.rollout.health_timeout_s, progress.say)
+    else:
+        gate = health if isinstance(health, Gate) else Gate(health)
+    try:
+        report = rebalance_fleet(fleet, lambda p: RolloutRun(p, targets, gate, progress.say), conns)
+    finally:
+        progress.close()
+    if report.stopped:
+        raise FleetError(f"{report.summary()}\nrebalance stopped: {report.stopped}")
+    return report.summary()
+
+
+def _refuse_unfinished_moves(fleet: Fleet) -> None:
+    left = unfinished_moves(fleet)
+    if left:
+        raise FleetError(
+            f"a rebalance was cut short mid-move: {'; '.join(left)}: run "
+            "`invoke fleet.apply --rebalance` to finish it first"
+        )
 
 
 def _new_galera_clusters(p: FleetPlan, nodes: list[Node], report: ApplyReport) -> list[str]:
@@ -234,6 +274,7 @@ def rollout(
         return describe_plan(p, versions, current, only)
     if health is None:
         check_identity(fleet)  # before any VM goes down, not after its first boot
+    _refuse_unfinished_moves(fleet)
     targets = (
         local_templates(fleet, families)
         if rollback

@@ -277,3 +277,14 @@ def plan_fleet(fleet: Fleet, fresh: bool = False) -> FleetPlan:
     if too_long:
         raise ConfigError(sorted(set(too_long), key=str))
     return FleetPlan(fleet, placement, nodes)
+
+
+def record_host(fleet: Fleet, node: str, host: str) -> None:
+    """The placement file says `node` is on `host` now (a finished move), atomically; the
+    rest of the file as it was."""
+    path = fleet.placement_file
+    if path is None:
+        return
+    doc = json.loads(path.read_text())
+    doc["nodes"][node]["host"] = host
+    write_json_atomic(path, doc)

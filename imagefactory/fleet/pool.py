@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +210,40 @@ class PoolVolumes(PoolLayout):
 
     def record_definition(self, node: str, xml: str) -> None:
         """Nothing to write: libvirt keeps the definition (`virsh dumpxml`)."""
+
+    def read_data(self, disk: DataDisk) -> Iterator[bytes]:
+        """The volume's bytes over the connection's stream (works over qemu+ssh://)."""
+        vol = self._vol(disk.path.name)
+        if vol is None:
+            raise FleetError(f"hypervisor {self.hv.name}: volume {disk.path.name} is missing")
+        stream = self.conn.newStream(0)
+        vol.download(stream, 0, 0, 0)
+        try:
+            while chunk := stream.recv(CHUNK):
+                if isinstance(chunk, int):  # -2: would block (not on a blocking stream)
+                    continue
+                yield bytes(chunk)
+            stream.finish()
+        except BaseException:
+            stream.abort()
+            raise
+
+    def receive_data(self, node: str, serial: str, size: int, chunks: Iterable[bytes]) -> str:
+        """A data disk volume made from `chunks`, only where none exists; its sha256. A
+        volume cut off halfway stays under the disk's name: the move's state says so, and
+        the move that made it removes it when it resumes (fleet/move.py)."""
+        name = self.data(node, serial).name
+        if self._vol(name) is not None:
+            raise FleetError(f"hypervisor {self.hv.name}: volume {name} exists: never overwritten")
+        vol = self._create(name, "raw", size)
+        return self._upload(vol, _ChunkReader(chunks), size)
+
+
+class _ChunkReader:
+    """An iterable of byte chunks as the file object _upload reads."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+
+    def read(self, _size: int) -> bytes:
+        return next(self._chunks, b"")

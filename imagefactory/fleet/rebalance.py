@@ -1,5 +1,6 @@
 """Hosts the placement file keeps empty, and moves that would fill them (`fleet.plan
---rebalance`): a plan to read, one VM at a time, every cluster keeping its quorum throughout.
+--rebalance`): one VM at a time, every cluster keeping its quorum throughout; `fleet.apply
+--rebalance` makes them (fleet/move.py).
 
 Placement keeps every recorded VM where it is (a VM never leaves its data disk by itself), so
 a host added to a running fleet stays empty. The proposal moves one VM at a time from the
@@ -113,5 +114,8 @@ def render_rebalance(plan: FleetPlan) -> str:
             else "independent"
         )
         lines.append(f"  {i}. {m.node}: {m.source} -> {m.target} ({down})")
-    lines.append("(a plan to read: fleet.apply does not move a VM away from its data disk)")
+    lines.append(
+        "(`fleet.apply --rebalance` makes them, its data disk copied with each VM; "
+        "a proposal is computed again from the placement file each time)"
+    )
     return "\n".join(lines)

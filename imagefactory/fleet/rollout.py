@@ -130,6 +130,12 @@ class Rollout:
         hostkeys.start(self.fleet, node, dom)
         return clean
 
+    def install(self, host: str, tpl: TemplateRef) -> None:
+        """The template on `host`, copied once (sha256 checked) whoever asks at once."""
+        with self._copying[host]:
+            if self.host(host)[1].install_template(tpl.image, tpl.sha256, tpl.family, tpl.version):
+                self.say(f"  template {tpl.family} {tpl.version} installed on {host}")
+
     # -- the steps -------------------------------------------------------------------------
 
     def prepare(self, node: Node, old: str) -> None:
@@ -144,9 +150,7 @@ class Rollout:
                 "not touched (a rollout never replaces a data disk)"
             )
         tpl = self.targets[node.group.family]
-        with self._copying[node.host]:
-            if storage.install_template(tpl.image, tpl.sha256, tpl.family, tpl.version):
-                self.say(f"  template {tpl.family} {tpl.version} installed on {node.host}")
+        self.install(node.host, tpl)
         # An overlay of this version left by an earlier attempt may have booted (machine id,
         # host keys, logs): the node always starts the new version from a fresh one.
         storage.remove_overlay(node.name, tpl.version)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -31,6 +32,7 @@ from imagefactory.util.tools import require, run
 
 CHUNK = 4 * 1024 * 1024
 MIB = 1024 * 1024
+_ZEROS = bytes(CHUNK)
 
 
 def pool_name(storage_dir: Path) -> str:
@@ -72,6 +74,8 @@ class VmStorage(Protocol):
     def backing_files(self) -> set[Path]: ...
     def remove_template(self, path: Path) -> None: ...
     def record_definition(self, node: str, xml: str) -> None: ...
+    def read_data(self, disk: DataDisk) -> Iterator[bytes]: ...
+    def receive_data(self, node: str, serial: str, size: int, chunks: Iterable[bytes]) -> str: ...
 
 
 def check_overlay_size(node: str, template: Path, virtual: int, size_gb: int) -> None:
@@ -254,3 +258,33 @@ class LocalFiles(FilesLayout):
         """The last applied definition beside the VM's disks, for people and backups."""
         self.vm_dir(node).mkdir(parents=True, exist_ok=True)
         write_atomic(self.vm_dir(node) / "domain.xml", xml)
+
+    def read_data(self, disk: DataDisk) -> Iterator[bytes]:
+        with disk.path.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                yield chunk
+
+    def receive_data(self, node: str, serial: str, size: int, chunks: Iterable[bytes]) -> str:
+        """A data disk made from `chunks` (a move from another host), only where none exists;
+        zero chunks stay holes. The sha256 of what was written."""
+        path = self.data(node, serial)
+        if path.exists():
+            raise FleetError(f"hypervisor {self.hv.name}: {path} exists: never overwritten")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.moving")
+        digest = hashlib.sha256()
+        try:
+            with tmp.open("wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    if chunk == _ZEROS[: len(chunk)]:
+                        out.seek(len(chunk), os.SEEK_CUR)
+                    else:
+                        out.write(chunk)
+                out.truncate(size)
+                out.flush()
+                os.fsync(out.fileno())
+            os.link(tmp, path)  # fails if a disk appeared meanwhile: never overwrite one
+        finally:
+            tmp.unlink(missing_ok=True)
+        return digest.hexdigest()

@@ -3,6 +3,7 @@ a real libvirtd: template upload with its sha256 checked, overlays, data disks k
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -115,3 +116,28 @@ def test_overlay_smaller_than_template_is_refused(pool: PoolVolumes, tmp_path: P
     pool.install_template(src, sha256_file(src), "standin", "v2")
     with pytest.raises(FleetError, match="os_disk_gb 2 is smaller than its template"):
         pool.create_overlay("vm-02", pool.template("standin", "v2"), "v2", 2)
+
+
+def test_a_data_disk_moves_to_another_pool_byte_for_byte(pool: PoolVolumes, tmp_path: Path) -> None:
+    """A rebalance's copy: the volume downloaded from one pool over the connection's stream,
+    uploaded into another, the same bytes on both; a volume there is never overwritten."""
+    other = PoolVolumes(
+        dataclasses.replace(pool.hv, name="lab-2", storage_dir=tmp_path / "pool-2"), pool.conn
+    )
+    try:
+        pool.create_data("db-01", "data_db", 1)
+        source = pool.data("db-01", "data_db")
+        with source.open("r+b") as fh:
+            fh.seek(3 * 2**20)
+            fh.write(b"rows written before the move")
+        (disk,) = pool.data_disks("db-01")
+        sent = other.receive_data("db-01", "data_db", disk.size, pool.read_data(disk))
+        (copy,) = other.data_disks("db-01")
+        assert copy.size == disk.size
+        assert sha256_file(copy.path) == sent == sha256_file(source)
+        with pytest.raises(FleetError, match="exists: never overwritten"):
+            other.receive_data("db-01", "data_db", disk.size, iter([b"other bytes"]))
+        assert sha256_file(copy.path) == sent
+    finally:
+        other.pool.destroy()
+        other.pool.undefine()
