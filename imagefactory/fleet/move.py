@@ -210,6 +210,19 @@ class Mover:
             f"{node.name} failed on {move.target} ({why}); back on {move.source} ({came})"
         )
 
+    def undo_copy(self, node: Node, move: Move) -> None:
+        """Before the switch: the copy on the target goes (this move made it and nothing ran
+        on it; the source keeps the disk), the node starts again where it was."""
+        copy = self.disk_on(node, move.target)
+        if copy is not None:
+            self.r.host(move.target)[1].delete_data(copy)
+            self.say(f"  {node.name}: the unfinished copy {copy.path} removed")
+        self.r.host(move.target)[1].remove_os(node.name)
+        dom = self.r.domain(node)
+        if not hvm.is_running(dom):
+            hostkeys.start(self.fleet, node, dom)
+        RolloutState(self.fleet).forget(node)
+
     # -- one move, and a resumed one ------------------------------------------------------
 
     def move(self, node: Node, move: Move, report: MoveReport) -> None:
@@ -218,7 +231,11 @@ class Mover:
         self.prepare(node, move)
         self.record(node, move, COPYING)
         self.stop_source(node)
-        self.copy_data(node, move)
+        try:
+            self.copy_data(node, move)
+        except FactoryError:
+            self.undo_copy(node, move)  # the node runs where it was again
+            raise
         self.record(node, move, COPIED)
         self.switch(node, move)
         self.record(node, move, STARTED)
@@ -236,15 +253,7 @@ class Mover:
         if phase == BACK:
             self.back(node, move, "a run was killed while moving it back", report)
         if phase == COPYING:
-            copy = self.disk_on(node, move.target)
-            if copy is not None:
-                self.r.host(move.target)[1].delete_data(copy)
-                self.say(f"  {node.name}: the unfinished copy {copy.path} removed")
-            self.r.host(move.target)[1].remove_os(node.name)
-            dom = self.r.domain(node)
-            if not hvm.is_running(dom):
-                hostkeys.start(self.fleet, node, dom)
-            RolloutState(self.fleet).forget(node)
+            self.undo_copy(node, move)
             return
         if phase == COPIED or hvm.lookup(self.r.host(move.target)[0], node.name) is None:
             self.switch(node, move)

@@ -20,6 +20,7 @@ from imagefactory.fleet.hypervisor import Connections, FleetError, is_running, l
 from imagefactory.fleet.move import Mover, unfinished_moves
 from imagefactory.fleet.nodes import Node, plan_fleet
 from imagefactory.fleet.rebalance import propose_moves
+from imagefactory.fleet.storage import LocalFiles
 from tests.fleetkit import TemplateStore, group, simulated_host, three_simulated_hosts, write_fleet
 from tests.rolloutkit import SMALL
 
@@ -226,3 +227,27 @@ def test_dry_run_prints_the_moves(grown) -> None:
     out = commands.rebalance(path, dry_run=True, conns=conns)
     assert out.startswith("rebalance: ") and "  1. pers-ms-" in out
     assert where(path) == before
+
+
+def test_a_copy_that_reads_back_wrong_is_undone_at_once(grown, tmp_path: Path, monkeypatch) -> None:
+    """The copy on hv-d does not read back as the bytes sent (a bad disk there): the copy is
+    removed, the node runs again on its old host, the placement is unchanged."""
+    path, conns = grown
+    move = first_move(path)
+    real = LocalFiles.receive_data
+
+    def rots(self, node, serial, size, chunks):
+        sent = real(self, node, serial, size, chunks)
+        with self.data(node, serial).open("r+b") as fh:
+            fh.write(b"bit rot")
+        return sent
+
+    monkeypatch.setattr(LocalFiles, "receive_data", rots)
+    before = where(path)
+    with pytest.raises(FleetError, match=rf"{move.node}: the copy on hv-d reads back as"):
+        commands.rebalance(path, conns=conns, health=Gatekeeper(path, conns))
+    assert where(path) == before
+    assert not data_file(tmp_path, "hv-d", move.node).exists()
+    dom = lookup(conns.get(load_fleet(path).hypervisors[move.source]), move.node)
+    assert is_running(dom)
+    assert unfinished_moves(load_fleet(path)) == []
