@@ -110,19 +110,7 @@ class Mover:
 
     def prepare(self, node: Node, move: Move) -> None:
         """The template and a fresh overlay on the target (no downtime)."""
-        tpl = self.r.targets[node.group.family]
-        storage = self.r.host(move.target)[1]
-        self.r.install(move.target, tpl)
-        storage.remove_overlay(node.name, tpl.version)
-        storage.create_overlay(
-            node.name,
-            storage.template(tpl.family, tpl.version),
-            tpl.version,
-            node.group.size.os_disk_gb,
-        )
-        KnownHosts(self.fleet).new_overlay(
-            self.on(node, move.target), storage.overlay(node.name, tpl.version)
-        )
+        self.r.fresh_overlay(self.on(node, move.target), self.r.targets[node.group.family])
 
     def stop_source(self, node: Node) -> None:
         if self.r.gate.prestop is not None:

@@ -136,6 +136,21 @@ class Rollout:
             if self.host(host)[1].install_template(tpl.image, tpl.sha256, tpl.family, tpl.version):
                 self.say(f"  template {tpl.family} {tpl.version} installed on {host}")
 
+    def fresh_overlay(self, node: Node, tpl: TemplateRef) -> None:
+        """The template on the node's host and a new overlay of it. An overlay of this version
+        left by an earlier attempt may have booted (machine id, host keys, logs): the node
+        always starts from a fresh one."""
+        self.install(node.host, tpl)
+        storage = self.host(node.host)[1]
+        storage.remove_overlay(node.name, tpl.version)
+        storage.create_overlay(
+            node.name,
+            storage.template(tpl.family, tpl.version),
+            tpl.version,
+            node.group.size.os_disk_gb,
+        )
+        KnownHosts(self.fleet).new_overlay(node, storage.overlay(node.name, tpl.version))
+
     # -- the steps -------------------------------------------------------------------------
 
     def prepare(self, node: Node, old: str) -> None:
@@ -150,17 +165,7 @@ class Rollout:
                 "not touched (a rollout never replaces a data disk)"
             )
         tpl = self.targets[node.group.family]
-        self.install(node.host, tpl)
-        # An overlay of this version left by an earlier attempt may have booted (machine id,
-        # host keys, logs): the node always starts the new version from a fresh one.
-        storage.remove_overlay(node.name, tpl.version)
-        storage.create_overlay(
-            node.name,
-            storage.template(tpl.family, tpl.version),
-            tpl.version,
-            node.group.size.os_disk_gb,
-        )
-        KnownHosts(self.fleet).new_overlay(node, storage.overlay(node.name, tpl.version))
+        self.fresh_overlay(node, tpl)
         firmware = observe(hvm.defined_xml(self.domain(node)))["firmware"]
         self.state.set(node, "prepared", (old, tpl.version), firmware_from=firmware)
 
