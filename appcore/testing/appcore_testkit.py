@@ -83,6 +83,7 @@ class RecordingRunner(Runner):
             out = "".join(f"{n} {u} start waiting\n" for n, u in enumerate(sorted(self.queued)))
         elif argv[:2] == ["systemctl", "start"]:
             self.active.add(argv[-1])
+            self.queued.discard(argv[-1])  # its job, if one waited, is done
         elif argv[:2] == ["systemctl", "enable"]:
             self.enabled.add(argv[-1])
         elif argv[:3] == ["semanage", "fcontext", "-l"]:

@@ -157,6 +157,13 @@ class Applier:
                     f"<serial>{serial}</serial> "
                     f"(virtio, <= 20 bytes); role {role.id} stays unconfigured"
                 )
+            mount = units.mount_unit_name(disk.mount)
+            if not self.dry_run and self.queued(mount):
+                # At boot a role service's RequiresMountsFor= queued this disk's mount, gated
+                # by appcore-disk@ (our own check): that job goes first. The probe's exclusive
+                # claim would fail it with EBUSY, and the role service with it. It is systemd's
+                # start, not a change of ours; a failed mount leaves the verdict to the probe.
+                self.runner.run(["systemctl", "start", mount], check=False)
             claim = Claim(device, f"data disk {serial} ({units.by_id(serial)})").take()
             self.claims[serial] = claim  # run() releases every claim still held at its end
             decision = disks.decide(disks.probe(device, self.runner), disk.label, disk.fstypes)

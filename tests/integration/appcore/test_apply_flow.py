@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from appcore.claim import Claim
 from appcore.cli import main
 from appcore_testkit import (
     MARKER_TEXT,
@@ -220,3 +221,28 @@ def test_check_disk_command_gates_the_mount(tmp_path: Path) -> None:
     assert main(["--root", str(root), "check-disk", "DATA_DB"]) == 0
     other = mysql_root(tmp_path / "other", "ext4:DATA_DS")
     assert main(["--root", str(other), "check-disk", "DATA_DB"]) == 4
+
+
+def test_a_mount_queued_at_boot_goes_before_the_probe(tmp_path: Path, monkeypatch) -> None:
+    """At a later boot the role service's RequiresMountsFor= has queued the data mount: App-Core
+    lets that job run before it probes (its exclusive claim would fail the mount with EBUSY),
+    and records no change."""
+    root = make_root(tmp_path, services=["appcore-selftest.service"], selftest=True)
+    add_smbios(root, ["appcore:role=SELFTEST"])
+    attach_disk(root, "DATA_DB", make_image(tmp_path / "db.img", "blank"))
+    runner = RecordingRunner()
+    assert apply(root, runner) == 0
+    runner.recorded.clear()
+    runner.active.clear()  # a new boot: nothing active, the boot's jobs waiting
+    runner.queued.update({"data-db.mount", "appcore-selftest.service"})
+    real_take = Claim.take
+
+    def take(claim, *args, **kwargs):  # type: ignore[no-untyped-def]
+        runner.recorded.append(["claim", claim.device])
+        return real_take(claim, *args, **kwargs)
+
+    monkeypatch.setattr(Claim, "take", take)
+    assert apply(root, runner) == 0
+    steps = [a[:3] for a in runner.recorded if a[:2] == ["systemctl", "start"] or a[0] == "claim"]
+    assert steps[:2] == [["systemctl", "start", "data-db.mount"], ["claim", steps[1][1]]]
+    assert state(root)["changes"] == []
