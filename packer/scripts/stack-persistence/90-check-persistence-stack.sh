@@ -29,6 +29,11 @@ for svc in "${services[@]}"; do
     [[ $(systemctl show -p Requires --value "$svc") == *imagefactory-datadirs@* ]] ||
         problems+=("$svc does not require its imagefactory-datadirs@ instance")
 done
+# PXC 8.0's state transfers need XtraBackup 8.0 (a dependency of the server package); App-Core's
+# round-robin backups and restores on MYSQL_RR_* members run it too (catalogue round_robin.tool).
+for tool in xtrabackup xbstream; do
+    command -v "$tool" >/dev/null || problems+=("$tool is not installed (percona-xtrabackup-80)")
+done
 if ! /usr/lib/jvm/jre-17/bin/java -version 2>&1 | grep -q 'version "17\.'; then
     problems+=("/usr/lib/jvm/jre-17 is not a Java 17 runtime")
 fi
@@ -53,7 +58,7 @@ if ((${#problems[@]})); then
     exit 1
 fi
 echo "Persistence stack in place:"
-for pkg in percona-xtradb-cluster-server scylla-server redpanda hazelcast; do
+for pkg in percona-xtradb-cluster-server percona-xtrabackup-80 scylla-server redpanda hazelcast; do
     rpm -q "$pkg"
 done
 java -version 2>&1 | head -n 1
